@@ -1,0 +1,869 @@
+"""Turn user files (plain text, HTML, PDF, Word, tables, stdin) into ``Document`` rows.
+
+Everything a user can get wrong ends in an ``IngestError`` (an unusable input: stop and say what to do) or a
+``Rejected`` record (one bad document or file among good ones: report it and go on), never in a silent loss.
+Nothing here touches the network or unpickles anything.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import datetime
+import functools
+import gzip
+import hashlib
+import importlib.util
+import io
+import itertools
+import json
+import logging
+import re
+import sys
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from nlp.schema import ISSUER_TYPES, METADATA_FIELDS, Document
+
+__all__ = [
+    "IngestError",
+    "Rejected",
+    "SUPPORTED_SUFFIXES",
+    "PLAIN_SUFFIXES",
+    "TABLE_SUFFIXES",
+    "MAX_FILE_BYTES",
+    "read_text_file",
+    "html_to_text",
+    "pdf_to_text",
+    "docx_to_text",
+    "read_table",
+    "read_document",
+    "iter_documents",
+    "normalise_for_dedup",
+    "text_key",
+    "detect_language",
+    "dedupe",
+]
+
+PLAIN_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+TABLE_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".csv.gz")
+SUPPORTED_SUFFIXES: tuple[str, ...] = PLAIN_SUFFIXES + TABLE_SUFFIXES
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class IngestError(ValueError):
+    """An input that cannot be used at all; the message is one line, ``PATH: reason``."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # one line, whatever the underlying error looked like
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+@dataclass
+class Rejected:
+    """A bad document inside a usable input, or a bad file inside a folder: reported, then skipped."""
+
+    id: str
+    reason: str
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _suffix(path: str | Path) -> str:
+    """The format suffix, lower-cased; ``.jsonl.gz``/``.csv.gz`` count as one."""
+    name = Path(path).name.lower()
+    for double in (".jsonl.gz", ".csv.gz"):
+        if name.endswith(double):
+            return double
+    return Path(name).suffix
+
+
+def _stem(path: str | Path) -> str:
+    name = Path(path).name
+    suffix = _suffix(path)
+    return name[: len(name) - len(suffix)] if suffix and name.lower().endswith(suffix) else Path(name).stem
+
+
+def _supported_list() -> str:
+    return " ".join(SUPPORTED_SUFFIXES)
+
+
+def _check_size(path: Path, max_bytes: int) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IngestError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    if size > max_bytes:
+        raise IngestError(
+            path,
+            f"file is {size / 1_048_576:.1f} MiB, over the {max_bytes / 1_048_576:.1f} MiB limit for one document; "
+            "split it into smaller files, or convert it to a .jsonl/.csv table with one document per row",
+        )
+    return size
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    _check_size(path, max_bytes)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise IngestError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    if len(data) > max_bytes:  # grew since stat, or a special file
+        raise IngestError(path, f"more than {max_bytes} bytes; split it into smaller files")
+    return data
+
+
+# Magic numbers of formats people commonly save under a wrong name: a named format beats "binary junk".
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF (rename it to .pdf)"),
+    (b"PK\x03\x04", "a ZIP archive (a .docx/.xlsx/.zip?)"),
+    (b"\x1f\x8b", "gzip-compressed data (decompress it, or name it .jsonl.gz/.csv.gz)"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office file (.doc/.xls); save it as .docx or plain text"),
+    (b"{\\rtf", "an RTF file; save it as .docx or plain text"),
+)
+
+_BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+# Characters no real text has: C0/C1 controls (tab, newlines and form feeds aside), surrogates, private use,
+# the replacement character. A regex, not a per-character loop: files can be 50 MB.
+_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffd]")
+
+
+def _junk_share(text: str) -> float:
+    return len(_JUNK.findall(text)) / len(text) if text else 0.0
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Mostly-ASCII UTF-16 has a NUL in every other byte; name the byte order instead of calling it binary."""
+    sample = data[:4096]
+    even, odd = sample[0::2], sample[1::2]
+    if len(sample) < 4 or len(data) % 2:
+        return None
+    for nul_half, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nul_half.count(0) >= 0.9 * len(nul_half) and other.count(0) <= 0.05 * len(other):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _guess_legacy(data: bytes, path: str | Path) -> str:
+    """charset-normalizer's pick, except that Windows-1252 wins a tie: it is by far the most common legacy
+    encoding for the English/French/Spanish/German documents this tool reads, and the detector often calls
+    short Western text cp1250 (turning "São" into "Săo")."""
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        raise IngestError(path, "cannot detect the text encoding (binary file?); save it as UTF-8 text")
+    for match in matches:
+        if "cp1252" in (match.encoding, *match.could_be_from_charset) and match.chaos <= best.chaos + 0.02:
+            try:
+                return data.decode("cp1252")
+            except UnicodeDecodeError:
+                break
+    return str(best)
+
+
+def _decode(data: bytes, path: str | Path, *, html: bool = False) -> str:
+    """Bytes -> str: BOM, then UTF-8, then a declared HTML charset, then charset-normalizer's best guess."""
+    if not data:
+        return ""
+    text: str | None = None
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as exc:
+                reason = f"starts with a {encoding} byte-order mark but is not valid {encoding}; re-save it as UTF-8"
+                raise IngestError(path, reason) from exc
+            break
+    if text is None:
+        for magic, what in _MAGIC:
+            if data.startswith(magic):
+                raise IngestError(path, f"not a text file: looks like {what}")
+        if b"\x00" in data:
+            text = _utf16_without_bom(data)
+            if text is None:
+                raise IngestError(path, "binary file (contains NUL bytes), not text; convert it to plain text first")
+    if text is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    if text is None and html:
+        declared = _META_CHARSET.search(data[:4096])
+        if declared:
+            try:
+                text = data.decode(declared.group(1).decode("ascii"))
+            except (LookupError, UnicodeDecodeError):
+                text = None
+    if text is None:
+        text = _guess_legacy(data, path)
+    if _junk_share(text) > 0.01:
+        raise IngestError(path, "binary file (too many control characters), not text; convert it to plain text first")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --------------------------------------------------------------------------------------- format readers
+
+
+def read_text_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Decode a text file whatever its encoding, refusing binaries that would feed junk to the models."""
+    path = Path(path)
+    return _decode(_read_bytes(path, max_bytes), path, html=_suffix(path) in (".html", ".htm"))
+
+
+_DROP_TAGS = (
+    "head", "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe",
+    "svg", "button", "select", "object", "embed", "canvas",
+)  # fmt: skip
+_DROP_ROLES = ("navigation", "banner", "contentinfo")
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+
+
+def _parse_html(html: str) -> tuple[str, str]:
+    """(title, body text) of an HTML page, with page chrome (menus, banners, footers, scripts) removed."""
+    import lxml.etree
+    import lxml.html
+    from inscriptis import Inscriptis
+    from inscriptis.model.config import ParserConfig
+
+    html = _XML_DECL.sub("", html, count=1)  # lxml refuses str input that declares an encoding
+    if not html.strip():
+        return "", ""
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return "", ""
+    title_el = root.find(".//title")
+    title = " ".join(title_el.text_content().split()) if title_el is not None else ""
+    xpath = " | ".join(
+        [f"//{tag}" for tag in _DROP_TAGS]
+        + [f"//*[@role='{role}']" for role in _DROP_ROLES]
+        + ["//comment()", "//processing-instruction()"]
+    )
+    for el in root.xpath(xpath):
+        if el.getparent() is not None:
+            el.drop_tree()  # keeps the element's tail text, which belongs to the parent
+    text = Inscriptis(root, ParserConfig(display_links=False, display_images=False)).get_text()
+    return title, _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\xa0", " ").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible article text of an HTML page; navigation and scripts would pollute the classifiers."""
+    return _parse_html(html)[1]
+
+
+def pdf_to_text(path: str | Path) -> str:
+    """Text layer of a PDF, pages joined by blank lines; a PDF without one needs OCR, not silence."""
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    path = Path(path)
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except DependencyError as exc:
+                raise IngestError(
+                    path, "encrypted PDF that needs the 'cryptography' package to open; remove the protection "
+                    "first (e.g. qpdf --decrypt in.pdf out.pdf)"
+                ) from exc
+            if not opened:
+                raise IngestError(
+                    path, "encrypted PDF that needs a password; save an unprotected copy "
+                    "(e.g. qpdf --password=... --decrypt in.pdf out.pdf)"
+                )
+        pages = list(reader.pages)
+    except IngestError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise IngestError(path, "encrypted PDF that needs a password; save an unprotected copy") from exc
+    except Exception as exc:  # noqa: BLE001 - pypdf raises PdfReadError, ValueError, KeyError... on broken files
+        raise IngestError(path, f"not a readable PDF ({type(exc).__name__}: {exc}); re-export or repair it") from exc
+    if not pages:
+        raise IngestError(path, "PDF has no pages")
+    texts = []
+    for number, page in enumerate(pages, 1):
+        try:
+            texts.append(_tidy(page.extract_text() or ""))
+        except Exception as exc:  # noqa: BLE001 - a broken page stream; name the page instead of a traceback
+            raise IngestError(path, f"cannot extract text from page {number} ({type(exc).__name__}: {exc})") from exc
+    text = "\n\n".join(t for t in texts if t)
+    if not text.strip():
+        raise IngestError(path, "no text layer (scanned PDF?); run OCR first, e.g. ocrmypdf in.pdf out.pdf")
+    return text
+
+
+def _docx_title_and_text(path: Path) -> tuple[str, str]:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:  # noqa: BLE001 - zipfile/KeyError/ValueError/PackageNotFoundError all mean "not a docx"
+        raise IngestError(
+            path, f"not a Word .docx file ({type(exc).__name__}); an old .doc or a renamed file? "
+            "open it in Word/LibreOffice and save it as .docx"
+        ) from exc
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            blocks.extend(_table_cells(item))
+        else:
+            blocks.append(item.text.strip())
+    title = (document.core_properties.title or "").strip()
+    return title, _tidy("\n\n".join(b for b in blocks if b))
+
+
+def _table_cells(table: Any) -> list[str]:
+    seen: set[Any] = set()  # holds the XML elements themselves: lxml proxies (and their ids) are not stable
+    cells = []
+    for row in table.rows:
+        for cell in row.cells:
+            if cell._tc in seen:  # a merged cell shows up once per grid position it covers
+                continue
+            seen.add(cell._tc)
+            cells.append(cell.text.strip())
+    return cells
+
+
+def docx_to_text(path: str | Path) -> str:
+    """Paragraph and table text of a Word file, in document order."""
+    return _docx_title_and_text(Path(path))[1]
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def _open_text(path: Path) -> TextIO:
+    if _suffix(path).endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
+
+
+def _is_json_array(path: Path) -> bool:
+    """A ``.json`` file may hold one JSON array of objects or JSON lines; peek to see which."""
+    try:
+        with _open_text(path) as fh:
+            head = fh.read(4096).lstrip()
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
+    return head.startswith("[")
+
+
+def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(where, value) for every record, streaming for JSON lines; a bad line stops with its number."""
+    try:
+        if _suffix(path) == ".json" and _is_json_array(path):
+            with _open_text(path) as fh:
+                try:
+                    items = json.load(fh)
+                except json.JSONDecodeError as exc:
+                    raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+            if not isinstance(items, list):
+                raise IngestError(path, "expected a JSON array of objects or JSON lines")
+            for number, item in enumerate(items, 1):
+                yield f"item {number}", item
+            return
+        with _open_text(path) as fh:
+            first = True
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    if first and _suffix(path) == ".json":
+                        yield "item 1", _one_json_object(path)  # a pretty-printed single document
+                        return
+                    reason = f"line {number}: malformed JSON ({exc.msg}); fix or remove the line"
+                    raise IngestError(path, reason) from exc
+                first = False
+                yield f"line {number}", value
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
+
+
+def _one_json_object(path: Path) -> dict[str, Any]:
+    with _open_text(path) as fh:
+        try:
+            value = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+    if not isinstance(value, dict):
+        raise IngestError(path, "expected a JSON array of objects, one object, or JSON lines")
+    return value
+
+
+_STRING_FIELDS = ("id", "text", *METADATA_FIELDS)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if _INT64[0] <= value <= _INT64[1] else "json"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "json"  # objects, arrays
+
+
+def _scan_json(path: Path) -> dict[str, str]:
+    """Validate every record and pick one storage type per column.
+
+    Explicit types matter: the ``datasets`` JSON reader (pyarrow) turns strings such as "2021-05-21" into
+    timestamps, and the date then comes back as "2021-05-21 00:00:00". Strings must stay as written.
+    """
+    seen: dict[str, set[str]] = {}
+    rows = 0
+    for where, record in _json_records(path):
+        if not isinstance(record, dict):
+            raise IngestError(path, f"{where}: expected a JSON object, got {type(record).__name__}")
+        rows += 1
+        for key, value in record.items():
+            kinds = seen.setdefault(key, set())
+            if value is not None:
+                kinds.add(_json_type(value))
+    if not rows:
+        raise IngestError(path, "no rows (empty file)")
+    modes = {}
+    for key, kinds in seen.items():
+        if key in _STRING_FIELDS:
+            modes[key] = "string"
+        elif key == "meta" or len(kinds) > 1 and kinds != {"int", "float"} or "json" in kinds:
+            modes[key] = "json"
+        elif kinds == {"int", "float"}:
+            modes[key] = "float"
+        else:
+            modes[key] = next(iter(kinds), "string")
+    return modes
+
+
+def _json_rows(path: str, modes: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Generator for ``Dataset.from_generator``: every row with every column, in its column's type."""
+    for _, record in _json_records(Path(path)):
+        row = {}
+        for key, mode in modes.items():
+            value = record.get(key)
+            if value is None:
+                row[key] = None
+            elif mode == "string":
+                row[key] = value if isinstance(value, str) else _as_string(value)
+            elif mode == "json" and not _has_json_feature():
+                row[key] = json.dumps(value, ensure_ascii=False)
+            elif mode == "float":
+                row[key] = float(value)
+            else:
+                row[key] = value
+        yield row
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time(0) and value.tzinfo is None:
+        return value.date().isoformat()  # a parquet date column: "2021-05-21", not "2021-05-21 00:00:00"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _json_features(modes: dict[str, str]) -> Any:
+    import datasets
+
+    arrow = {"string": "string", "bool": "bool", "int": "int64", "float": "float64"}
+    json_feature = datasets.Json() if _has_json_feature() else datasets.Value("string")
+    return datasets.Features(
+        {key: json_feature if mode == "json" else datasets.Value(arrow[mode]) for key, mode in modes.items()}
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _has_json_feature() -> bool:
+    """datasets >= 4 stores objects and mixed-type columns as ``Json``; older ones get JSON-encoded strings."""
+    import datasets
+
+    return hasattr(datasets, "Json")
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        raise IngestError(path, f"cannot read as csv ({_explain(exc)})") from exc
+    if not header:
+        raise IngestError(path, "no rows (empty file)")
+    if len(set(header)) != len(header):
+        dupes = sorted({name for name in header if header.count(name) > 1})
+        raise IngestError(path, f"duplicate column name(s) {', '.join(dupes)}; give every column its own name")
+    return header
+
+
+def _require_column(path: Path, columns: Iterable[str], text_column: str) -> None:
+    columns = list(columns)
+    if text_column not in columns:
+        raise IngestError(
+            path, f"no '{text_column}' column (found: {', '.join(columns) or 'none'}); "
+            f"rename the column that holds the text to '{text_column}'"
+        )
+
+
+def _load_dataset(path: Path, suffix: str, text_column: str, cache_dir: str) -> Any:
+    import datasets
+
+    kwargs = {"cache_dir": cache_dir}
+    if suffix in (".jsonl", ".jsonl.gz", ".json"):
+        # Our own JSON pass names bad lines and keeps strings as strings; datasets stores the rows as
+        # memory-mapped Arrow in the private cache, so big files do not have to fit in memory.
+        modes = _scan_json(path)
+        _require_column(path, modes, text_column)
+        return datasets.Dataset.from_generator(
+            _json_rows, features=_json_features(modes), gen_kwargs={"path": str(path), "modes": modes}, **kwargs
+        )
+    if suffix in (".csv", ".csv.gz"):
+        # Every column as a string: ids like "007" must not become 7; only empty cells count as missing,
+        # so a country code "NA" (Namibia) survives.
+        header = _csv_header(path)
+        _require_column(path, header, text_column)
+        features = datasets.Features({name: datasets.Value("string") for name in header})
+        return datasets.Dataset.from_csv(
+            str(path), features=features, keep_default_na=False, na_values=[""], **kwargs
+        )
+    if suffix == ".parquet":
+        ds = datasets.Dataset.from_parquet(str(path), **kwargs)
+        _require_column(path, ds.column_names, text_column)
+        return ds
+    raise IngestError(path, f"not a table format ({suffix}); use one of {' '.join(TABLE_SUFFIXES)}")
+
+
+def _explain(exc: BaseException) -> str:
+    """The innermost cause of a library error, short: ``datasets`` wraps the parser's message twice."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text; save the file as UTF-8"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No progress bars, and no logged copy of an error we are about to raise in one clear line."""
+    import datasets
+
+    bars_were_off = datasets.are_progress_bars_disabled()
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    datasets.disable_progress_bars()
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if not bars_were_off:
+            datasets.enable_progress_bars()
+
+
+def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document]:
+    """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped)."""
+    import datasets
+
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise IngestError(path, "no such file")
+    stem = _stem(path)
+    # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read.
+    with tempfile.TemporaryDirectory(prefix="cdpd-ingest-") as cache_dir:
+        try:
+            with _quiet_datasets():
+                ds = _load_dataset(path, suffix, text_column, cache_dir)
+        except IngestError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors in many types
+            raise IngestError(path, f"cannot read as {suffix.lstrip('.')} ({_explain(exc)})") from exc
+        if ds.num_rows == 0:
+            raise IngestError(path, "no rows")
+        for number, row in enumerate(ds, 1):
+            record = {k: v if isinstance(v, str) or v is None or k not in _STRING_FIELDS else _as_string(v)
+                      for k, v in row.items()}
+            if isinstance(record.get("meta"), dict):  # rows of a struct column carry None for others' keys
+                record["meta"] = {k: v for k, v in record["meta"].items() if v is not None}
+            elif record.get("meta") is not None:  # Document.from_record only merges a dict; keep the value
+                record["meta"] = {"meta": record["meta"]}
+            if text_column != "text":
+                if "text" in record:
+                    record["original_text_column"] = record.pop("text")
+                record["text"] = record.pop(text_column)
+            yield Document.from_record(record, default_id=f"{stem}:{number}")
+
+
+# -------------------------------------------------------------------------------------------- documents
+
+
+def _check_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    unknown = sorted(set(metadata) - set(METADATA_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown metadata field(s) {', '.join(unknown)}; allowed: {', '.join(METADATA_FIELDS)}")
+    values = {k: ("" if v is None else str(v)) for k, v in metadata.items()}
+    if values.get("issuer_type") and values["issuer_type"] not in ISSUER_TYPES:
+        raise ValueError(f"issuer_type must be one of {', '.join(ISSUER_TYPES)}, not {values['issuer_type']!r}")
+    return values
+
+
+def _fill(doc: Document, metadata: dict[str, str]) -> Document:
+    for key, value in metadata.items():
+        if value and not getattr(doc, key):
+            setattr(doc, key, value)
+    return doc
+
+
+def _read_plain(path: Path, doc_id: str, metadata: dict[str, str], max_bytes: int) -> Document:
+    suffix = _suffix(path)
+    if suffix in TABLE_SUFFIXES:
+        raise IngestError(path, "a table of documents, not one document; read it with read_table() or iter_documents()")
+    if suffix not in PLAIN_SUFFIXES:
+        raise IngestError(path, f"unsupported file type '{suffix or path.name}'; supported: {_supported_list()}")
+    if not path.is_file():
+        raise IngestError(path, "no such file" if not path.exists() else "not a regular file")
+    _check_size(path, max_bytes)
+    title = ""
+    if suffix in (".html", ".htm"):
+        title, text = _parse_html(read_text_file(path, max_bytes=max_bytes))
+    elif suffix == ".pdf":
+        text = pdf_to_text(path)
+    elif suffix == ".docx":
+        title, text = _docx_title_and_text(path)
+    else:
+        text = read_text_file(path, max_bytes=max_bytes).strip()
+    if not text.strip():
+        raise IngestError(path, "empty document (no text after conversion)")
+    doc = Document(id=doc_id, text=text, title=title, meta={"format": suffix.lstrip(".")})
+    _fill(doc, metadata)
+    if not doc.title:
+        doc.title = _stem(path)
+    return doc
+
+
+def read_document(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, **metadata: Any) -> Document:
+    """One plain file as a Document; metadata kwargs fill the fields the file does not set itself."""
+    return _read_plain(Path(path), str(path), _check_metadata(metadata), max_bytes)
+
+
+def _visible_files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue  # .git, .DS_Store, editor swap files: never documents
+        if path.is_file():
+            yield path
+
+
+def _rows(rows: Iterable[Document], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+    for doc in rows:
+        if not doc.text.strip():
+            yield Rejected(doc.id, "empty text")
+        else:
+            yield _fill(doc, metadata)
+
+
+def _read_stdin(stream: TextIO, metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+    """JSON lines if the first non-blank line is a JSON object, else one plain-text document."""
+    head: list[str] = []
+    first = None
+    for line in stream:
+        head.append(line)
+        if line.strip():
+            first = line
+            break
+    if first is None:
+        raise IngestError("stdin", "empty input; pipe in text or JSON lines with 'id' and 'text'")
+    try:
+        is_jsonl = isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        is_jsonl = False
+    if not is_jsonl:
+        text = _tidy("".join(head) + stream.read())
+        if not text:
+            raise IngestError("stdin", "empty document")
+        yield _fill(Document(id="stdin", text=text, meta={"format": "txt"}), metadata)
+        return
+    numbered = enumerate(stream, len(head) + 1)
+    yield from _stdin_jsonl(itertools.chain([(len(head), first)], numbered), metadata)
+
+
+def _stdin_jsonl(numbered_lines: Iterable[tuple[int, str]], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+    for number, line in numbered_lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Rejected(f"stdin:{number}", f"line {number}: malformed JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield Rejected(f"stdin:{number}", f"line {number}: not a JSON object")
+            continue
+        doc = Document.from_record(record, default_id=f"stdin:{number}")
+        if "text" not in record:
+            yield Rejected(doc.id, f"line {number}: no 'text' field")
+        elif not doc.text.strip():
+            yield Rejected(doc.id, "empty text")
+        else:
+            yield _fill(doc, metadata)
+
+
+def iter_documents(
+    inputs: Sequence[str | Path],
+    *,
+    stdin: TextIO | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    text_column: str = "text",
+    **metadata: Any,
+) -> Iterator[Document | Rejected]:
+    """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder."""
+    meta = _check_metadata(metadata)
+    inputs = list(inputs)
+    # Check every top-level input before yielding anything, so a typo in the last path costs no work.
+    if sum(1 for item in inputs if str(item) == "-") > 1:
+        raise IngestError("-", "stdin given more than once")
+    for item in inputs:
+        if str(item) == "-":
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise IngestError(item, "no such file or directory")
+        if path.is_file() and _suffix(path) not in SUPPORTED_SUFFIXES:
+            suffix = _suffix(path) or path.name
+            raise IngestError(item, f"unsupported file type '{suffix}'; supported: {_supported_list()}")
+    for item in inputs:
+        if str(item) == "-":
+            yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for file in _visible_files(path):
+                suffix = _suffix(file)
+                if suffix not in SUPPORTED_SUFFIXES:
+                    yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")
+                    continue
+                try:
+                    if suffix in TABLE_SUFFIXES:
+                        yield from _rows(read_table(file, text_column=text_column), meta)
+                    else:
+                        yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
+                except IngestError as exc:
+                    yield Rejected(str(file), exc.reason)
+        elif _suffix(path) in TABLE_SUFFIXES:
+            yield from _rows(read_table(path, text_column=text_column), meta)
+        else:
+            yield _read_plain(path, str(item), meta, max_bytes)
+
+
+# --------------------------------------------------------------------------------------- dedup, language
+
+
+_ZERO_WIDTH = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero-width chars, BOM
+
+
+def normalise_for_dedup(text: str) -> str:
+    """A key that ignores case, Unicode variants, invisible characters and layout, so re-posts collide."""
+    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).casefold()  # str.translate is 10x slower
+    return " ".join(text.split())
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(normalise_for_dedup(text).encode("utf-8")).hexdigest()
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+_LANGDETECT_ALIASES = {"zh-cn": "zh", "zh-tw": "zh"}
+
+
+@functools.lru_cache(maxsize=1)
+def _english_stop_words() -> frozenset[str]:
+    """spaCy's English stop words, loaded from their source file: ``import spacy`` alone takes ~2 s."""
+    loaded = sys.modules.get("spacy.lang.en.stop_words")
+    if loaded is None:
+        spec = importlib.util.find_spec("spacy")  # finds the package without importing it
+        file = Path(spec.origin).parent / "lang" / "en" / "stop_words.py" if spec and spec.origin else None
+        if file is not None and file.is_file():
+            file_spec = importlib.util.spec_from_file_location("_cdpd_spacy_en_stop_words", file)
+            if file_spec is not None and file_spec.loader is not None:
+                loaded = importlib.util.module_from_spec(file_spec)
+                file_spec.loader.exec_module(loaded)
+    if loaded is None:
+        from spacy.lang.en import stop_words as loaded
+    return frozenset(loaded.STOP_WORDS)
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code; a cheap English check first, because nearly all input is English."""
+    stop_words = _english_stop_words()
+    sample = text[:20000]
+    if sum(ch.isalpha() for ch in sample[:2000]) < 20:
+        return "und"
+    tokens = []
+    for match in _WORD.finditer(sample):
+        tokens.append(match.group().lower())
+        if len(tokens) >= 300:
+            break
+    if tokens and sum(tok in stop_words for tok in tokens) / len(tokens) >= 0.2:
+        return "en"
+    from langdetect import DetectorFactory, detect
+    from langdetect.lang_detect_exception import LangDetectException
+
+    DetectorFactory.seed = 0
+    try:
+        code = detect(text[:2000])
+    except LangDetectException:
+        return "und"
+    return _LANGDETECT_ALIASES.get(code, code)
+
+
+def dedupe(docs: Iterable[Document | Rejected]) -> Iterator[Document | Rejected]:
+    """Keep the first of each text; later copies are reported, not silently dropped. Rejected pass through."""
+    first_ids: dict[str, str] = {}
+    for doc in docs:
+        if isinstance(doc, Rejected):
+            yield doc
+            continue
+        key = text_key(doc.text)
+        if key in first_ids:
+            yield Rejected(doc.id, f"duplicate of {first_ids[key]}")
+        else:
+            first_ids[key] = doc.id
+            yield doc

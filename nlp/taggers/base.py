@@ -1,0 +1,92 @@
+"""The tagger contract.
+
+A tagger scores *passages* (see :mod:`nlp.text`) on every axis of a codebook. Documents are scored by their
+passages and aggregated by max: a document carries a label if one of its passages does. Thresholds are per label
+and are applied to these document-level scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..codebook import Codebook
+from ..text import Passage
+
+TAGGERS: dict[str, type["Tagger"]] = {}
+
+
+def register_tagger(name: str):
+    def deco(cls):
+        cls.name = name
+        TAGGERS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_tagger_class(name: str) -> type["Tagger"]:
+    try:
+        return TAGGERS[name]
+    except KeyError:
+        raise ValueError(f"unknown tagger {name!r}; available: {', '.join(sorted(TAGGERS))}") from None
+
+
+Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
+
+
+class Tagger:
+    """Base class: subclasses implement ``fit``, ``passage_proba`` and ``sentence_contributions``."""
+
+    name: ClassVar[str] = "tagger"
+    trainable: ClassVar[bool] = True
+    _param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, codebook: Codebook):
+        self.codebook = codebook
+        self.labels = codebook.label_sets()
+        self.thresholds_: dict[str, np.ndarray] = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}
+
+    # -- scikit-learn-style parameters -------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params) -> "Tagger":
+        for key, value in params.items():
+            if key not in self._param_names:
+                raise ValueError(f"{self.name} tagger has no parameter {key!r}; it has {', '.join(self._param_names)}")
+            setattr(self, key, value)
+        return self
+
+    # -- to implement ------------------------------------------------------------------------------------------
+    def fit(self, units: Units, y: dict[str, np.ndarray]) -> "Tagger":
+        raise NotImplementedError
+
+    def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        """Scores in [0, 1], per axis an array of shape (n_passages, n_labels)."""
+        raise NotImplementedError
+
+    def sentence_contributions(self, passage: Passage, axis: str, label_index: int) -> np.ndarray:
+        """How much each sentence of ``passage`` pushes the label's score up (one number per sentence)."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------------------
+    def predict_proba(self, units: Units) -> dict[str, np.ndarray]:
+        """Document-level scores: the max over each document's passages."""
+        flat = [p for unit in units for p in unit]
+        owners = np.repeat(np.arange(len(units)), [len(u) for u in units])
+        scores = self.passage_proba(flat) if flat else {a: np.zeros((0, len(l))) for a, l in self.labels.items()}
+        return {axis: aggregate_max(s, owners, len(units)) for axis, s in scores.items()}
+
+    def predict(self, units: Units) -> dict[str, np.ndarray]:
+        proba = self.predict_proba(units)
+        return {axis: proba[axis] >= self.thresholds_[axis] for axis in proba}
+
+
+def aggregate_max(scores: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:
+    """Per-document max of passage scores; a document without passages scores 0."""
+    out = np.zeros((n_docs, scores.shape[1]))
+    if len(owners):
+        np.maximum.at(out, owners, scores)
+    return out

@@ -1,0 +1,34 @@
+"""The lexicon tagger: the codebook's seed phrases and nothing else. A transparent baseline with no training."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..text import Passage
+from .base import Tagger, Units, register_tagger
+
+
+@register_tagger("lexicon")
+class LexiconTagger(Tagger):
+    """Score = 1 - 2^-hits, so one seed match reaches the default threshold of 0.5 and more matches score higher."""
+
+    trainable = False
+
+    def fit(self, units: Units, y: dict[str, np.ndarray]) -> "LexiconTagger":
+        return self  # nothing to learn: the seeds are the model
+
+    def _counts(self, counts: dict[str, int], axis: str) -> np.ndarray:
+        return np.array([counts.get(label, 0) for label in self.labels[axis]], dtype=float)
+
+    def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        seeds = [p.seed_counts() for p in passages]
+        return {
+            axis: 1.0 - np.power(0.5, np.array([self._counts(c, axis) for c in seeds]).reshape(len(seeds), len(labels)))
+            for axis, labels in self.labels.items()
+        }
+
+    def sentence_contributions(self, passage: Passage, axis: str, label_index: int) -> np.ndarray:
+        label = self.labels[axis][label_index]
+        return np.array([float(s.seeds.get(label, 0)) for s in passage.sentences])

@@ -1,0 +1,207 @@
+"""Text processing: spaCy sentences and lemmas, passages of whole sentences, and seed-phrase evidence.
+
+One spaCy pass per document gives everything the taggers need: sentence boundaries, lower-cased lemmas as
+features, and the codebook seeds found in each sentence. Documents longer than an annotated unit are cut into
+passages of whole sentences so that a long speech and a short press release are scored on units of the same size.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterable, Iterator, Sequence
+
+import numpy
+import spacy
+from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LEMMA, LENGTH, NORM, ORTH, SENT_START
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.pipeline import Lemmatizer
+from spacy.tokens import Doc
+
+from .codebook import Codebook
+
+#: About the size of the annotated units (their longest is ~450 words).
+PASSAGE_WORDS = 400
+#: spaCy's default max_length guards memory on the parser; a blank pipeline is linear, so allow long speeches.
+MAX_CHARS = 5_000_000
+
+
+class CaseFoldingLemmatizer(Lemmatizer):
+    """spaCy's lookup lemmatizer, case-folded and cached; also sets NORM to the lemma.
+
+    spaCy's lookup table is keyed on the exact token text, so "Sanctions" at the start of a sentence would stay
+    unlemmatised. Folding case first makes sentence-initial and headline words match their seeds, and NORM =
+    lemma lets the PhraseMatcher match "condemned" with the seed "condemn".
+    """
+
+    def __init__(self, vocab, name="cdpd_lemmatizer", *, overwrite=True, scorer=None):
+        super().__init__(vocab, model=None, name=name, mode="lookup", overwrite=overwrite, scorer=scorer)
+        self._cache: dict[int, int] = {}
+
+    def __call__(self, doc: Doc) -> Doc:
+        if not len(doc):
+            return doc
+        table = self.lookups.get_table("lemma_lookup", {})
+        strings = self.vocab.strings
+        cache = self._cache
+        orths = doc.to_array(ORTH)
+        uniques, inverse = numpy.unique(orths, return_inverse=True)
+        mapped = numpy.empty(len(uniques), dtype="uint64")
+        for j, orth in enumerate(uniques.tolist()):
+            lemma = cache.get(orth)
+            if lemma is None:
+                lower = strings[orth].lower()
+                lemma = strings.add(table.get(lower, lower))
+                cache[orth] = lemma
+            mapped[j] = lemma
+        lemmas = mapped[inverse]
+        doc.from_array([LEMMA, NORM], numpy.stack([lemmas, lemmas], axis=1))
+        return doc
+
+
+@Language.factory("cdpd_lemmatizer", default_config={"overwrite": True, "scorer": None})
+def make_case_folding_lemmatizer(nlp: Language, name: str, overwrite: bool, scorer):
+    return CaseFoldingLemmatizer(nlp.vocab, name, overwrite=overwrite, scorer=scorer)
+
+
+@dataclass
+class Sentence:
+    start: int  # character offsets into the document text
+    end: int
+    tokens: list[str]  # lower-cased lemmas of word tokens
+    seeds: dict[str, int] = field(default_factory=dict)  # label id -> number of seed phrases matched
+
+
+@dataclass
+class Passage:
+    index: int
+    start: int
+    end: int
+    sentences: list[Sentence]
+
+    @property
+    def tokens(self) -> list[str]:
+        return [tok for sent in self.sentences for tok in sent.tokens]
+
+    @property
+    def n_words(self) -> int:
+        return sum(len(sent.tokens) for sent in self.sentences)
+
+    def seed_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sent in self.sentences:
+            for label, n in sent.seeds.items():
+                counts[label] = counts.get(label, 0) + n
+        return counts
+
+    def text(self, doc_text: str) -> str:
+        return doc_text[self.start : self.end]
+
+
+def build_pipeline() -> Language:
+    """``spacy.blank("en")`` + sentencizer + the case-folding lookup lemmatizer (tables from spacy-lookups-data)."""
+    nlp = spacy.blank("en")
+    nlp.max_length = MAX_CHARS
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("cdpd_lemmatizer")
+    nlp.initialize()
+    return nlp
+
+
+@lru_cache(maxsize=1)
+def shared_pipeline() -> Language:
+    return build_pipeline()
+
+
+class TextProcessor:
+    """Turns raw texts into passages with lemmas and seed matches, for one codebook."""
+
+    def __init__(self, codebook: Codebook, passage_words: int = PASSAGE_WORDS, nlp: Language | None = None):
+        self.codebook = codebook
+        self.passage_words = passage_words
+        self.nlp = nlp or shared_pipeline()
+        self.matcher = PhraseMatcher(self.nlp.vocab, attr="NORM")
+        for axis in codebook.axis_names:
+            for label in codebook.axes[axis]:
+                patterns = list(self.nlp.pipe(label.seeds))
+                if patterns:
+                    self.matcher.add(label.id, patterns)
+
+    def process(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Passage]]:
+        """Yield the passages of each text, in order."""
+        strings = self.nlp.vocab.strings
+        words: dict[int, str] = {}
+        for doc in self.nlp.pipe((t[:MAX_CHARS] for t in texts), batch_size=batch_size):
+            sentences = self._sentences(doc, strings, words)
+            if sentences:
+                self._attach_seeds(doc, sentences, strings)
+            yield self._pack(sentences)
+
+    @staticmethod
+    def _sentences(doc: Doc, strings, words: dict[int, str]) -> list[Sentence]:
+        """Sentences with their word lemmas, read from arrays: creating a Token object per word is the slow part."""
+        n = len(doc)
+        if not n:
+            return []
+        arr = doc.to_array([NORM, IS_PUNCT, IS_SPACE, IDX, SENT_START, LENGTH])
+        norms, punct, space, idx, sent_start, length = arr.T
+        uniques, inverse = numpy.unique(norms, return_inverse=True)
+        vocab_words = []
+        for norm in uniques.tolist():
+            word = words.get(norm)
+            if word is None:
+                word = words[norm] = strings[norm]
+            vocab_words.append(word)
+        is_word = ((punct == 0) & (space == 0)).tolist()
+        inverse = inverse.tolist()
+        idx = idx.astype("int64")
+        ends = (idx + length.astype("int64")).tolist()
+        idx = idx.tolist()
+        not_space = (space == 0).tolist()
+        bounds = numpy.flatnonzero(sent_start.astype("int64") == 1).tolist()
+        if not bounds or bounds[0] != 0:
+            bounds.insert(0, 0)
+        bounds.append(n)
+        sentences: list[Sentence] = []
+        for a, b in zip(bounds, bounds[1:]):
+            tokens = [vocab_words[inverse[i]] for i in range(a, b) if is_word[i]]
+            if not tokens:
+                continue
+            first = next(i for i in range(a, b) if not_space[i])
+            last = next(i for i in range(b - 1, a - 1, -1) if not_space[i])
+            sentences.append(Sentence(idx[first], ends[last], tokens))
+        return sentences
+
+    def passages(self, text: str) -> list[Passage]:
+        return next(self.process([text]))
+
+    def _attach_seeds(self, doc: Doc, sentences: list[Sentence], vocab) -> None:
+        starts = [s.start for s in sentences]
+        import bisect
+
+        for match_id, start, _end in self.matcher(doc):
+            char = doc[start].idx
+            i = bisect.bisect_right(starts, char) - 1
+            if i < 0:
+                continue
+            label = vocab[match_id]
+            seeds = sentences[i].seeds
+            seeds[label] = seeds.get(label, 0) + 1
+
+    def _pack(self, sentences: Sequence[Sentence]) -> list[Passage]:
+        """Greedily group whole sentences into passages of at most ``passage_words`` words."""
+        passages: list[Passage] = []
+        current: list[Sentence] = []
+        words = 0
+        for sent in sentences:
+            n = len(sent.tokens)
+            if current and words + n > self.passage_words:
+                passages.append(Passage(len(passages), current[0].start, current[-1].end, current))
+                current, words = [], 0
+            current.append(sent)
+            words += n
+        if current:
+            passages.append(Passage(len(passages), current[0].start, current[-1].end, current))
+        return passages

@@ -1,0 +1,588 @@
+"""Ingest: every supported format on real corpus documents, plus the ways users' files go wrong."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from nlp.ingest import (
+    MAX_FILE_BYTES,
+    SUPPORTED_SUFFIXES,
+    IngestError,
+    Rejected,
+    dedupe,
+    detect_language,
+    docx_to_text,
+    html_to_text,
+    iter_documents,
+    normalise_for_dedup,
+    pdf_to_text,
+    read_document,
+    read_table,
+    read_text_file,
+    text_key,
+)
+from nlp.schema import Document
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS_DIRS = [REPO / "corpora", Path(__file__).resolve().parents[2] / "shared" / "corpora"]
+CORPUS_NAMES = ("state_department.jsonl.gz", "king_county.jsonl.gz")
+
+FRENCH = (
+    "Le conseil municipal de Lyon a approuvé hier soir un accord de coopération avec la ville de Montréal. "
+    "Les deux villes veulent partager leurs expériences en matière de transports publics et de logement social. "
+    "La maire a rappelé que ce partenariat existe depuis plus de trente ans."
+)
+GERMAN = (
+    "Die Stadt Zürich hat am Montag ein neues Partnerschaftsabkommen mit einer Stadt in Ostafrika unterzeichnet. "
+    "Der Stadtpräsident betonte, dass der Austausch von Fachwissen bei der Wasserversorgung im Mittelpunkt stehe. "
+    "Im nächsten Frühjahr soll eine Delegation aus Daressalam die Kläranlagen der Stadt besuchen."
+)
+ACCENTED = "Delegations from Zürich and São Paulo met at a café; Señor Núñez came from Bogotá."
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+
+def _first_ascii_sentence(text: str) -> str:
+    """A sentence every format (including a PDF in a standard font) can carry unchanged."""
+    for sentence in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")):
+        if 60 <= len(sentence) <= 300 and sentence.isascii() and not set(sentence) & set("<>&"):
+            return sentence
+    raise AssertionError("no plain ASCII sentence in document")
+
+
+def _real_documents() -> list[dict]:
+    """Two State Department releases and one King County city post, picked deterministically."""
+    picked: list[dict] = []
+    for name in CORPUS_NAMES:
+        path = next((d / name for d in CORPUS_DIRS if (d / name).is_file()), None)
+        if path is None:
+            continue
+        wanted = 2 if name.startswith("state") else 3 - len(picked)
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            count = 0
+            for line in fh:
+                record = json.loads(line)
+                text = record["text"]
+                paragraphs = [p for p in text.split("\n\n") if p.strip()]
+                if not (800 <= len(text) <= 6000 and 3 <= len(paragraphs) <= 12):
+                    continue
+                try:
+                    record["sentence"] = _first_ascii_sentence(text)
+                except AssertionError:
+                    continue
+                record["paragraphs"] = paragraphs
+                picked.append(record)
+                count += 1
+                if count == wanted:
+                    break
+    return picked
+
+
+@pytest.fixture(scope="module")
+def real_docs() -> list[dict]:
+    docs = _real_documents()
+    if len(docs) < 2:
+        where = ", ".join(map(str, CORPUS_DIRS))
+        pytest.skip(f"no real corpus found (looked for {', '.join(CORPUS_NAMES)} in {where})")
+    return docs
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _write_pdf(path: Path, docs: list[dict]) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
+
+    styles = getSampleStyleSheet()
+    story = []
+    for i, doc in enumerate(docs):
+        if i:
+            story.append(PageBreak())
+        story.append(Paragraph(html.escape(doc["title"]), styles["Heading1"]))
+        story.extend(Paragraph(html.escape(p), styles["BodyText"]) for p in doc["paragraphs"])
+    SimpleDocTemplate(str(path), pagesize=A4, title=docs[0]["title"]).build(story)
+
+
+def _write_scanned_pdf(path: Path) -> None:
+    """What a scanner produces, as far as text goes: marks on the page, no text layer."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    c.rect(72, 72, 400, 600, fill=0)
+    c.drawImage(ImageReader(Image.new("L", (60, 40), color=200)), 100, 400, width=300, height=200)
+    c.showPage()
+    c.save()
+
+
+def _write_docx(path: Path, doc: dict) -> None:
+    import docx
+
+    d = docx.Document()
+    d.core_properties.title = doc["title"]
+    d.add_heading(doc["title"], level=1)
+    for paragraph in doc["paragraphs"]:
+        d.add_paragraph(paragraph)
+    table = d.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "Partner city"
+    table.cell(0, 1).text = "Since"
+    table.cell(1, 0).text = "Kaohsiung"
+    table.cell(1, 1).text = "1991"
+    d.save(str(path))
+
+
+# ------------------------------------------------------------------------------------- formats, real text
+
+
+def test_txt_and_md_keep_the_text_and_fill_metadata(real_docs, tmp_path):
+    doc = real_docs[0]
+    txt = tmp_path / "release.txt"
+    txt.write_text(doc["text"], encoding="utf-8")
+    got = read_document(txt, issuer="U.S. Department of State", issuer_type="national", date="2021-05-21")
+    assert got.id == str(txt)
+    assert got.text == doc["text"].strip()
+    assert got.title == "release"
+    assert (got.issuer, got.issuer_type, got.date) == ("U.S. Department of State", "national", "2021-05-21")
+
+    md = tmp_path / "release.md"
+    md.write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
+    got = read_document(md)
+    assert doc["sentence"] in got.text and got.text.startswith("# ")
+    assert got.meta["format"] == "md"
+
+
+def test_html_page_loses_boilerplate_and_keeps_paragraphs(real_docs, tmp_path):
+    doc = real_docs[1]
+    body = "\n".join(f"<p>{html.escape(p)}</p>" for p in doc["paragraphs"])
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(doc['title'])}</title>
+<style>body {{ font-family: STYLEJUNK; }}</style>
+<script>window.trackingId = "SCRIPTJUNK";</script></head>
+<body>
+<header><div class="logo">HEADERJUNK Official website</div></header>
+<nav><ul><li><a href="/">NAVJUNK Home</a></li><li><a href="/press">Press</a></li></ul></nav>
+<div role="navigation">ROLENAVJUNK breadcrumbs</div>
+<main><article><h1>{html.escape(doc['title'])}</h1>
+{body}
+</article>
+<aside>ASIDEJUNK Related releases</aside>
+<form action="/subscribe"><label>FORMJUNK Email</label><input name="email"></form></main>
+<noscript>NOSCRIPTJUNK enable JavaScript</noscript>
+<footer>FOOTERJUNK Privacy policy</footer>
+<script>console.log("SCRIPTJUNK2")</script>
+</body></html>"""
+    path = tmp_path / "release.html"
+    path.write_text(page, encoding="utf-8")
+    got = read_document(path)
+    assert got.title == _norm(doc["title"])
+    assert not re.search(r"[A-Z]+JUNK", got.text), got.text
+    for paragraph in doc["paragraphs"]:
+        assert _norm(paragraph) in _norm(got.text)
+    first, second = _norm(doc["paragraphs"][0]), _norm(doc["paragraphs"][1])
+    assert f"{first}\n\n{second}" in got.text  # paragraph breaks survive as blank lines
+    assert "\n\n\n" not in got.text
+    assert html_to_text(page) == got.text
+
+
+def test_html_declared_legacy_charset_is_honoured(tmp_path):
+    head = '<meta charset="windows-1252"><title>Caf\u00e9</title>'
+    page = f"<html><head>{head}</head><body><p>{ACCENTED}</p></body></html>"
+    path = tmp_path / "old.htm"
+    path.write_bytes(page.encode("cp1252"))
+    got = read_document(path)
+    assert got.title == "Café"
+    assert got.text == ACCENTED
+
+
+def test_html_to_text_edge_cases():
+    assert html_to_text("") == ""
+    assert html_to_text('<?xml version="1.0" encoding="utf-8"?><p>Tom &amp; Jerry</p>') == "Tom & Jerry"
+    assert html_to_text("<p>one</p><br><br><br><br><p>two</p>") == "one\n\ntwo"
+
+
+def test_pdf_text_round_trips_across_pages(real_docs, tmp_path):
+    path = tmp_path / "releases.pdf"
+    _write_pdf(path, real_docs[:2])
+    import pypdf
+
+    text = pdf_to_text(path)
+    flat = _norm(text)
+    assert len(pypdf.PdfReader(str(path)).pages) >= 2
+    assert real_docs[0]["sentence"] in flat and real_docs[1]["sentence"] in flat
+    assert flat.index(real_docs[0]["sentence"]) < flat.index(real_docs[1]["sentence"])
+    assert "\n\n" + real_docs[1]["title"][:20] in text  # the page break is a paragraph break
+    got = read_document(path, source="upload")
+    assert got.title == "releases" and got.source == "upload" and got.meta["format"] == "pdf"
+
+
+def test_docx_paragraphs_tables_and_core_title(real_docs, tmp_path):
+    doc = real_docs[-1]
+    path = tmp_path / "post.docx"
+    _write_docx(path, doc)
+    got = read_document(path)
+    assert got.title == doc["title"]
+    for paragraph in doc["paragraphs"]:
+        assert _norm(paragraph) in _norm(got.text)
+    assert "Partner city\n\nSince\n\nKaohsiung\n\n1991" in got.text
+    assert got.text.index(doc["sentence"][:40]) < got.text.index("Kaohsiung")  # document order
+    assert docx_to_text(path) == got.text
+
+
+def _records(real_docs):
+    return [
+        {
+            "id": d["id"],
+            "text": d["text"],
+            "issuer": d["issuer"],
+            "issuer_type": d["issuer_type"],
+            "date": d["date"],
+            "title": d["title"],
+            "url": d["url"],
+            "word_count": len(d["text"].split()),
+        }
+        for d in real_docs
+    ]
+
+
+def _check_rows(docs, real_docs):
+    assert [d.id for d in docs] == [d["id"] for d in real_docs]
+    for got, want in zip(docs, real_docs):
+        assert isinstance(got, Document)
+        assert got.text == want["text"]
+        assert (got.issuer, got.issuer_type, got.date, got.title) == (
+            want["issuer"], want["issuer_type"], want["date"], want["title"],
+        )
+        assert int(got.meta["word_count"]) == len(want["text"].split())
+
+
+def test_tables_jsonl_json_csv_parquet_and_gzip(real_docs, tmp_path):
+    import pandas as pd
+
+    records = _records(real_docs)
+    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n\n", encoding="utf-8")
+    with gzip.open(tmp_path / "docs.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(json.dumps(r) for r in records) + "\n")
+    (tmp_path / "docs.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
+    frame = pd.DataFrame(records)
+    frame.to_csv(tmp_path / "docs.csv", index=False)
+    frame.to_csv(tmp_path / "docs.csv.gz", index=False, compression="gzip")
+    frame.to_parquet(tmp_path / "docs.parquet", index=False)
+    for name in ("docs.jsonl", "docs.jsonl.gz", "docs.json", "docs.csv", "docs.csv.gz", "docs.parquet"):
+        _check_rows(list(read_table(tmp_path / name)), real_docs)
+
+
+def test_table_without_id_column_numbers_rows_and_keeps_strings(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text('ref,text,country\n007,"First note, with a comma",NA\n008,Second note,\n', encoding="utf-8")
+    docs = list(read_table(path))
+    assert [d.id for d in docs] == ["notes:1", "notes:2"]
+    assert docs[0].meta == {"ref": "007"}  # not the number 7
+    assert docs[0].country == "NA"  # Namibia, not a missing value
+    assert docs[0].text == "First note, with a comma"
+
+
+def test_table_text_column_option(tmp_path):
+    path = tmp_path / "body.jsonl"
+    path.write_text('{"id": "a", "body": "Statement on the ceasefire."}\n', encoding="utf-8")
+    (doc,) = read_table(path, text_column="body")
+    assert doc.text == "Statement on the ceasefire."
+
+
+# -------------------------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1"])
+def test_encodings_decode_right(tmp_path, encoding):
+    path = tmp_path / f"note-{encoding}.txt"
+    path.write_bytes(f"{ACCENTED}\nZürich, café, São Paulo\r\n".encode(encoding))
+    assert read_text_file(path) == f"{ACCENTED}\nZürich, café, São Paulo\n"
+    assert read_document(path).text == f"{ACCENTED}\nZürich, café, São Paulo"
+
+
+def test_utf16_without_bom_is_not_called_binary(tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_bytes(ACCENTED.encode("utf-16-le"))
+    assert read_text_file(path) == ACCENTED
+
+
+# ------------------------------------------------------------------------------------------- bad inputs
+
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.txt", b"", "empty document"),
+        ("blank.md", b"  \n\t\n   \n", "empty document"),
+        ("noise.txt", os.urandom(4096) + b"\x00", "binary file"),
+        ("image.txt", PNG_HEADER, "PNG image"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf\n" + os.urandom(200), "not a readable PDF"),
+        ("garbage.pdf", b"hello, I am plain text pretending", "not a readable PDF"),
+        ("letter.docx", b"plain text saved with the wrong name", "not a Word .docx file"),
+        ("empty.html", b"<html><body><script>x=1</script></body></html>", "empty document"),
+    ],
+)
+def test_bad_files_fail_with_a_one_line_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(IngestError) as info:
+        read_document(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+    assert info.value.reason in message and info.value.path == str(path)
+
+
+def test_scanned_pdf_says_no_text_layer(tmp_path):
+    path = tmp_path / "scan.pdf"
+    _write_scanned_pdf(path)
+    with pytest.raises(IngestError, match=r"scan\.pdf: no text layer \(scanned PDF\?\); run OCR first"):
+        read_document(path)
+
+
+def test_encrypted_pdf(tmp_path):
+    from reportlab.lib.pdfencrypt import StandardEncryption
+    from reportlab.pdfgen import canvas
+
+    def write(path, user_password):
+        c = canvas.Canvas(str(path), encrypt=StandardEncryption(user_password, ownerPassword="owner-secret"))
+        c.drawString(72, 720, "Readout of the meeting with the mayor of Lyon.")
+        c.save()
+
+    locked, restricted = tmp_path / "locked.pdf", tmp_path / "restricted.pdf"
+    write(locked, "user-secret")
+    write(restricted, "")  # owner password only: anyone may open it
+    with pytest.raises(IngestError, match="needs a password"):
+        pdf_to_text(locked)
+    assert pdf_to_text(restricted) == "Readout of the meeting with the mayor of Lyon."
+
+
+def test_size_limit(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("word " * 400, encoding="utf-8")
+    assert MAX_FILE_BYTES == 50 * 1024 * 1024
+    with pytest.raises(IngestError, match="over the .* limit"):
+        read_text_file(path, max_bytes=1000)
+    with pytest.raises(IngestError, match="big.txt: file is"):
+        read_document(path, max_bytes=1000)
+    assert read_document(path, max_bytes=4000).text.startswith("word word")
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a", "text": "fine"}\n\n{"id": "b", "text": "broken\n', encoding="utf-8")
+    with pytest.raises(IngestError, match=r"rows\.jsonl: line 3: malformed JSON"):
+        list(read_table(path))
+    path.write_text('{"id": "a", "text": "fine"}\n["a list"]\n', encoding="utf-8")
+    with pytest.raises(IngestError, match="line 2: expected a JSON object"):
+        list(read_table(path))
+
+
+def test_csv_without_text_column_names_the_columns(tmp_path):
+    path = tmp_path / "speeches.csv"
+    path.write_text("id,speech,year\n1,Mr President,1990\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"no 'text' column \(found: id, speech, year\)"):
+        list(read_table(path))
+
+
+def test_jsonl_without_text_field_and_legacy_csv(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a", "body": "x"}\n{"id": "b", "speech": "y"}\n', encoding="utf-8")
+    with pytest.raises(IngestError, match=r"no 'text' column \(found: id, body, speech\)"):
+        list(read_table(path))
+    ascii_rows = "".join(f"{i},Row {i} of the export.\n" for i in range(3, 800))  # past the first read buffer
+    for name, body in (("early.csv", f"2,{ACCENTED}\n{ascii_rows}"), ("late.csv", f"{ascii_rows}2,{ACCENTED}\n")):
+        legacy = tmp_path / name
+        legacy.write_bytes(f"id,text\n1,plain header\n{body}".encode("cp1252"))
+        expected = f"{name}: cannot read as csv \\(not UTF-8 text; save the file as UTF-8\\)"
+        with pytest.raises(IngestError, match=expected):
+            list(read_table(legacy))
+
+
+def test_json_single_object_and_bad_csv_row(tmp_path):
+    one = tmp_path / "one.json"
+    record = {"id": "d1", "text": "Readout of the call.", "date": "2022-03-01"}
+    one.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (doc,) = read_table(one)
+    assert (doc.id, doc.text, doc.date) == ("d1", "Readout of the call.", "2022-03-01")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "id": "d1",\n  "text": "Readout"\n  "date": "2022"\n}', encoding="utf-8")
+    with pytest.raises(IngestError, match="broken.json: line 4: malformed JSON"):
+        list(read_table(broken))
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("id,text\n1,fine\n2,too,many,fields\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="ragged.csv: cannot read as csv .*line 3"):
+        list(read_table(ragged))
+
+
+def test_json_keeps_strings_and_types(tmp_path):
+    rows = [
+        {"id": 7, "text": "First.", "date": "2021-05-21", "posted": "2021-05-21T10:00:00", "score": 1, "tags": ["a"]},
+        {"id": "b", "text": "Second.", "date": "2021-05", "score": 2.5, "meta": {"lang": "en"}, "mixed": "x"},
+        {"id": "c", "text": "Third.", "mixed": 3},
+    ]
+    path = tmp_path / "typed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    docs = list(read_table(path))
+    assert [d.id for d in docs] == ["7", "b", "c"]
+    assert docs[0].date == "2021-05-21"  # not "2021-05-21 00:00:00"
+    assert docs[0].meta == {"posted": "2021-05-21T10:00:00", "score": 1, "tags": ["a"]}
+    assert docs[1].meta == {"score": 2.5, "lang": "en", "mixed": "x"}
+    assert docs[2].meta == {"mixed": 3}
+
+
+def test_empty_tables_and_broken_parquet(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really parquet")
+    cases = (("empty.jsonl", "no rows"), ("empty.csv", "no rows"), ("broken.parquet", "cannot read as parquet"))
+    for name, reason in cases:
+        with pytest.raises(IngestError, match=reason):
+            list(read_table(tmp_path / name))
+
+
+def test_unsupported_and_missing_inputs_fail_before_any_output(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("A readout of the call.", encoding="utf-8")
+    sheet = tmp_path / "budget.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    with pytest.raises(IngestError, match=r"budget\.xlsx: unsupported file type '\.xlsx'"):
+        next(iter_documents([good, sheet]))
+    with pytest.raises(IngestError, match="nowhere.txt: no such file or directory"):
+        next(iter_documents([good, tmp_path / "nowhere.txt"]))
+    with pytest.raises(IngestError, match="unsupported file type"):
+        read_document(sheet)
+    table = tmp_path / "rows.jsonl"
+    table.write_text('{"text": "x"}\n', encoding="utf-8")
+    with pytest.raises(IngestError, match="a table of documents, not one document"):
+        read_document(table)
+    assert ".jsonl.gz" in SUPPORTED_SUFFIXES and ".csv.gz" in SUPPORTED_SUFFIXES
+
+
+def test_bad_single_file_stops_but_bad_file_in_folder_is_rejected(real_docs, tmp_path):
+    folder = tmp_path / "inbox"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a_good.txt").write_text(real_docs[0]["text"], encoding="utf-8")
+    (folder / "b_noise.txt").write_bytes(os.urandom(2048) + b"\x00")
+    page = f"<title>T</title><p>{html.escape(real_docs[1]['text'])}</p>"
+    (folder / "sub" / "page.html").write_text(page, encoding="utf-8")
+    (folder / "c_rows.jsonl").write_text(
+        json.dumps({"id": "row-1", "text": real_docs[-1]["text"]}) + "\n"
+        + json.dumps({"id": "row-2", "text": " "}) + "\n",
+        encoding="utf-8",
+    )
+    (folder / "d_bad.jsonl").write_text("{not json}\n", encoding="utf-8")
+    (folder / "notes.xyz").write_text("not a supported format", encoding="utf-8")
+    (folder / ".hidden.txt").write_text("editor backup, never a document", encoding="utf-8")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main", encoding="utf-8")
+
+    out = list(iter_documents([folder], issuer="City of Lyon", issuer_type="city"))
+    docs = [o for o in out if isinstance(o, Document)]
+    rejected = {o.id: o.reason for o in out if isinstance(o, Rejected)}
+    assert [d.id for d in docs] == ["a_good.txt", "row-1", "sub/page.html"]
+    assert all(d.issuer == "City of Lyon" and d.issuer_type == "city" for d in docs)
+    assert docs[0].text == real_docs[0]["text"].strip()
+    assert rejected == {
+        str(folder / "b_noise.txt"): rejected[str(folder / "b_noise.txt")],
+        "row-2": "empty text",
+        str(folder / "d_bad.jsonl"): rejected[str(folder / "d_bad.jsonl")],
+        str(folder / "notes.xyz"): "unsupported file type '.xyz'",
+    }
+    assert "binary file" in rejected[str(folder / "b_noise.txt")]
+    assert "line 1: malformed JSON" in rejected[str(folder / "d_bad.jsonl")]
+
+    with pytest.raises(IngestError, match="b_noise.txt: binary file"):
+        list(iter_documents([folder / "b_noise.txt"]))
+
+
+def test_row_metadata_wins_over_defaults(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        json.dumps({"id": "1", "text": "Statement by the mayor.", "issuer": "City of Lyon"}) + "\n"
+        + json.dumps({"id": "2", "text": "Statement by the council."}) + "\n",
+        encoding="utf-8",
+    )
+    docs = list(iter_documents([path], issuer="Unknown issuer", date="2024"))
+    assert [(d.issuer, d.date) for d in docs] == [("City of Lyon", "2024"), ("Unknown issuer", "2024")]
+    with pytest.raises(TypeError, match="unknown metadata field"):
+        list(iter_documents([path], issuer_kind="city"))
+    with pytest.raises(ValueError, match="issuer_type must be one of"):
+        list(iter_documents([path], issuer_type="municipal"))
+
+
+# ------------------------------------------------------------------------------------------------ stdin
+
+
+def test_stdin_json_lines(real_docs):
+    lines = [
+        "",
+        json.dumps({"id": "s1", "text": real_docs[0]["text"], "country": "USA"}),
+        '{"id": "s2", "text": "unterminated',
+        json.dumps({"id": "s3", "title": "no text here"}),
+        json.dumps({"id": "s4", "text": "   "}),
+        "[1, 2]",
+        json.dumps({"text": "A row without an id."}),
+    ]
+    out = list(iter_documents(["-"], stdin=io.StringIO("\n".join(lines) + "\n"), source="pasted"))
+    assert isinstance(out[0], Document) and out[0].id == "s1" and out[0].country == "USA" and out[0].source == "pasted"
+    assert out[0].text == real_docs[0]["text"]
+    assert out[1] == Rejected("stdin:3", out[1].reason) and out[1].reason.startswith("line 3: malformed JSON")
+    assert out[2] == Rejected("s3", "line 4: no 'text' field")
+    assert out[3] == Rejected("s4", "empty text")
+    assert out[4] == Rejected("stdin:6", "line 6: not a JSON object")
+    assert isinstance(out[5], Document) and out[5].id == "stdin:7"
+    assert len(out) == 6
+
+
+def test_stdin_plain_text(real_docs):
+    (doc,) = iter_documents(["-"], stdin=io.StringIO("\n\n" + real_docs[1]["text"] + "\n"), issuer="Me")
+    assert doc.id == "stdin" and doc.text == real_docs[1]["text"].strip() and doc.issuer == "Me"
+    with pytest.raises(IngestError, match="stdin: empty input"):
+        list(iter_documents(["-"], stdin=io.StringIO(" \n\n")))
+
+
+# ------------------------------------------------------------------------------------ language, dedupe
+
+
+def test_detect_language(real_docs):
+    for doc in real_docs:
+        assert detect_language(doc["text"]) == "en"
+    assert detect_language(FRENCH) == "fr"
+    assert detect_language(GERMAN) == "de"
+    assert detect_language("2021-05-21 12:00 — 42 / 17 %") == "und"
+    assert detect_language("") == "und"
+
+
+def test_dedupe_rejects_later_copies(real_docs):
+    text = real_docs[0]["text"]
+    variant = "  " + text.upper().replace("\n\n", "\n \t\n").replace(" ", "\u00a0 ", 3) + "\u200b"
+    docs = [
+        Document(id="first", text=text),
+        Rejected("bad", "empty text"),
+        Document(id="other", text=real_docs[1]["text"]),
+        Document(id="copy", text=variant),
+    ]
+    out = list(dedupe(docs))
+    assert [o.id for o in out] == ["first", "bad", "other", "copy"]
+    assert out[3] == Rejected("copy", "duplicate of first")
+    assert text_key(text) == text_key(variant) != text_key(real_docs[1]["text"])
+
+
+def test_normalise_for_dedup():
+    assert normalise_for_dedup("  The  ﬁnal\u00a0REPORT\n\n") == "the final report"
+    assert normalise_for_dedup("ＵＮ\u200bＧＡ") == "unga"
+    assert len(text_key("x")) == 40
