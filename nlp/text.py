@@ -66,6 +66,24 @@ def make_case_folding_lemmatizer(nlp: Language, name: str, overwrite: bool, scor
     return CaseFoldingLemmatizer(nlp.vocab, name, overwrite=overwrite, scorer=scorer)
 
 
+@Language.component("cdpd_line_breaks")
+def line_breaks(doc: Doc) -> Doc:
+    """Start a sentence after a line break: resolutions and lists put one clause per line, without a full stop."""
+    n = len(doc)
+    if n < 2:
+        return doc
+    arr = doc.to_array([IS_SPACE, ORTH])
+    strings = doc.vocab.strings
+    starts = numpy.zeros(n, dtype="int32")
+    for i in numpy.flatnonzero(arr[:-1, 0]).tolist():
+        if "\n" in strings[int(arr[i, 1])]:
+            starts[i + 1] = 1
+    if starts.any():
+        starts[0] = 1
+        doc.from_array([SENT_START], starts.reshape(-1, 1).astype("uint64"))
+    return doc
+
+
 @dataclass
 class Sentence:
     start: int  # character offsets into the document text
@@ -104,6 +122,7 @@ def build_pipeline() -> Language:
     """``spacy.blank("en")`` + sentencizer + the case-folding lookup lemmatizer (tables from spacy-lookups-data)."""
     nlp = spacy.blank("en")
     nlp.max_length = MAX_CHARS
+    nlp.add_pipe("cdpd_line_breaks")
     nlp.add_pipe("sentencizer")
     nlp.add_pipe("cdpd_lemmatizer")
     nlp.initialize()

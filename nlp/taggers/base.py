@@ -67,9 +67,15 @@ class Tagger:
         """Scores in [0, 1], per axis an array of shape (n_passages, n_labels)."""
         raise NotImplementedError
 
-    def sentence_contributions(self, passage: Passage, axis: str, label_index: int) -> np.ndarray:
-        """How much each sentence of ``passage`` pushes the label's score up (one number per sentence)."""
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
+        """How much each sentence pushes each label's score up: per passage, shape (n_sentences, n_labels)."""
         raise NotImplementedError
+
+    def save_state(self, folder) -> None:
+        """Write fitted state into ``folder`` in a safe format (no pickle). Nothing to write by default."""
+
+    def load_state(self, folder) -> None:
+        """Read what :meth:`save_state` wrote."""
 
     # -- shared ------------------------------------------------------------------------------------------------
     def predict_proba(self, units: Units) -> dict[str, np.ndarray]:

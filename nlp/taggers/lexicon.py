@@ -29,6 +29,7 @@ class LexiconTagger(Tagger):
             for axis, labels in self.labels.items()
         }
 
-    def sentence_contributions(self, passage: Passage, axis: str, label_index: int) -> np.ndarray:
-        label = self.labels[axis][label_index]
-        return np.array([float(s.seeds.get(label, 0)) for s in passage.sentences])
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
+        labels = self.labels[axis]
+        return [np.array([[float(s.seeds.get(lab, 0)) for lab in labels] for s in p.sentences]).reshape(
+            len(p.sentences), len(labels)) for p in passages]

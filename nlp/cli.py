@@ -1,0 +1,385 @@
+"""The ``cdpd`` command line. Results go to stdout (or ``--output``), progress and problems to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from . import __version__
+
+CORPORA = Path(__file__).resolve().parent.parent / "corpora"
+
+
+class CLIError(Exception):
+    """An unusable input or request: printed as one line, exit status 2."""
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(total: int | None, desc: str, unit: str = "doc", quiet: bool = False):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=quiet, dynamic_ncols=True,
+                smoothing=0.1, mininterval=0.5)
+
+
+@contextmanager
+def atomic_output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a file written to a temporary name and renamed on success: never a half-written file."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise CLIError(f"{target}: is a folder; --output needs a file name")
+    if not target.parent.exists():
+        raise CLIError(f"{target.parent}: folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- shared helpers -----------------------------------------------------------------------------------------------
+def _codebook(args):
+    from .codebook import load_codebook
+
+    return load_codebook(args.codebook)
+
+
+def _load(args, codebook):
+    from .models import load_model
+
+    return load_model(getattr(args, "model", None), codebook)
+
+
+def _workspace(args, create=True):
+    from .workspace import Workspace
+
+    return Workspace(args.workspace, create=create)
+
+
+def _metadata(args) -> dict[str, str]:
+    return {k: v for k, v in {"issuer": args.issuer, "issuer_type": args.issuer_type, "date": args.date,
+                              "source": args.source, "country": args.country, "city": args.city}.items() if v}
+
+
+# -- commands -----------------------------------------------------------------------------------------------------
+def cmd_classify(args) -> int:
+    from .ingest import IngestError, Rejected, detect_language, iter_documents
+    from .pipeline import DocumentTagger
+    from .text import TextProcessor
+
+    codebook = _codebook(args)
+    tagger, info = _load(args, codebook)
+    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    skipped = 0
+
+    def accepted():
+        nonlocal skipped
+        try:
+            for item in iter_documents(args.inputs, **_metadata(args)):
+                if isinstance(item, Rejected):
+                    skipped += 1
+                    _err(f"skipped {item.id}: {item.reason}")
+                    continue
+                if not args.any_language:
+                    lang = detect_language(item.text)
+                    if lang not in ("en", "und"):
+                        skipped += 1
+                        _err(f"skipped {item.id}: not English (detected {lang!r}); use --any-language to tag it")
+                        continue
+                yield item
+        except IngestError as exc:
+            raise CLIError(str(exc)) from None
+
+    n = 0
+    with atomic_output(args.output) as out, _progress(None, "classifying", quiet=args.quiet) as bar:
+        for tagged in runner.tag(accepted(), batch_size=args.batch_size):
+            out.write(json.dumps(tagged.to_record(tagger.labels, info.ref), ensure_ascii=False) + "\n")
+            n += 1
+            bar.update(1)
+    _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped}" if skipped else ""))
+    if n == 0:
+        raise CLIError("no document could be classified")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    codebook = _codebook(args)
+    params = json.loads(args.params) if args.params else None
+    info, metrics = train(args.annotations, codebook, tagger=args.model, name=args.name, params=params,
+                          progress=None if args.quiet else _err)
+    print(info.ref)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .annotations import read_annotations
+    from .models import file_sha256
+    from .training import evaluate
+
+    codebook = _codebook(args)
+    tagger, info = _load(args, codebook)
+    annotations = read_annotations(args.annotations, codebook)
+    if args.random_only:
+        annotations = [a for a in annotations if a.sample in ("random", "")]
+    trained_on = info.meta.get("training", {}).get("sha256")
+    if trained_on and trained_on == file_sha256(args.annotations):
+        _err(f"warning: {info.ref} was trained on {args.annotations}; these scores are optimistic. "
+             "Its held-out scores are in `cdpd models` meta (metrics.heldout).")
+    report = evaluate(annotations, tagger, codebook)
+    if args.json:
+        print(json.dumps({"model": info.ref, "n_units": len(annotations), "axes": report}, indent=2))
+        return 0
+    print(f"model {info.ref} on {len(annotations)} units of {args.annotations}")
+    for axis, r in report.items():
+        print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
+              f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f}")
+        print(f"  {'label':28s} {'P':>6s} {'R':>6s} {'F1':>6s} {'support':>8s}")
+        for label, m in r["labels"].items():
+            print(f"  {label:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['support']:8d}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from .ingest import IngestError, Rejected, iter_documents
+
+    rejected = 0
+
+    def accepted():
+        nonlocal rejected
+        try:
+            for item in iter_documents(args.inputs, **_metadata(args)):
+                if isinstance(item, Rejected):
+                    rejected += 1
+                    _err(f"skipped {item.id}: {item.reason}")
+                else:
+                    yield item
+        except IngestError as exc:
+            raise CLIError(str(exc)) from None
+
+    with _workspace(args) as ws, _progress(None, "importing", quiet=args.quiet) as bar:
+        report = ws.add_documents(accepted(), progress=bar)
+    for doc_id, why in report.duplicates:
+        _err(f"skipped {doc_id}: duplicate, {why}")
+    for doc_id, lang in report.non_english:
+        _err(f"flagged {doc_id}: not English (detected {lang!r}); stored but not tagged")
+    print(f"added {report.added} document(s) to {ws.path}; {len(report.duplicates)} duplicate(s), "
+          f"{rejected} rejected, {len(report.non_english)} flagged non-English")
+    if args.classify:
+        return _classify_workspace(args)
+    if report.added:
+        _err("run `cdpd run` (or `cdpd ingest --classify`) to tag them")
+    return 0
+
+
+def _classify_workspace(args, codebook=None) -> int:
+    from .pipeline import DocumentTagger
+    from .text import TextProcessor
+
+    codebook = codebook or _codebook(args)
+    tagger, info = _load(args, codebook)
+    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    with _workspace(args) as ws:
+        ws.register_model(info.ref, info.name, info.version, info.tagger, tagger.labels)
+        todo = ws.count_unclassified(info.ref)
+        if not todo:
+            _err(f"every document is already classified with {info.ref}")
+            return 0
+        with _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
+            for batch in ws.unclassified(info.ref, batch_size=256):
+                tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))
+                ws.save_predictions(info.ref, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
+                                    tagger.thresholds_)
+                bar.update(len(batch))
+    return 0
+
+
+def _import_shipped_corpus(args) -> None:
+    from .ingest import read_table
+
+    files = sorted(CORPORA.glob("*.parquet"))
+    if not files:
+        raise CLIError(f"no shipped corpus in {CORPORA} (*.parquet)")
+    from .models import file_sha256
+
+    with _workspace(args) as ws:
+        for path in files:
+            key, digest = f"imported:{path.name}", file_sha256(path)
+            if ws.get_meta(key) == digest:
+                continue  # done in an earlier run; an interrupted import is redone, its duplicates skipped
+            with _progress(None, f"importing {path.name}", quiet=args.quiet) as bar:
+                report = ws.add_documents(read_table(path), progress=bar)
+            ws.set_meta(key, digest)
+            _err(f"{path.name}: {report.added} added, {len(report.duplicates)} duplicate(s) skipped, "
+                 f"{len(report.non_english)} flagged non-English")
+
+
+def cmd_run(args) -> int:
+    """The main job: workspace from the shipped corpus, the default model (trained if missing), a summary."""
+    from .annotations import SEED_ANNOTATIONS
+    from .models import DEFAULT_MODEL, ModelError, read_meta
+    from .training import train
+
+    t0 = time.perf_counter()
+    codebook = _codebook(args)
+    _import_shipped_corpus(args)
+    args.model = args.model or DEFAULT_MODEL
+    try:
+        read_meta(args.model)
+    except ModelError:
+        if args.model != DEFAULT_MODEL:
+            raise
+        _err(f"no trained {DEFAULT_MODEL!r} model yet: training it on {SEED_ANNOTATIONS.name}")
+        train(SEED_ANNOTATIONS, codebook, tagger="linear", name=DEFAULT_MODEL, progress=_err)
+    _classify_workspace(args, codebook)
+    cmd_summary(args)
+    _err(f"done in {time.perf_counter() - t0:.0f}s; workspace at {Path(args.workspace or 'workspace')}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    import pandas as pd
+
+    with _workspace(args, create=False) as ws:
+        model = args.model if args.model and "@" in args.model else None
+        if model is None:
+            wanted = args.model
+            models = [m for m in ws.models() if wanted is None or m.split("@")[0] == wanted]
+            model = ws.latest_model() if wanted is None else (models[-1] if models else None)
+        print("Documents per source")
+        print(ws.documents_per_source().to_string())
+        if model is None:
+            print("\nNo classified documents yet: run `cdpd run`.")
+            return 0
+        shares = ws.label_shares(model, by=args.by)
+        print(f"\nShare of documents per label by {args.by} (model {model})")
+        with pd.option_context("display.width", 200, "display.max_rows", 200):
+            print((shares * 100).round(1).to_string(float_format=lambda v: f"{v:5.1f}%"))
+    return 0
+
+
+def cmd_search(args) -> int:
+    with _workspace(args, create=False) as ws:
+        hits = ws.search(args.query, limit=args.limit)
+    if hits.empty:
+        print("no match")
+    for row in hits.itertuples():
+        print(f"{row.id}\t{row.source}\t{row.date}\t{row.title[:80]}\n    {row.snippet}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import list_models
+
+    for meta in list_models():
+        held = meta.get("metrics", {}).get("heldout", {})
+        scores = ", ".join(f"{axis} micro-F1 {r['micro']['f1']:.3f}" for axis, r in held.items())
+        print(f"{meta['name']}@{meta['version']}\t{meta['tagger']}\t{meta['created_at']}\t{scores}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cdpd", description="Tag diplomacy functions and security domains in documents "
+                                "and map where city and public diplomacy converge.")
+    p.add_argument("--version", action="version", version=f"cdpd {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--codebook", metavar="PATH", help="codebook YAML (default: corpora/codebook.yaml)")
+    common.add_argument("--workspace", metavar="DIR", default=os.environ.get("CDPD_HOME"),
+                        help="workspace folder (default: $CDPD_HOME or ./workspace)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    meta = argparse.ArgumentParser(add_help=False)
+    for flag in ("issuer", "issuer-type", "date", "source", "country", "city"):
+        meta.add_argument(f"--{flag}", help=f"{flag.replace('-', '_')} for documents that do not set it themselves")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("classify", parents=[common, meta], help="tag files, folders, tables or stdin; JSON lines out")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, .jsonl/.csv/.parquet, or - for stdin")
+    s.add_argument("--model", help="model name (default: linear; 'lexicon' needs no training)")
+    s.add_argument("--output", "-o", metavar="FILE", help="write JSON lines here (atomically) instead of stdout")
+    s.add_argument("--any-language", action="store_true", help="tag documents that are not English too")
+    s.add_argument("--batch-size", type=int, default=128, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_classify)
+
+    s = sub.add_parser("train", parents=[common], help="train a model on annotations (JSONL)")
+    s.add_argument("--annotations", required=True, metavar="FILE")
+    s.add_argument("--model", default="linear", help="tagger to train (default: linear)")
+    s.add_argument("--name", help="model name to save under (default: the tagger's name)")
+    s.add_argument("--params", help='tagger parameters as JSON, e.g. \'{"C": 4}\'')
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", parents=[common], help="per-label and micro/macro F1 of a model on annotations")
+    s.add_argument("--annotations", required=True, metavar="FILE")
+    s.add_argument("--model", help="model name (default: linear)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--random-only", action="store_true", help="only units with sample 'random' (or none)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("ingest", parents=[common, meta], help="add documents to the workspace")
+    s.add_argument("inputs", nargs="+", metavar="PATH")
+    s.add_argument("--classify", action="store_true", help="tag the new documents right away")
+    s.add_argument("--model", help="model for --classify (default: linear)")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("run", parents=[common], help="build the default workspace: import, train if needed, "
+                       "classify, summarise")
+    s.add_argument("--model", help="model name (default: linear, trained on the seed annotations if missing)")
+    s.add_argument("--by", default="issuer_type", help="grouping of the label-share summary (default: issuer_type)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("summary", parents=[common], help="documents per source and label shares per group")
+    s.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
+    s.add_argument("--by", default="issuer_type",
+                   help="issuer_type (default), issuer, source, country, city or year")
+    s.set_defaults(func=cmd_summary)
+
+    s = sub.add_parser("search", parents=[common], help="full-text search of the workspace (FTS5 syntax)")
+    s.add_argument("query")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("models", parents=[common], help="list trained models with their held-out scores")
+    s.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .codebook import CodebookError
+    from .annotations import AnnotationError
+    from .models import ModelError
+    from .workspace import WorkspaceError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (CLIError, CodebookError, AnnotationError, ModelError, WorkspaceError, ValueError) as exc:
+        _err(f"cdpd {args.command}: error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err(f"cdpd {args.command}: interrupted; what was committed is kept, run it again to resume")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

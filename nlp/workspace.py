@@ -1,0 +1,418 @@
+"""The workspace: documents, passages, predictions and annotations in one SQLite file (WAL mode, FTS5 index).
+
+Every write runs in a transaction of a bounded batch, so an interrupted import or classification leaves the
+workspace consistent, and running it again carries on where it stopped: documents are deduplicated on their
+normalised text, and a document counts as classified by a model only once its predictions are committed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from .schema import METADATA_FIELDS, Document
+
+SCHEMA_VERSION = 1
+DB_FILE = "cdpd.sqlite"
+#: Groupings a user may ask summaries and tables by; also the only column names ever put into SQL text.
+GROUP_FIELDS = ("issuer_type", "issuer", "source", "country", "city", "year")
+TAGGABLE_LANGUAGES = ("en", "und")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id      INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    source      TEXT NOT NULL DEFAULT '',
+    issuer      TEXT NOT NULL DEFAULT '',
+    issuer_type TEXT NOT NULL DEFAULT '',
+    country     TEXT NOT NULL DEFAULT '',
+    city        TEXT NOT NULL DEFAULT '',
+    date        TEXT NOT NULL DEFAULT '',
+    title       TEXT NOT NULL DEFAULT '',
+    url         TEXT NOT NULL DEFAULT '',
+    text        TEXT NOT NULL,
+    meta        TEXT NOT NULL DEFAULT '{}',
+    text_key    TEXT NOT NULL UNIQUE,
+    lang        TEXT NOT NULL DEFAULT 'und',
+    n_words     INTEGER NOT NULL,
+    added_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE INDEX IF NOT EXISTS documents_issuer_type ON documents(issuer_type);
+CREATE INDEX IF NOT EXISTS documents_date ON documents(date);
+CREATE TABLE IF NOT EXISTS passages (
+    passage_id INTEGER PRIMARY KEY,
+    doc_id     INTEGER NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    end        INTEGER NOT NULL,
+    n_words    INTEGER NOT NULL,
+    UNIQUE (doc_id, idx)
+);
+CREATE TABLE IF NOT EXISTS models (
+    model         TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    tagger        TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    registered_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    model    TEXT NOT NULL REFERENCES models(model),
+    doc_id   INTEGER NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    axis     TEXT NOT NULL,
+    label    TEXT NOT NULL,
+    score    REAL NOT NULL,
+    selected INTEGER NOT NULL,
+    evidence TEXT,
+    PRIMARY KEY (model, doc_id, label)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_label ON predictions(model, label, selected);
+CREATE TABLE IF NOT EXISTS passage_labels (
+    model      TEXT NOT NULL,
+    passage_id INTEGER NOT NULL REFERENCES passages(passage_id) ON DELETE CASCADE,
+    label      TEXT NOT NULL,
+    score      REAL NOT NULL,
+    PRIMARY KEY (model, passage_id, label)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS classified (
+    model         TEXT NOT NULL,
+    doc_id        INTEGER NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    classified_at TEXT NOT NULL,
+    PRIMARY KEY (model, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_id INTEGER PRIMARY KEY,
+    doc_id        INTEGER REFERENCES documents(doc_id) ON DELETE SET NULL,
+    passage_id    INTEGER REFERENCES passages(passage_id) ON DELETE SET NULL,
+    text          TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    annotator     TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
+    title, text, content='documents', content_rowid='doc_id', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
+    INSERT INTO documents_fts(rowid, title, text) VALUES (new.doc_id, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
+    INSERT INTO documents_fts(documents_fts, rowid, title, text) VALUES ('delete', old.doc_id, old.title, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE OF title, text ON documents BEGIN
+    INSERT INTO documents_fts(documents_fts, rowid, title, text) VALUES ('delete', old.doc_id, old.title, old.text);
+    INSERT INTO documents_fts(rowid, title, text) VALUES (new.doc_id, new.title, new.text);
+END;
+"""
+
+
+class WorkspaceError(RuntimeError):
+    """The workspace cannot be opened or used (newer schema, corrupt file, bad query)."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CDPD_HOME", "workspace"))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    non_english: list[tuple[str, str]] = field(default_factory=list)  # (id, language)
+
+    def merge(self, other: "ImportReport") -> None:
+        self.added += other.added
+        self.duplicates += other.duplicates
+        self.non_english += other.non_english
+
+
+class Workspace:
+    """A cdpd workspace folder holding ``cdpd.sqlite``. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, home: str | Path | None = None, *, create: bool = True):
+        self.home = Path(home) if home is not None else default_home()
+        self.path = self.home / DB_FILE
+        if not self.path.exists() and not create:
+            raise WorkspaceError(f"no workspace at {self.home} (run `cdpd run` or `cdpd ingest` to create one)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(f"{self.path}: not a usable cdpd workspace ({exc})") from None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        row = None
+        has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if has_meta:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.path}: workspace schema v{version} is newer than this cdpd supports (v{SCHEMA_VERSION}); "
+                "upgrade cdpd"
+            )
+        if version < SCHEMA_VERSION:
+            # one script, one transaction: a crash mid-way leaves no half-made schema
+            self.conn.executescript(
+                "BEGIN IMMEDIATE;" + _SCHEMA
+                + f"INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{int(SCHEMA_VERSION)}');"
+                + "COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+    # -- documents ---------------------------------------------------------------------------------------------
+    def add_documents(self, docs: Iterable[Document], *, batch_size: int = 500, progress=None) -> ImportReport:
+        """Add documents, skipping those whose id or normalised text is already present. Committed per batch."""
+        from .ingest import detect_language, text_key
+
+        report = ImportReport()
+        batch: list[tuple] = []
+
+        def flush():
+            if batch:
+                report.merge(self._insert_batch(batch))
+                if progress is not None:
+                    progress.update(len(batch))
+                batch.clear()
+
+        for doc in docs:
+            lang = detect_language(doc.text)
+            batch.append((doc, text_key(doc.text), lang))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return report
+
+    def _insert_batch(self, batch: list[tuple[Document, str, str]]) -> ImportReport:
+        report = ImportReport()
+        now = _now()
+        with self.transaction() as conn:
+            for doc, key, lang in batch:
+                values = [doc.id, *(getattr(doc, f) or "" for f in METADATA_FIELDS), doc.text,
+                          json.dumps(doc.meta, ensure_ascii=False, default=str), key, lang,
+                          len(doc.text.split()), now]
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO documents (id, {', '.join(METADATA_FIELDS)}, text, meta, text_key, lang, "
+                    f"n_words, added_at) VALUES ({', '.join('?' * (len(METADATA_FIELDS) + 7))})",
+                    values,
+                )
+                if cur.rowcount == 1:
+                    report.added += 1
+                    if lang not in TAGGABLE_LANGUAGES:
+                        report.non_english.append((doc.id, lang))
+                    continue
+                same_text = conn.execute("SELECT id FROM documents WHERE text_key = ?", (key,)).fetchone()
+                if same_text is not None:
+                    why = "already in the workspace" if same_text[0] == doc.id else f"same text as {same_text[0]}"
+                else:
+                    why = "id already used by another document in the workspace"
+                report.duplicates.append((doc.id, why))
+        return report
+
+    def count_documents(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+
+    def get_document(self, id: str) -> Document | None:
+        row = self.conn.execute("SELECT * FROM documents WHERE id = ?", (id,)).fetchone()
+        return _row_document(row) if row else None
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- classification ----------------------------------------------------------------------------------------
+    def register_model(self, ref: str, name: str, version: str, tagger: str, labels: dict[str, list[str]]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO models (model, name, version, tagger, labels, registered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (ref, name, version, tagger, json.dumps(labels), _now()))
+
+    def unclassified(self, model: str, *, batch_size: int = 256) -> Iterator[list[tuple[int, Document]]]:
+        """Batches of (doc_id, document) that ``model`` has not classified yet, English (or undetermined) only.
+
+        Reads by increasing doc_id with a cursor on the last id seen, so memory stays flat and a batch committed
+        meanwhile is never read twice.
+        """
+        last = -1
+        langs = ",".join("?" * len(TAGGABLE_LANGUAGES))
+        while True:
+            rows = self.conn.execute(
+                f"SELECT d.* FROM documents d WHERE d.doc_id > ? AND d.lang IN ({langs}) AND NOT EXISTS "
+                "(SELECT 1 FROM classified c WHERE c.model = ? AND c.doc_id = d.doc_id) ORDER BY d.doc_id LIMIT ?",
+                (last, *TAGGABLE_LANGUAGES, model, batch_size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["doc_id"]
+            yield [(row["doc_id"], _row_document(row)) for row in rows]
+
+    def count_unclassified(self, model: str) -> int:
+        langs = ",".join("?" * len(TAGGABLE_LANGUAGES))
+        return self.conn.execute(
+            f"SELECT count(*) FROM documents d WHERE d.lang IN ({langs}) AND NOT EXISTS "
+            "(SELECT 1 FROM classified c WHERE c.model = ? AND c.doc_id = d.doc_id)",
+            (*TAGGABLE_LANGUAGES, model)).fetchone()[0]
+
+    def save_predictions(self, model: str, items: Sequence[tuple[int, Any]], thresholds: dict[str, Any]) -> None:
+        """Store tagged documents (``nlp.pipeline.TaggedDocument``) in one transaction, passages included.
+
+        Passages depend on the text only, so a document classified by a second model reuses its passages.
+        """
+        now = _now()
+        labels_by_axis = self._labels(model)
+        with self.transaction() as conn:
+            for doc_id, tagged in items:
+                passage_ids = []
+                for p in tagged.passages:
+                    conn.execute("INSERT OR IGNORE INTO passages (doc_id, idx, start, end, n_words) "
+                                 "VALUES (?, ?, ?, ?, ?)", (doc_id, p.index, p.start, p.end, p.n_words))
+                    passage_ids.append(conn.execute("SELECT passage_id FROM passages WHERE doc_id = ? AND idx = ?",
+                                                    (doc_id, p.index)).fetchone()[0])
+                rows, passage_rows = [], []
+                for axis, scores in tagged.scores.items():
+                    labels = labels_by_axis[axis]
+                    chosen = set(tagged.selected[axis])
+                    for j, (label, score) in enumerate(zip(labels, scores)):
+                        ev = tagged.evidence.get(label) if label in chosen else None
+                        rows.append((model, doc_id, axis, label, float(score), int(label in chosen),
+                                     json.dumps(ev, ensure_ascii=False) if ev else None))
+                        column = tagged.passage_scores[axis][:, j]
+                        for pid, s in zip(passage_ids, column):
+                            if s >= thresholds[axis][j]:
+                                passage_rows.append((model, pid, label, float(s)))
+                conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT OR REPLACE INTO passage_labels VALUES (?, ?, ?, ?)", passage_rows)
+                conn.execute("INSERT OR REPLACE INTO classified VALUES (?, ?, ?)", (model, doc_id, now))
+
+    def _labels(self, model: str) -> dict[str, list[str]]:
+        cache = self.__dict__.setdefault("_label_cache", {})
+        if model not in cache:
+            row = self.conn.execute("SELECT labels FROM models WHERE model = ?", (model,)).fetchone()
+            if row is None:
+                raise WorkspaceError(f"model {model!r} is not registered in the workspace")
+            cache[model] = json.loads(row[0])
+        return cache[model]
+
+    def models(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT model FROM models ORDER BY registered_at, model")]
+
+    def latest_model(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT c.model FROM classified c GROUP BY c.model ORDER BY max(c.classified_at) DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def documents_per_source(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT source, issuer_type, count(*) AS documents, "
+            "sum(lang NOT IN ('en', 'und')) AS non_english FROM documents GROUP BY source, issuer_type "
+            "ORDER BY source", self.conn).set_index("source")
+
+    def label_shares(self, model: str, by: str = "issuer_type") -> pd.DataFrame:
+        """Share of classified documents carrying each label (rows: axis, label; columns: the groups)."""
+        column = _group_expr(by)
+        counts = pd.read_sql_query(
+            f"SELECT {column} AS grp, p.axis, p.label, sum(p.selected) AS n FROM predictions p "
+            "JOIN documents d ON d.doc_id = p.doc_id WHERE p.model = ? GROUP BY grp, p.axis, p.label",
+            self.conn, params=(model,))
+        totals = pd.read_sql_query(
+            f"SELECT {column} AS grp, count(*) AS total FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
+            "WHERE c.model = ? GROUP BY grp", self.conn, params=(model,)).set_index("grp")["total"]
+        if counts.empty:
+            return pd.DataFrame()
+        table = counts.pivot_table(index=["axis", "label"], columns="grp", values="n", aggfunc="sum", fill_value=0)
+        order = self._labels(model)
+        index = [(axis, label) for axis in order for label in order[axis] if (axis, label) in table.index]
+        table = table.loc[index] / totals.reindex(table.columns).to_numpy()
+        table.columns.name = by
+        return table
+
+    def predictions_for(self, id: str, model: str) -> dict[str, Any]:
+        rows = self.conn.execute(
+            "SELECT p.axis, p.label, p.score, p.selected, p.evidence FROM predictions p "
+            "JOIN documents d ON d.doc_id = p.doc_id WHERE d.id = ? AND p.model = ?", (id, model)).fetchall()
+        return {r["label"]: {"axis": r["axis"], "score": r["score"], "selected": bool(r["selected"]),
+                             "evidence": json.loads(r["evidence"]) if r["evidence"] else []} for r in rows}
+
+    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Full-text search (FTS5 syntax); a malformed query raises WorkspaceError with the reason."""
+        try:
+            return pd.read_sql_query(
+                "SELECT d.id, d.source, d.issuer, d.date, d.title, snippet(documents_fts, 1, '[', ']', '…', 12) AS "
+                "snippet FROM documents_fts JOIN documents d ON d.doc_id = documents_fts.rowid "
+                "WHERE documents_fts MATCH ? ORDER BY rank LIMIT ?", self.conn, params=(query, limit))
+        except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
+            raise WorkspaceError(f"cannot search for {query!r}: {exc}") from None
+
+    # -- annotations -------------------------------------------------------------------------------------------
+    def add_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
+                       doc_id: int | None = None, passage_id: int | None = None) -> int:
+        """Committed at once: an annotation is never lost to a crash after this returns."""
+        if not annotator.strip():
+            raise ValueError("an annotation needs the annotator's name")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now()))
+            return int(cur.lastrowid)
+
+    def annotations(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a "
+                                 "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()
+        return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
+
+
+def _group_expr(by: str) -> str:
+    if by not in GROUP_FIELDS:
+        raise WorkspaceError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_FIELDS)}")
+    return "substr(d.date, 1, 4)" if by == "year" else f"d.{by}"
+
+
+def _row_document(row: sqlite3.Row) -> Document:
+    return Document(id=row["id"], text=row["text"], meta=json.loads(row["meta"] or "{}"),
+                    **{f: row[f] for f in METADATA_FIELDS})
