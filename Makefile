@@ -1,0 +1,36 @@
+# cdpd: `make run` builds the default workspace, `make test` runs the tests. Both set up .venv first if needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup run test app benchmark clean-workspace
+
+setup: $(STAMP)
+
+# torch first, pinned, so that nothing resolves an unpinned torch (and its GBs of CUDA packages) later.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/cdpd run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+app: setup
+	$(BIN)/streamlit run app.py --server.headless true --server.address 127.0.0.1
+
+benchmark: setup
+	$(BIN)/python benchmarks/tagging.py
+
+clean-workspace:
+	rm -rf workspace
