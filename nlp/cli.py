@@ -296,6 +296,95 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def cmd_ca(args) -> int:
+    import pandas as pd
+
+    from .ca import correspondence_analysis
+
+    path = Path(args.table)
+    if not path.is_file():
+        raise CLIError(f"{path}: file not found")
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    table.index = table.index.astype(str)
+    result = correspondence_analysis(table, n_components=args.dims, sup_rows=_names(args.sup_rows),
+                                     sup_cols=_names(args.sup_cols))
+    k = result.n_components
+    if args.json:
+        coords = lambda frame: {str(name): [float(v) for v in row] for name, row in frame.iterrows()}  # noqa: E731
+        print(json.dumps({"eigenvalues": [float(v) for v in result.eigenvalues["eigenvalue"]],
+                          "total_inertia": float(result.total_inertia),
+                          "rows": coords(result.row_coords.iloc[:, :k]),
+                          "cols": coords(result.col_coords.iloc[:, :k])}, indent=2))
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(f"total inertia {result.total_inertia:.6f}; chi-square {result.chi2:.4f} on {result.dof} df, "
+              f"p = {result.p_value:.3g}; n = {result.n:g}\n")
+        print(result.eigenvalues.round(6).to_string(), "\n")
+        print("rows\n" + result.rows.round(6).to_string(), "\n")
+        print("columns\n" + result.cols.round(6).to_string())
+    return 0
+
+
+def cmd_diagram(args) -> int:
+    import pandas as pd
+
+    from .aggregate import Filters, cooccurrence, group_totals, label_table, resolve_model
+    from .ca import bootstrap_ellipses, correspondence_analysis, mds_profiles
+    from .diagram import READING_RULE, convergence_table, export
+
+    codebook = _codebook(args)
+    filters = Filters.parse(args.where or [], args.date_from, args.date_to)
+    with _workspace(args, create=False) as ws:
+        model = resolve_model(ws, args.model)
+        table = label_table(ws, model, axis=args.rows, by=args.by, unit=args.unit, filters=filters)
+        by_type = label_table(ws, model, axis=args.rows, by="issuer_type", unit=args.unit, filters=filters)
+        totals = group_totals(ws, model, by="issuer_type", filters=filters)
+        other = next((a for a in codebook.axis_names if a != args.rows), None)
+        co = cooccurrence(ws, model, rows=args.rows, cols=other, filters=filters) if other else None
+    sup_cols = _names(args.sup_cols)
+    result = correspondence_analysis(table, n_components=2, sup_cols=sup_cols, sup_rows=_names(args.sup_rows))
+    ellipses = None
+    if args.ellipses:
+        if result.n_components >= 2:
+            ellipses = bootstrap_ellipses(table, result, n_replicates=args.ellipses, seed=args.seed)
+        else:
+            _err("no ellipses: the map has a single dimension (two groups); group by source or issuer for a 2-D map")
+    tables = {"ca_rows": result.rows, "ca_cols": result.cols, "eigenvalues": result.eigenvalues, "counts": table}
+    if {"city", "national"} <= set(by_type.columns):
+        conv = convergence_table(by_type, totals, codebook)
+        tables["convergence"] = conv
+    else:
+        conv = None
+        _err("no convergence table: the filtered documents do not include both city and national issuers")
+    if co is not None:
+        tables["cooccurrence"] = co
+    active = table.drop(columns=[c for c in sup_cols if c in table.columns])
+    active = active.loc[active.sum(axis=1) > 0, active.sum(axis=0) > 0]
+    if min(active.shape) >= 3:
+        mds, stress = mds_profiles(active, axis="rows")
+        mds["stress"] = stress
+        tables["mds_rows"] = mds
+    title = f"CD-PD diagram: {args.rows} by {args.by} ({model})"
+    out = export(args.out, result, tables, codebook, ellipses=ellipses, title=title)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"{title}\n")
+        print(result.eigenvalues.round(4).to_string(), "\n")
+        if conv is not None:
+            print(conv.round(3).to_string())
+            print(f"\nReading rule: {READING_RULE}")
+    _err(f"wrote {out.figure} and {len(out.tables)} table(s): " + ", ".join(p.name for p in out.tables))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cdpd", description="Tag diplomacy functions and security domains in documents "
@@ -356,22 +445,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=20)
     s.set_defaults(func=cmd_search)
 
+    s = sub.add_parser("ca", parents=[common], help="correspondence analysis of a CSV table of counts")
+    s.add_argument("--table", required=True, metavar="CSV", help="counts, row names in the first column")
+    s.add_argument("--sup-rows", metavar="A,B", help="rows to project as supplementary points")
+    s.add_argument("--sup-cols", metavar="X,Y", help="columns to project as supplementary points")
+    s.add_argument("--dims", type=int, default=2, metavar="K", help="dimensions to report (default 2)")
+    s.add_argument("--json", action="store_true", help="eigenvalues, total inertia and principal coordinates as JSON")
+    s.set_defaults(func=cmd_ca)
+
+    s = sub.add_parser("diagram", parents=[common], help="the CD-PD diagram (CA biplot) and its tables")
+    s.add_argument("--rows", default="functions", help="codebook axis for the rows (default: functions)")
+    s.add_argument("--by", default="source", help="issuer_type, issuer, source (default), country, city or year")
+    s.add_argument("--where", action="append", metavar="FIELD=VALUE", help="keep matching documents (repeatable)")
+    s.add_argument("--from", dest="date_from", metavar="DATE", help="first date (ISO, inclusive)")
+    s.add_argument("--to", dest="date_to", metavar="DATE", help="last date (ISO, inclusive)")
+    s.add_argument("--unit", default="documents", choices=["documents", "passages"], help="what is counted")
+    s.add_argument("--sup-cols", metavar="X,Y", help="groups to project as supplementary points")
+    s.add_argument("--sup-rows", metavar="A,B", help="labels to project as supplementary points")
+    s.add_argument("--ellipses", type=int, default=0, metavar="N", help="bootstrap confidence ellipses, N replicates")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
+    s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE", help=".html (default), .png or .svg")
+    s.set_defaults(func=cmd_diagram)
+
     s = sub.add_parser("models", parents=[common], help="list trained models with their held-out scores")
     s.set_defaults(func=cmd_models)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .codebook import CodebookError
-    from .annotations import AnnotationError
-    from .models import ModelError
+    # Every error a user can cause is a ValueError (codebook, annotations, models, CA, bad values) or a
+    # WorkspaceError; catching them by base class keeps heavy modules (spaCy, skops) out of commands that need none.
     from .workspace import WorkspaceError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CLIError, CodebookError, AnnotationError, ModelError, WorkspaceError, ValueError) as exc:
+    except (CLIError, WorkspaceError, ValueError) as exc:
         _err(f"cdpd {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:

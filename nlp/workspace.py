@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     evidence TEXT,
     PRIMARY KEY (model, doc_id, label)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS predictions_label ON predictions(model, label, selected);
+CREATE INDEX IF NOT EXISTS predictions_selected ON predictions(model, selected, axis, label, doc_id);
 CREATE TABLE IF NOT EXISTS passage_labels (
     model      TEXT NOT NULL,
     passage_id INTEGER NOT NULL REFERENCES passages(passage_id) ON DELETE CASCADE,

@@ -8,3 +8,126 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Shared fixtures for the codebook, tagger, workspace and CLI tests.
+#
+# Tests never write into the repository's models/ or workspace/ folders: a session-wide autouse fixture points
+# CDPD_MODELS and CDPD_HOME at temporary folders, and the linear model is trained once per session into that
+# CDPD_MODELS folder (only when a test asks for it).
+# ------------------------------------------------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = REPO / "corpora"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cdpd_env(tmp_path_factory):
+    """CDPD_MODELS and CDPD_HOME point at session temp folders; restored afterwards."""
+    root = tmp_path_factory.mktemp("cdpd_env")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CDPD_MODELS", str(root / "models"))
+    mp.setenv("CDPD_HOME", str(root / "workspace"))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def codebook():
+    from nlp.codebook import load_codebook
+
+    return load_codebook()
+
+
+@pytest.fixture(scope="session")
+def processor(codebook):
+    from nlp.text import TextProcessor
+
+    return TextProcessor(codebook)
+
+
+@pytest.fixture(scope="session")
+def seed_annotations(codebook):
+    from nlp.annotations import SEED_ANNOTATIONS, read_annotations
+
+    return read_annotations(SEED_ANNOTATIONS, codebook)
+
+
+@pytest.fixture(scope="session")
+def seed_units(seed_annotations, processor):
+    """The passages of every seed unit (one spaCy pass over the 1,548 units, ~5 s)."""
+    from nlp.training import annotation_units
+
+    return annotation_units(seed_annotations, processor)
+
+
+@pytest.fixture(scope="session")
+def seed_labels(seed_annotations, codebook):
+    from nlp.annotations import label_matrix
+
+    return label_matrix(seed_annotations, codebook)
+
+
+@pytest.fixture(scope="session")
+def trained_linear(cdpd_env, codebook):
+    """The default ``linear`` model, trained once on all seed annotations into the session's CDPD_MODELS.
+
+    ``holdout=0`` skips the held-out refit (the acceptance test fits its own held-out model); returns ModelInfo.
+    """
+    import os
+
+    from nlp.annotations import SEED_ANNOTATIONS
+    from nlp.models import models_dir
+    from nlp.training import train
+
+    assert models_dir() == cdpd_env / "models" == Path(os.environ["CDPD_MODELS"])
+    info, _metrics = train(SEED_ANNOTATIONS, codebook, name="linear", holdout=0)
+    return info
+
+
+@pytest.fixture(scope="session")
+def linear_model(trained_linear, codebook):
+    """(tagger, info) of the session's trained linear model, loaded from disk as the CLI does."""
+    from nlp.models import load_model
+
+    return load_model("linear", codebook)
+
+
+@pytest.fixture(scope="session")
+def state_department():
+    import pandas as pd
+
+    return pd.read_parquet(CORPORA / "state_department.parquet")
+
+
+@pytest.fixture(scope="session")
+def king_county():
+    import pandas as pd
+
+    return pd.read_parquet(CORPORA / "king_county.parquet")
+
+
+@pytest.fixture(scope="session")
+def seed_rows():
+    """The raw JSON objects of corpora/annotations/seed.jsonl."""
+    import json
+
+    lines = (CORPORA / "annotations" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def small_seed_rows(seed_rows, codebook):
+    """About 120 seed units, the first ones plus the first unit of every label they lack: every label has a
+    positive example, so a linear model trained on them has no constant (untrusted-by-skops) estimator."""
+    rows = list(seed_rows[:110])
+    for axis in codebook.axis_names:
+        for label in codebook.labels(axis):
+            if not any(label in r[axis] for r in rows):
+                rows.append(next(r for r in seed_rows if label in r[axis]))
+    return rows

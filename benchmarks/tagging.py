@@ -1,0 +1,558 @@
+#!/usr/bin/env python
+"""Tagging benchmark: throughput, memory and held-out quality of the lexicon and linear taggers, on one core.
+
+    .venv/bin/python benchmarks/tagging.py [--docs 2000] [--repeat 3] [--out benchmarks/RESULTS.md] [--profile 500]
+
+What it measures
+  * Throughput end to end (``DocumentTagger.tag``: spaCy, passages, scores on every axis, thresholds, evidence)
+    in documents/s and passages/s, on (a) ``--docs`` real documents drawn with a fixed seed from
+    ``corpora/*.parquet``, stratified across the files *proportionally to their number of rows*, and (b) the
+    1,548 annotated units of ``corpora/annotations/seed.jsonl`` (~276 words each: the "units" of the goals).
+    Each workload is run ``--repeat`` times; the median run is reported (and the best).
+  * Peak memory: ``ru_maxrss`` before/after the timed corpus runs (an RSS high-water mark, so measured first)
+    and the ``tracemalloc`` peak of Python allocations (numpy buffers included) in a separate, traced pass.
+  * Where the time goes: ``TextProcessor.process`` alone (and, inside it, spaCy's ``nlp.pipe`` alone), then
+    ``tagger.passage_proba`` on those passages in the same 128-document batches, and the rest of
+    ``DocumentTagger.tag`` (aggregation, thresholds, evidence) as the full time minus those two.
+  * Quality on the held-out fifth of the seed annotations (``heldout_split(annotations, 0.2, seed=0)``: random
+    units only), the linear tagger being fitted with default parameters on the other units.
+
+Isolation: every tagger runs in a fresh subprocess (this script re-invoking itself with ``--worker``) so memory
+peaks don't mix; the linear model is trained in its own subprocess and handed over through a temporary model
+folder (``nlp.models.save_model``/``load_model``), so the tagging worker's memory is that of inference only.
+Each process sets the BLAS/OpenMP thread counts to 1 before numpy is imported and pins itself to one CPU.
+
+The console gets the tables; ``--out`` gets a ``## Tagging (benchmarks/tagging.py)`` section, replacing only
+that section if the file already has one.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: set before numpy (or anything that imports it) is loaded; subprocesses inherit the environment.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "RAYON_NUM_THREADS", "TOKENIZERS_PARALLELISM")
+for _var in THREAD_VARS:
+    os.environ[_var] = "false" if _var == "TOKENIZERS_PARALLELISM" else "1"
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT / "corpora"
+SEED_FILE = CORPORA / "annotations" / "seed.jsonl"
+SECTION = "## Tagging (benchmarks/tagging.py)"
+TAGGERS = ("lexicon", "linear")
+BATCH_DOCS = 128  # DocumentTagger.tag's default batch size (and `cdpd classify`'s)
+WARMUP_DOCS = 32
+GOALS = [  # (key, description, target)
+    ("functions_micro", "linear: functions micro-F1 (held-out)", 0.72),
+    ("functions_macro", "linear: functions macro-F1 (held-out)", 0.50),
+    ("domains_micro", "linear: domains micro-F1 (held-out)", 0.78),
+    ("docs_per_s", "linear: documents/s end to end, one core (corpus sample)", 500.0),
+    ("units_per_s", "linear: units/s end to end, one core (annotated units, ~276 words)", 500.0),
+]
+
+
+# -- one core ------------------------------------------------------------------------------------------------------
+def pin_one_core() -> int | None:
+    """Pin this process to CPU 0 (or the lowest CPU we may use); None where the OS has no affinity call."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    core = 0 if 0 in allowed else min(allowed)
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def maxrss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
+
+
+def blas_threads() -> dict[str, int]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    return {f"{i.get('internal_api')}:{Path(i.get('filepath', '')).name}": i.get("num_threads") for i in threadpool_info()}
+
+
+# -- data --------------------------------------------------------------------------------------------------------
+def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """Split n proportionally to sizes (largest remainder), never more than a file holds."""
+    total = sum(sizes.values())
+    n = min(n, total)
+    exact = {k: n * v / total for k, v in sizes.items()}
+    alloc = {k: int(x) for k, x in exact.items()}
+    for k in sorted(sizes, key=lambda k: (-(exact[k] - alloc[k]), k))[: n - sum(alloc.values())]:
+        alloc[k] += 1
+    return alloc
+
+
+def sample_documents(n: int, seed: int):
+    """``n`` documents from corpora/*.parquet, proportional to each file's row count, seeded; file order kept."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from nlp.schema import Document
+
+    files = sorted(CORPORA.glob("*.parquet"))
+    sizes = {f.stem: pq.ParquetFile(f).metadata.num_rows for f in files}
+    alloc = allocate(sizes, n)
+    rng = np.random.default_rng(seed)
+    docs = []
+    for f in files:
+        k = alloc[f.stem]
+        if not k:
+            continue
+        rows = sorted(rng.choice(sizes[f.stem], size=k, replace=False).tolist())
+        table = pq.read_table(f).take(rows).to_pylist()
+        docs.extend(Document.from_record(r, default_id=f"{f.stem}:{i}") for r, i in zip(table, rows))
+    # interleave the sources (seeded) so that batches mix short and long documents, as a real import would
+    order = rng.permutation(len(docs))
+    return [docs[i] for i in order], sizes, alloc
+
+
+def unit_documents(annotations):
+    from nlp.schema import Document
+
+    return [Document(id=a.id, text=a.text, title=a.title) for a in annotations]
+
+
+def words(docs) -> list[int]:
+    from nlp.pipeline import text_for_tagging
+
+    return [len(text_for_tagging(d).split()) for d in docs]
+
+
+# -- workers -----------------------------------------------------------------------------------------------------
+def worker_train(args) -> dict:
+    """Fit linear on the non-held-out units, evaluate linear and lexicon on the held-out ones, save the model."""
+    import numpy as np
+
+    from nlp.annotations import heldout_split, label_matrix, read_annotations
+    from nlp.codebook import load_codebook
+    from nlp.models import save_model
+    from nlp.taggers import get_tagger_class
+    from nlp.text import TextProcessor
+    from nlp.training import annotation_units, evaluate_tagger
+
+    codebook = load_codebook()
+    annotations = read_annotations(SEED_FILE, codebook)
+    t0 = time.perf_counter()
+    units = annotation_units(annotations, TextProcessor(codebook))
+    process_s = time.perf_counter() - t0
+    y = label_matrix(annotations, codebook)
+    train_idx, test_idx = heldout_split(annotations, 0.2, seed=0)
+    sub = lambda idx: ([units[i] for i in idx], {a: v[idx] for a, v in y.items()})  # noqa: E731
+    train_units, train_y = sub(train_idx)
+    test_units, test_y = sub(test_idx)
+    t0 = time.perf_counter()
+    linear = get_tagger_class("linear")(codebook).fit(train_units, train_y)
+    fit_s = time.perf_counter() - t0
+    lexicon = get_tagger_class("lexicon")(codebook)
+    quality = {name: evaluate_tagger(tagger, test_units, test_y, codebook)
+               for name, tagger in (("lexicon", lexicon), ("linear", linear))}
+    save_model(linear, "linear", training={"n_units": len(train_idx), "heldout": len(test_idx)},
+               folder=Path(args.model_dir))
+    return {
+        "n_annotations": len(annotations), "n_train": len(train_idx), "n_test": len(test_idx),
+        "n_random": sum(a.sample in ("random", "") for a in annotations),
+        "unit_words": float(np.mean(words(unit_documents(annotations)))),
+        "process_s": process_s, "fit_s": fit_s, "params": linear.get_params(), "quality": quality,
+        "axes": list(codebook.axis_names),
+    }
+
+
+def _run_tag(runner, docs) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n_passages = 0
+    for tagged in runner.tag(docs, batch_size=BATCH_DOCS):
+        n_passages += len(tagged.passages)
+    return time.perf_counter() - t0, n_passages
+
+
+def _timed_runs(runner, docs, repeat: int) -> dict:
+    """``repeat`` full runs; the tagger's ``sentence_contributions`` (evidence) is timed in place as they go."""
+    tagger = runner.tagger
+    original = tagger.sentence_contributions
+    spent = [0.0]
+
+    def timed_contributions(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    tagger.sentence_contributions = timed_contributions  # an instance attribute: nlp/ is untouched
+    times, contrib, n_passages = [], [], 0
+    try:
+        for _ in range(repeat):
+            spent[0] = 0.0
+            t, n_passages = _run_tag(runner, docs)
+            times.append(t)
+            contrib.append(spent[0])
+    finally:
+        del tagger.sentence_contributions
+    med = statistics.median(times)
+    return {"docs": len(docs), "passages": n_passages, "times": times, "median_s": med, "best_s": min(times),
+            "docs_per_s": len(docs) / med, "passages_per_s": n_passages / med, "best_docs_per_s": len(docs) / min(times),
+            "contributions_s": statistics.median(contrib)}
+
+
+def _breakdown(runner, docs, total_s: float, contributions_s: float) -> dict:
+    """Each spaCy component, ``process`` and ``passage_proba`` alone over the same batches; the rest by difference."""
+    from nlp.pipeline import text_for_tagging
+
+    processor, tagger, nlp = runner.processor, runner.tagger, runner.processor.nlp
+    texts = [text_for_tagging(d) for d in docs]
+    batches = [texts[i: i + BATCH_DOCS] for i in range(0, len(texts), BATCH_DOCS)]
+    components = {"tokenizer": 0.0, **{name: 0.0 for name in nlp.pipe_names}}
+    for b in batches:
+        t0 = time.perf_counter()
+        spacy_docs = list(nlp.tokenizer.pipe(b, batch_size=64))
+        components["tokenizer"] += time.perf_counter() - t0
+        for name, proc in nlp.pipeline:
+            t0 = time.perf_counter()
+            spacy_docs = [proc(d) for d in spacy_docs]
+            components[name] += time.perf_counter() - t0
+        del spacy_docs
+    t0 = time.perf_counter()
+    flats = [[p for unit in processor.process(b) for p in unit] for b in batches]
+    process = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for flat in flats:
+        if flat:
+            tagger.passage_proba(flat)
+    score = time.perf_counter() - t0
+    del flats
+    pipe = sum(components.values())
+    rest = total_s - process - score
+    return {"total_s": total_s, "process_s": process, "spacy_pipe_s": pipe, "passages_s": process - pipe,
+            "spacy_components_s": components, "score_s": score, "rest_s": rest,
+            "contributions_s": contributions_s, "other_s": rest - contributions_s}
+
+
+def _traced_peak(runner, docs) -> int:
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        _run_tag(runner, docs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def worker_tagger(args) -> dict:
+    import numpy as np
+
+    from nlp.annotations import read_annotations
+    from nlp.codebook import load_codebook
+    from nlp.models import load_model
+    from nlp.pipeline import DocumentTagger
+    from nlp.text import TextProcessor
+
+    rss_start = maxrss_bytes()
+    codebook = load_codebook()
+    docs, _, _ = sample_documents(args.docs, args.seed)
+    units = unit_documents(read_annotations(SEED_FILE, codebook))
+    rss_data = maxrss_bytes()
+    tagger, info = load_model(args.worker, codebook, folder=Path(args.model_dir))
+    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    _run_tag(runner, docs[:WARMUP_DOCS])  # lazy state: spaCy lookups, coefficient caches, the evidence counter
+    rss_ready = maxrss_bytes()
+
+    corpus = _timed_runs(runner, docs, args.repeat)
+    rss_peak = maxrss_bytes()
+    corpus.update(rss_before=rss_ready, rss_after=rss_peak, rss_delta=rss_peak - rss_ready)
+    corpus["words_mean"] = float(np.mean(words(docs)))
+    corpus["words_median"] = float(np.median(words(docs)))
+
+    unit_run = _timed_runs(runner, units, args.repeat)
+    unit_run["words_mean"] = float(np.mean(words(units)))
+
+    out = {"tagger": args.worker, "model": info.ref, "corpus": corpus, "units": unit_run,
+           "rss_start": rss_start, "rss_data": rss_data, "rss_model_ready": rss_ready,
+           "core": args.core, "blas_threads": blas_threads()}
+    out["breakdown"] = _breakdown(runner, docs, corpus["median_s"], corpus["contributions_s"])
+    out["corpus"]["traced_peak"] = _traced_peak(runner, docs)
+    out["units"]["traced_peak"] = _traced_peak(runner, units)
+    if args.profile and args.worker == "linear":
+        profile(runner, docs[: args.profile])
+    return out
+
+
+def profile(runner, docs, top: int = 30) -> None:
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    _run_tag(runner, docs)
+    prof.disable()
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key)
+        stats.print_stats(top)
+        print(f"\n=== cProfile, linear tagger, {len(docs)} documents, sorted by {key} ===")
+        print(buf.getvalue().split("\n", 4)[-1] if key == "cumulative" else buf.getvalue())
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        nproc = str(os.cpu_count())
+    versions = {}
+    for mod in ("spacy", "sklearn", "numpy", "scipy"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nlp"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        git = head + (" + uncommitted changes in nlp/" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        git = "unknown"
+    return {"nproc": nproc, "cpu": cpu, "python": platform.python_version(), "versions": versions, "git": git,
+            "os": f"{platform.system()} {platform.release()}"}
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dict) -> str:
+    lin = results["linear"]
+    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    v = mach["versions"]
+    out = [SECTION, ""]
+    out.append(f"Run {now} with `python benchmarks/tagging.py --docs {args.docs} --repeat {args.repeat} "
+               f"--seed {args.seed}` at git {mach['git']}.  ")
+    out.append(f"Machine: {mach['nproc']} cores (nproc), {mach['cpu']}, {mach['os']}, Python {mach['python']}; "
+               f"spaCy {v.get('spacy')}, scikit-learn {v.get('sklearn')}, numpy {v.get('numpy')}, "
+               f"scipy {v.get('scipy')}.  ")
+    out.append(f"Each tagger ran in its own process pinned to CPU {lin.get('core')} with BLAS/OpenMP threads set "
+               f"to 1; times are the median of {args.repeat} runs after a {WARMUP_DOCS}-document warm-up. "
+               f"Load average (1 min) {mach['loadavg_start'][0]:.2f} at the start, {mach['loadavg_end'][0]:.2f} at "
+               f"the end: other processes on the machine share its cores and can slow a run.")
+    out.append("")
+    c = lin["corpus"]
+    strata = ", ".join(f"{k} {alloc[k]}/{sizes[k]:,}" for k in sorted(sizes))
+    out.append(f"- **Corpus sample**: {c['docs']:,} documents drawn with seed {args.seed} from `corpora/*.parquet`, "
+               f"stratified *proportionally to each file's row count* (sampled/rows: {strata}). "
+               f"Mean {c['words_mean']:,.0f} words/document (median {c['words_median']:,.0f}; whitespace words "
+               f"of title + text), {c['passages'] / c['docs']:.2f} passages/document.")
+    u = lin["units"]
+    out.append(f"- **Annotated units**: the {u['docs']:,} units of `corpora/annotations/seed.jsonl`, mean "
+               f"{u['words_mean']:,.0f} words, {u['passages'] / u['docs']:.2f} passages/unit.")
+    out.append("- End to end = `DocumentTagger.tag` in batches of 128: spaCy, passages, both axes, thresholds, "
+               "evidence. The linear model is the one fitted for the quality table below.")
+    out.append("")
+    out.append("### Throughput and memory (one core)")
+    out.append("")
+    rows = []
+    for name in TAGGERS:
+        r = results[name]
+        for label, w in (("corpus sample", r["corpus"]), ("annotated units", r["units"])):
+            rows.append([name, label, f"{w['docs']:,}", f"{w['docs_per_s']:,.0f}", f"{w['best_docs_per_s']:,.0f}",
+                         f"{w['passages_per_s']:,.0f}", f"{w['docs_per_s'] * w['words_mean']:,.0f}",
+                         f"{1000 * w['median_s'] / w['docs']:.2f}", mib(w["traced_peak"]),
+                         mib(w["rss_delta"]) if "rss_delta" in w else "—",
+                         mib(w["rss_after"]) if "rss_after" in w else "—"])
+    out.append(table(["tagger", "workload", "docs", "docs/s", "docs/s (best)", "passages/s", "words/s", "ms/doc",
+                      "tracemalloc peak", "max RSS Δ", "max RSS"], rows, "ll" + "r" * 9))
+    out.append("")
+    out.append("tracemalloc peak: Python allocations (numpy buffers included) during one traced pass over the "
+               "workload, results discarded as they stream out. Max RSS Δ: growth of `ru_maxrss` over the timed "
+               "corpus runs, from the level reached after loading spaCy, the model and the documents (max RSS "
+               "is that process's high-water mark; the linear model is trained in a separate process).")
+    out.append("")
+    out.append("### Where the time goes (corpus sample)")
+    out.append("")
+    rows = []
+    for name in TAGGERS:
+        b = results[name]["breakdown"]
+        n = results[name]["corpus"]["docs"]
+        row = lambda label, sec: [name, label, f"{sec:.2f}", f"{100 * sec / b['total_s']:.0f}%",  # noqa: E731
+                                  f"{1000 * sec / n:.2f}"]
+        rows.append(row("spaCy pipeline, all components", b["spacy_pipe_s"]))
+        for comp, sec in b["spacy_components_s"].items():
+            rows.append(row(f"&nbsp;&nbsp;spaCy `{comp}`", sec))
+        rows.append(row("sentences, lemmas, seed matches, passages (rest of `TextProcessor.process`)",
+                        b["passages_s"]))
+        rows.append(row("scoring: `tagger.passage_proba`", b["score_s"]))
+        rows.append(row("evidence: `tagger.sentence_contributions`", b["contributions_s"]))
+        rows.append(row("other: aggregation, thresholds, evidence sentences, batching", b["other_s"]))
+        rows.append(row("**total** (`DocumentTagger.tag`)", b["total_s"]))
+    out.append(table(["tagger", "stage", "s", "share", "ms/doc"], rows, "llrrr"))
+    out.append("")
+    out.append("Total: the median end-to-end run above. The spaCy components (one after the other, as `nlp.pipe` "
+               "runs them), `TextProcessor.process` and `passage_proba` are timed on their own over the same "
+               "128-document batches; `sentence_contributions` is timed in place during the timed runs; "
+               "\"other\" is the total minus process, scoring and evidence.")
+    out.append("")
+    out.append(f"### Quality on held-out units ({train['n_test']} of the {train['n_random']} random units; "
+               f"linear fitted on the other {train['n_train']})")
+    out.append("")
+    out.append(f"`heldout_split(annotations, 0.2, seed=0)`; linear with default parameters "
+               f"({', '.join(f'{k}={v}' for k, v in train['params'].items())}), thresholds tuned on out-of-fold "
+               f"scores of the training units; fitted in {train['fit_s']:.1f} s. Lexicon: seeds only, threshold 0.5.")
+    out.append("")
+    rows = []
+    for name in TAGGERS:
+        for axis in train["axes"]:
+            q = train["quality"][name][axis]
+            rows.append([name, axis, f"{q['micro']['precision']:.3f}", f"{q['micro']['recall']:.3f}",
+                         f"{q['micro']['f1']:.3f}", f"{q['macro_f1']:.3f}"])
+    out.append(table(["tagger", "axis", "micro P", "micro R", "micro F1", "macro F1"], rows, "llrrrr"))
+    out.append("")
+    out.append("Macro F1 averages over the labels with at least one held-out example.")
+    for axis in train["axes"]:
+        out.append("")
+        out.append(f"#### Linear tagger, {axis}: per label (held-out)")
+        out.append("")
+        labels = train["quality"]["linear"][axis]["labels"]
+        lex = train["quality"]["lexicon"][axis]["labels"]
+        rows = [[lab, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]),
+                 f"{lex[lab]['f1']:.3f}"] for lab, m in sorted(labels.items(), key=lambda kv: -kv[1]["support"])]
+        out.append(table(["label", "P", "R", "F1", "support", "lexicon F1"], rows))
+    out.append("")
+    out.append("### Goals")
+    out.append("")
+    rows = []
+    for key, desc, target, value, ok in goals(train, results):
+        fmt = (lambda x: f"{x:,.0f}") if target >= 1 else (lambda x: f"{x:.3f}")
+        rows.append([desc, f"≥ {fmt(target)}", fmt(value), "pass" if ok else "**FAIL**"])
+    out.append(table(["goal", "target", "measured", "result"], rows, "lrrl"))
+    out.append("")
+    return "\n".join(out)
+
+
+def goals(train: dict, results: dict):
+    q = train["quality"]["linear"]
+    lin = results["linear"]
+    values = {"functions_micro": q["functions"]["micro"]["f1"], "functions_macro": q["functions"]["macro_f1"],
+              "domains_micro": q["domains"]["micro"]["f1"], "docs_per_s": lin["corpus"]["docs_per_s"],
+              "units_per_s": lin["units"]["docs_per_s"]}
+    for key, desc, target in GOALS:
+        yield key, desc, target, values[key], values[key] >= target
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the tagging section of ``path`` (up to the next level-2 heading), or add it; keep the rest."""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = ("# Benchmarks\n\nOne section per benchmark script under `benchmarks/`; each script rewrites only its "
+                "own section.\n")
+    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
+    block = section.rstrip("\n") + "\n\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+# -- driver ------------------------------------------------------------------------------------------------------
+def run_worker(name: str, args, model_dir: str, json_path: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--docs", str(args.docs),
+           "--seed", str(args.seed), "--repeat", str(args.repeat), "--model-dir", model_dir, "--json", str(json_path)]
+    if args.profile:
+        cmd += ["--profile", str(args.profile)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    print(f"[{name}] done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return json.loads(json_path.read_text())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--docs", type=int, default=2000, help="corpus documents to sample (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per workload; the median is reported")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md",
+                   help="markdown file whose tagging section is written or replaced")
+    p.add_argument("--no-write", action="store_true", help="print only, leave --out alone")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print a cProfile of the linear tagger on the first N sampled documents")
+    p.add_argument("--worker", choices=("train", *TAGGERS), help=argparse.SUPPRESS)
+    p.add_argument("--model-dir", help=argparse.SUPPRESS)
+    p.add_argument("--json", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    mach = None if args.worker else machine()  # before pinning: nproc counts the CPUs this process may use
+    args.core = pin_one_core()
+    sys.path.insert(0, str(ROOT))  # run from a checkout without relying on the editable install
+
+    if args.worker:
+        result = worker_train(args) if args.worker == "train" else worker_tagger(args)
+        args.json.write_text(json.dumps(result, default=float))
+        return 0
+
+    import pyarrow.parquet as pq
+
+    sizes = {f.stem: pq.ParquetFile(f).metadata.num_rows for f in sorted(CORPORA.glob("*.parquet"))}
+    alloc = allocate(sizes, args.docs)
+    mach["loadavg_start"] = os.getloadavg()
+    print(f"machine: {mach['nproc']} cores, {mach['cpu']}, Python {mach['python']}; pinned to CPU {args.core}",
+          file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="cdpd-bench-") as tmp:
+        print("[train] fitting linear on the non-held-out units ...", file=sys.stderr)
+        train = run_worker("train", args, tmp, Path(tmp) / "train.json")
+        results = {}
+        for name in TAGGERS:
+            print(f"[{name}] timing {args.docs} documents and the annotated units ...", file=sys.stderr)
+            results[name] = run_worker(name, args, tmp, Path(tmp) / f"{name}.json")
+    mach["loadavg_end"] = os.getloadavg()
+    section = render(args, mach, train, results, sizes, alloc)
+    print(section)
+    if not args.no_write:
+        write_section(args.out, section)
+        print(f"wrote {args.out}", file=sys.stderr)
+    failed = [desc for _k, desc, _t, _v, ok in goals(train, results) if not ok]
+    print(f"goals: {len(GOALS) - len(failed)} of {len(GOALS)} met" + (f"; not met: {'; '.join(failed)}" if failed else ""),
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

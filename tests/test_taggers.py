@@ -1,0 +1,393 @@
+"""Taggers: the acceptance test (linear beats lexicon on held-out random units), thresholds, parameters, safe
+model storage, evidence on a real press release, and the F1-optimal threshold search."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+import yaml
+
+from nlp.annotations import heldout_split
+from nlp.codebook import DEFAULT_CODEBOOK, CodebookError, load_codebook
+from nlp.metrics import best_threshold, tune_thresholds
+from nlp.models import ModelError, load_model, save_model
+from nlp.pipeline import DocumentTagger, text_for_tagging
+from nlp.schema import Document
+from nlp.taggers import TAGGERS, get_tagger_class
+from nlp.taggers.linear import STATE_FILE, LinearTagger
+from nlp.training import evaluate_tagger
+
+
+def docs_of(frame, n: int) -> list[Document]:
+    return [Document(id=r.id, text=r.text, title=r.title) for r in frame.head(n).itertuples()]
+
+
+@pytest.fixture(scope="module")
+def split(seed_annotations):
+    return heldout_split(seed_annotations)
+
+
+@pytest.fixture(scope="module")
+def heldout_linear(codebook, seed_units, seed_labels, split):
+    """The linear tagger with default settings, fitted on every seed unit but the held-out ones (~10 s)."""
+    train_idx, _ = split
+    return LinearTagger(codebook).fit([seed_units[i] for i in train_idx],
+                                      {a: v[train_idx] for a, v in seed_labels.items()})
+
+
+@pytest.fixture(scope="module")
+def real_units(processor, state_department, king_county):
+    docs = docs_of(state_department, 25) + docs_of(king_county, 25)
+    return list(processor.process(text_for_tagging(d) for d in docs))
+
+
+@pytest.fixture(scope="module")
+def small_units(codebook, processor, small_seed_rows):
+    from nlp.annotations import Annotation, label_matrix
+    from nlp.training import annotation_units
+
+    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"])
+            for r in small_seed_rows]
+    return annotation_units(anns, processor), label_matrix(anns, codebook)
+
+
+# ------------------------------------------------------------------------------------------------ acceptance
+
+
+def test_heldout_split_is_a_fifth_of_the_random_units(seed_annotations, split):
+    train_idx, test_idx = split
+    random_units = [i for i, a in enumerate(seed_annotations) if a.sample == "random"]
+    assert len(seed_annotations) == 1548 and len(random_units) == 1260
+    assert len(test_idx) == 252
+    assert all(seed_annotations[i].sample == "random" for i in test_idx)
+    assert sorted(train_idx + test_idx) == list(range(1548)) and not set(train_idx) & set(test_idx)
+    assert heldout_split(seed_annotations) == split  # seeded
+
+
+def test_linear_beats_lexicon_on_heldout_random_units(codebook, seed_units, seed_labels, split, heldout_linear):
+    """THE acceptance test: micro-F1 of the trained linear tagger over the seed-only lexicon, on both axes."""
+    _, test_idx = split
+    units = [seed_units[i] for i in test_idx]
+    y = {a: v[test_idx] for a, v in seed_labels.items()}
+    linear = evaluate_tagger(heldout_linear, units, y, codebook)
+    lexicon = evaluate_tagger(get_tagger_class("lexicon")(codebook), units, y, codebook)
+    for axis in ("functions", "domains"):
+        lin, lex = linear[axis]["micro"]["f1"], lexicon[axis]["micro"]["f1"]
+        assert lin > lex, f"{axis}: linear micro-F1 {lin:.3f} does not beat lexicon {lex:.3f}"
+        assert lin >= 0.7, f"{axis}: linear micro-F1 {lin:.3f}"
+        assert linear[axis]["n_units"] == 252
+        assert sum(m["support"] for m in linear[axis]["labels"].values()) == int(y[axis].sum())
+    assert linear["functions"]["micro"]["f1"] - lexicon["functions"]["micro"]["f1"] > 0.1
+
+
+# ------------------------------------------------------------------------------------------- thresholds, params
+
+
+def test_thresholds_are_per_label_and_inside_0_1(heldout_linear, codebook, linear_model):
+    for tagger in (heldout_linear, linear_model[0]):
+        for axis in codebook.axis_names:
+            th = np.asarray(tagger.thresholds_[axis])
+            assert th.shape == (len(codebook.labels(axis)),)
+            assert np.all((th > 0) & (th < 1)), (axis, th)
+            assert len(np.unique(th)) > 1  # tuned per label, not one global cut
+    meta = linear_model[1].meta
+    assert {a: len(v) for a, v in meta["thresholds"].items()} == {"functions": 14, "domains": 6}
+
+
+def test_predict_applies_the_thresholds(heldout_linear, real_units):
+    proba = heldout_linear.predict_proba(real_units)
+    pred = heldout_linear.predict(real_units)
+    for axis, p in proba.items():
+        assert p.shape[0] == len(real_units)
+        assert np.all((p >= 0) & (p <= 1))
+        assert np.array_equal(pred[axis], p >= heldout_linear.thresholds_[axis])
+
+
+def test_get_params_set_params_round_trip(codebook):
+    tagger = LinearTagger(codebook, C=2.5, ngram_max=2, min_df=3)
+    params = tagger.get_params()
+    assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
+                      "cv_folds": 5, "random_state": 0}
+    other = LinearTagger(codebook).set_params(**params)
+    assert other.get_params() == params
+    assert other.set_params(C=0.5) is other and other.C == 0.5
+    with pytest.raises(ValueError, match="no parameter 'alpha'"):
+        other.set_params(alpha=1.0)
+    assert other.C == 0.5
+    lexicon = get_tagger_class("lexicon")(codebook)
+    assert lexicon.get_params() == {}
+    with pytest.raises(ValueError, match="lexicon tagger has no parameter 'C'"):
+        lexicon.set_params(C=1)
+
+
+def test_tagger_registry_and_unfitted_linear(codebook, processor):
+    assert {"lexicon", "linear"} <= set(TAGGERS)
+    with pytest.raises(ValueError, match="unknown tagger 'bert'.*lexicon, linear"):
+        get_tagger_class("bert")
+    tagger = LinearTagger(codebook)
+    units = list(processor.process(["The Secretary condemned the attack."]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        tagger.predict_proba(units)
+    with pytest.raises(ValueError, match="at least 2"):
+        tagger.fit(units, {"functions": np.zeros((1, 14)), "domains": np.zeros((1, 6))})
+
+
+# -------------------------------------------------------------------------------------------------- storage
+
+
+def test_save_and_load_give_identical_scores(heldout_linear, codebook, real_units, tmp_path):
+    info = save_model(heldout_linear, "copy", training={"sha256": "abc"}, folder=tmp_path)
+    loaded, loaded_info = load_model("copy", codebook, folder=tmp_path)
+    assert loaded_info.ref == info.ref and len(info.version) == 8
+    assert loaded.get_params() == heldout_linear.get_params()
+    before, after = heldout_linear.predict_proba(real_units), loaded.predict_proba(real_units)
+    for axis in codebook.axis_names:
+        assert np.array_equal(before[axis], after[axis])
+        np.testing.assert_allclose(loaded.thresholds_[axis], heldout_linear.thresholds_[axis], atol=1e-6)
+    # the same settings and data give the same version; saving again replaces the model atomically
+    again = save_model(heldout_linear, "copy", training={"sha256": "abc"}, folder=tmp_path)
+    assert again.version == info.version
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+
+
+def test_saved_state_is_skops_not_pickle(heldout_linear, tmp_path):
+    save_model(heldout_linear, "safe", folder=tmp_path)
+    files = sorted(p.name for p in (tmp_path / "safe").iterdir())
+    assert files == [STATE_FILE, "meta.json"]
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
+    state = tmp_path / "safe" / STATE_FILE
+    assert zipfile.is_zipfile(state)
+    with zipfile.ZipFile(state) as zf:
+        assert "schema.json" in zf.namelist()
+    assert sio.get_untrusted_types(file=state) == []
+    meta = json.loads((tmp_path / "safe" / "meta.json").read_text())
+    assert meta["tagger"] == "linear" and meta["labels"]["domains"][0] == "peace"
+
+
+class Untrusted:
+    """Not a scikit-learn type: a model file holding one must be refused before anything is instantiated."""
+
+    instantiated = 0
+
+    def __init__(self):
+        self.payload = "x"
+
+    def __setstate__(self, state):
+        Untrusted.instantiated += 1
+        self.__dict__.update(state)
+
+
+def test_tampered_state_with_untrusted_type_is_refused(heldout_linear, codebook, tmp_path):
+    save_model(heldout_linear, "tampered", folder=tmp_path)
+    state = tmp_path / "tampered" / STATE_FILE
+    sio.dump({"vectorizer": Untrusted(), "classifiers": heldout_linear.classifiers_}, state)
+    assert any("Untrusted" in t for t in sio.get_untrusted_types(file=state))
+    with pytest.raises(ModelError) as info:
+        load_model("tampered", codebook, folder=tmp_path)
+    assert "untrusted" in str(info.value) and "Untrusted" in str(info.value) and "tampered" in str(info.value)
+    assert Untrusted.instantiated == 0
+
+
+def test_missing_model_and_missing_state(codebook, tmp_path, heldout_linear):
+    with pytest.raises(ModelError, match="no model named 'absent'"):
+        load_model("absent", codebook, folder=tmp_path)
+    save_model(heldout_linear, "nostate", folder=tmp_path)
+    (tmp_path / "nostate" / STATE_FILE).unlink()
+    with pytest.raises(ModelError, match="nostate"):
+        load_model("nostate", codebook, folder=tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "meta.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable model metadata"):
+        load_model("bad", codebook, folder=tmp_path)
+
+
+@pytest.mark.xfail(reason="bug: a corrupt linear.skops raises zipfile.BadZipFile, which load_model does not turn "
+                          "into ModelError (nlp/models.py catches only OSError/ValueError)", strict=True)
+def test_corrupt_state_file_gives_model_error(heldout_linear, codebook, tmp_path):
+    save_model(heldout_linear, "corrupt", folder=tmp_path)
+    (tmp_path / "corrupt" / STATE_FILE).write_bytes(b"this is not a zip archive" * 4)
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model("corrupt", codebook, folder=tmp_path)
+
+
+@pytest.mark.xfail(reason="bug: meta.json without 'labels'/'thresholds' raises KeyError instead of ModelError "
+                          "(nlp/models.py load_model indexes meta['labels'] and meta['thresholds'])", strict=True)
+def test_incomplete_meta_gives_model_error(heldout_linear, codebook, tmp_path):
+    save_model(heldout_linear, "partial", folder=tmp_path)
+    meta_path = tmp_path / "partial" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["thresholds"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="partial"):
+        load_model("partial", codebook, folder=tmp_path)
+
+
+@pytest.mark.xfail(reason="bug: a label with no positive (or no negative) training unit becomes "
+                          "sklearn.multiclass._ConstantPredictor, which skops does not trust, so the saved model "
+                          "cannot be loaded (nlp/taggers/linear.py load_state)", strict=True)
+def test_model_with_a_label_never_seen_in_training_can_be_loaded(codebook, small_units, tmp_path):
+    units, y = small_units
+    j = codebook.labels("functions").index("listening")
+    y = {a: v.copy() for a, v in y.items()}
+    y["functions"][:, j] = 0  # nobody listened: a constant estimator for that label
+    tagger = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    assert tagger.predict_proba(units)["functions"][:, j].max() == 0.0
+    save_model(tagger, "rare", folder=tmp_path)
+    loaded, _ = load_model("rare", codebook, folder=tmp_path)
+    assert np.array_equal(loaded.predict_proba(units)["functions"], tagger.predict_proba(units)["functions"])
+
+
+@pytest.mark.xfail(reason="bug: LogisticRegression gets no random_state (liblinear shuffles with the global numpy "
+                          "RNG), so two fits with the same data and settings differ although save_model gives them "
+                          "the same version (nlp/taggers/linear.py _new_classifier)", strict=True)
+def test_fitting_is_reproducible(codebook, small_units):
+    units, y = small_units
+    np.random.seed(1)
+    first = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    np.random.seed(2)
+    second = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    a, b = first.predict_proba(units), second.predict_proba(units)
+    for axis in codebook.axis_names:
+        assert np.array_equal(a[axis], b[axis])
+        assert np.array_equal(first.thresholds_[axis], second.thresholds_[axis])
+
+
+@pytest.mark.xfail(reason="bug: load_model only compares label SETS (Codebook.check_compatible); a codebook that "
+                          "lists the same labels in another order is accepted and the model's columns (scores, "
+                          "thresholds, seed features) are silently attached to the wrong labels", strict=True)
+def test_reordered_codebook_is_refused_or_mapped(linear_model, processor, state_department, tmp_path):
+    tagger, info = linear_model
+    data = yaml.safe_load(DEFAULT_CODEBOOK.read_text(encoding="utf-8"))
+    reordered = copy.deepcopy(data)
+    reordered["functions"] = list(reversed(reordered["functions"]))
+    path = tmp_path / "reordered.yaml"
+    path.write_text(yaml.safe_dump(reordered, sort_keys=False), encoding="utf-8")
+    cb2 = load_codebook(path)
+    try:
+        other, _ = load_model("linear", cb2)
+    except (CodebookError, ModelError):
+        return  # refusing is fine
+    from nlp.text import TextProcessor
+
+    doc = docs_of(state_department[state_department.title.str.contains("Sanction")], 1)[0]
+    units = list(processor.process([text_for_tagging(doc)]))
+    units2 = list(TextProcessor(cb2).process([text_for_tagging(doc)]))
+    mine = dict(zip(tagger.labels["functions"], tagger.predict_proba(units)["functions"][0]))
+    theirs = dict(zip(other.labels["functions"], other.predict_proba(units2)["functions"][0]))
+    for label in mine:
+        assert mine[label] == pytest.approx(theirs[label]), label
+
+
+# --------------------------------------------------------------------------------------------- empty input
+
+
+def test_no_passages_scores_zero(codebook, processor, heldout_linear):
+    assert processor.passages("") == [] and processor.passages("  \n\n ") == []
+    for tagger in (heldout_linear, get_tagger_class("lexicon")(codebook)):
+        proba = tagger.predict_proba([[], []])
+        assert {a: p.shape for a, p in proba.items()} == {"functions": (2, 14), "domains": (2, 6)}
+        assert all(not p.any() for p in proba.values())
+        proba = tagger.predict_proba([])
+        assert {a: p.shape for a, p in proba.items()} == {"functions": (0, 14), "domains": (0, 6)}
+        tagged = list(DocumentTagger(tagger, processor).tag([Document(id="empty", text=""),
+                                                             Document(id="blank", text=" \n ")]))
+        for t in tagged:
+            assert t.passages == [] and t.evidence == {}
+            assert t.selected == {"functions": [], "domains": []}
+            assert all(not s.any() for s in t.scores.values())
+
+
+def test_empty_document_among_others_keeps_scores_aligned(heldout_linear, processor, state_department):
+    docs = docs_of(state_department, 3)
+    runner = DocumentTagger(heldout_linear, processor)
+    alone = {t.doc.id: t.scores for t in runner.tag(docs)}
+    mixed = list(runner.tag([docs[0], Document(id="empty", text=""), docs[1], docs[2]], batch_size=4))
+    assert [t.doc.id for t in mixed] == [docs[0].id, "empty", docs[1].id, docs[2].id]
+    assert not mixed[1].scores["functions"].any()
+    for t in mixed[:1] + mixed[2:]:
+        for axis in ("functions", "domains"):
+            np.testing.assert_allclose(t.scores[axis], alone[t.doc.id][axis], rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------- lexicon
+
+
+def test_lexicon_score_is_one_minus_half_to_the_hits(codebook, processor):
+    lexicon = get_tagger_class("lexicon")(codebook)
+    text = "Sanctions were imposed. More sanctions and an embargo followed. The city hosted a festival."
+    proba = lexicon.predict_proba(list(processor.process([text])))
+    functions = dict(zip(codebook.labels("functions"), proba["functions"][0]))
+    assert functions["coercive_measures"] == pytest.approx(1 - 0.5 ** 3)
+    assert functions["cultural_diplomacy"] == pytest.approx(0.5)
+    assert functions["representation_protocol"] == pytest.approx(0.5)  # "hosted"
+    assert functions["twinning"] == 0.0
+    tagged = next(DocumentTagger(lexicon, processor).tag([Document(id="x", text=text)]))
+    assert "coercive_measures" in tagged.selected["functions"]
+    assert tagged.evidence["coercive_measures"] == ["More sanctions and an embargo followed.",
+                                                    "Sanctions were imposed."]
+
+
+# ------------------------------------------------------------------------------------------------- evidence
+
+
+def test_sanctions_press_release_evidence(linear_model, processor, state_department):
+    tagger, info = linear_model
+    row = state_department[state_department.title.str.contains("Sanction")].iloc[0]
+    assert row.id == "state-d7ac595c1ec0"
+    doc = Document(id=row.id, text=row.text, title=row.title, issuer_type="national")
+    full = row.title + "\n\n" + row.text
+    assert text_for_tagging(doc) == full
+    tagged = next(DocumentTagger(tagger, processor).tag([doc]))
+    assert "coercive_measures" in tagged.selected["functions"]
+    evidence = tagged.evidence["coercive_measures"]
+    assert 1 <= len(evidence) <= 3
+    for sentence in evidence:
+        assert sentence in full, sentence
+    assert any("sanction" in s.lower() for s in evidence)
+    # every selected label has evidence, and only selected labels do
+    selected = {lab for labs in tagged.selected.values() for lab in labs}
+    assert set(tagged.evidence) == selected
+    record = tagged.to_record(tagger.labels, info.ref)
+    assert record["scores"]["functions"]["coercive_measures"] >= tagger.thresholds_["functions"][13]
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize("y, scores, expected", [
+    ([1, 1, 0, 0], [0.9, 0.8, 0.3, 0.1], 0.55),  # perfect separation: the midpoint of the gap
+    ([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], 0.4),  # F1 2/3, 1/2, 4/5, 2/3: cut below the third
+    ([1, 0, 0, 1], [0.9, 0.8, 0.7, 0.6], 0.3),  # F1 tie (2/3) between 0.85 and 0.3: the one nearer 0.5
+    ([1, 0, 0], [0.9, 0.9, 0.1], 0.5),  # cannot cut between equal scores
+    ([0, 1, 0, 0], [0.2, 0.7, 0.95, 0.1], 0.45),  # unsorted input
+])
+def test_best_threshold_is_f1_optimal(y, scores, expected):
+    assert best_threshold(np.array(y), np.array(scores)) == pytest.approx(expected)
+
+
+def test_best_threshold_defaults_and_brute_force():
+    assert best_threshold(np.zeros(4), np.array([0.1, 0.2, 0.3, 0.4])) == 0.5
+    assert best_threshold(np.zeros(4), np.array([0.1, 0.2, 0.3, 0.4]), default=0.3) == 0.3
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        y = rng.random(25) < 0.3
+        y[0] = True
+        s = np.round(rng.random(25), 2)
+        cut = best_threshold(y, s)
+
+        def f1(t):
+            pred = s >= t
+            tp = (pred & y).sum()
+            return 2 * tp / (pred.sum() + y.sum())
+
+        assert f1(cut) == pytest.approx(max(f1(t) for t in np.r_[s, 0.0]))
+        assert not np.any(np.isclose(s, cut))  # the cut never sits on a score
+    Y = np.array([[1, 0], [0, 0], [1, 0]])
+    S = np.array([[0.8, 0.1], [0.3, 0.9], [0.6, 0.2]])
+    assert tune_thresholds(Y, S).tolist() == pytest.approx([0.45, 0.5])
