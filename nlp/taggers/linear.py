@@ -24,6 +24,9 @@ from .base import Tagger, Units, aggregate_max, register_tagger
 
 
 STATE_FILE = "linear.skops"
+#: Types skops does not trust by default that a linear model legitimately holds: the constant predictor that
+#: one-vs-rest fits for a label with no positive example (plain data, no code). Anything else is refused.
+TRUSTED_TYPES = ("sklearn.multiclass._ConstantPredictor",)
 
 
 def _joined(tokens: Sequence[str]) -> str:
@@ -124,10 +127,10 @@ class LinearTagger(Tagger):
 
     def load_state(self, folder: Path) -> None:
         path = folder / STATE_FILE
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted:  # scikit-learn's own types are trusted by skops; anything else is refused, never unpickled
+        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+        if untrusted:  # never unpickled: only skops' safe types and the explicit list above are accepted
             raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
-        state = sio.load(path, trusted=[])
+        state = sio.load(path, trusted=list(TRUSTED_TYPES))
         self.vectorizer_, self.classifiers_ = state["vectorizer"], state["classifiers"]
         self.__dict__.pop("_coef_cache", None)
         self.__dict__.pop("_counter", None)
