@@ -260,6 +260,10 @@ def _traced_peak(runner, docs) -> int:
         tracemalloc.stop()
 
 
+def _log(worker: str, t0: float, msg: str) -> None:
+    print(f"  [{worker}] {time.perf_counter() - t0:6.1f}s {msg}", file=sys.stderr, flush=True)
+
+
 def worker_tagger(args) -> dict:
     import numpy as np
 
@@ -269,6 +273,8 @@ def worker_tagger(args) -> dict:
     from nlp.pipeline import DocumentTagger
     from nlp.text import TextProcessor
 
+    t_start = time.perf_counter()
+    log = lambda msg: _log(args.worker, t_start, msg)  # noqa: E731
     rss_start = maxrss_bytes()
     codebook = load_codebook()
     docs, _, _ = sample_documents(args.docs, args.seed)
@@ -278,22 +284,29 @@ def worker_tagger(args) -> dict:
     runner = DocumentTagger(tagger, TextProcessor(codebook))
     _run_tag(runner, docs[:WARMUP_DOCS])  # lazy state: spaCy lookups, coefficient caches, the evidence counter
     rss_ready = maxrss_bytes()
+    log(f"loaded {len(docs)} documents, {len(units)} units and model {info.ref}")
 
     corpus = _timed_runs(runner, docs, args.repeat)
     rss_peak = maxrss_bytes()
     corpus.update(rss_before=rss_ready, rss_after=rss_peak, rss_delta=rss_peak - rss_ready)
     corpus["words_mean"] = float(np.mean(words(docs)))
     corpus["words_median"] = float(np.median(words(docs)))
+    log(f"corpus sample: {corpus['docs_per_s']:.0f} docs/s (runs: {', '.join(f'{t:.1f}s' for t in corpus['times'])})")
 
     unit_run = _timed_runs(runner, units, args.repeat)
     unit_run["words_mean"] = float(np.mean(words(units)))
+    log(f"annotated units: {unit_run['docs_per_s']:.0f} units/s")
 
     out = {"tagger": args.worker, "model": info.ref, "corpus": corpus, "units": unit_run,
            "rss_start": rss_start, "rss_data": rss_data, "rss_model_ready": rss_ready,
            "core": args.core, "blas_threads": blas_threads()}
     out["breakdown"] = _breakdown(runner, docs, corpus["median_s"], corpus["contributions_s"])
-    out["corpus"]["traced_peak"] = _traced_peak(runner, docs)
-    out["units"]["traced_peak"] = _traced_peak(runner, units)
+    log("breakdown")
+    n_trace = args.trace_docs or max(len(docs), len(units))
+    out["corpus"]["traced_peak"] = _traced_peak(runner, docs[:n_trace])
+    out["units"]["traced_peak"] = _traced_peak(runner, units[:n_trace])
+    out["corpus"]["traced_docs"], out["units"]["traced_docs"] = len(docs[:n_trace]), len(units[:n_trace])
+    log("tracemalloc passes")
     if args.profile and args.worker == "linear":
         profile(runner, docs[: args.profile])
     return out
@@ -327,7 +340,8 @@ def machine() -> dict:
     except OSError:
         cpu = platform.processor()
     try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_THREAD_LIMIT")}
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True, env=env).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         nproc = str(os.cpu_count())
     versions = {}
@@ -366,7 +380,7 @@ def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dic
     v = mach["versions"]
     out = [SECTION, ""]
     out.append(f"Run {now} with `python benchmarks/tagging.py --docs {args.docs} --repeat {args.repeat} "
-               f"--seed {args.seed}` at git {mach['git']}.  ")
+               f"--seed {args.seed} --trace-docs {args.trace_docs}` at git {mach['git']}.  ")
     out.append(f"Machine: {mach['nproc']} cores (nproc), {mach['cpu']}, {mach['os']}, Python {mach['python']}; "
                f"spaCy {v.get('spacy')}, scikit-learn {v.get('sklearn')}, numpy {v.get('numpy')}, "
                f"scipy {v.get('scipy')}.  ")
@@ -401,8 +415,10 @@ def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dic
     out.append(table(["tagger", "workload", "docs", "docs/s", "docs/s (best)", "passages/s", "words/s", "ms/doc",
                       "tracemalloc peak", "max RSS Δ", "max RSS"], rows, "ll" + "r" * 9))
     out.append("")
-    out.append("tracemalloc peak: Python allocations (numpy buffers included) during one traced pass over the "
-               "workload, results discarded as they stream out. Max RSS Δ: growth of `ru_maxrss` over the timed "
+    n_traced = lin["corpus"]["traced_docs"]
+    out.append(f"tracemalloc peak: Python allocations (numpy buffers included) during one traced pass over the "
+               f"first {n_traced:,} documents of each workload ({-(-n_traced // BATCH_DOCS)} batches of {BATCH_DOCS}; tracing is slow), "
+               f"results discarded as they stream out. Max RSS Δ: growth of `ru_maxrss` over the timed "
                "corpus runs, from the level reached after loading spaCy, the model and the documents (max RSS "
                "is that process's high-water mark; the linear model is trained in a separate process).")
     out.append("")
@@ -496,7 +512,7 @@ def write_section(path: Path, section: str) -> None:
 # -- driver ------------------------------------------------------------------------------------------------------
 def run_worker(name: str, args, model_dir: str, json_path: Path) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--docs", str(args.docs),
-           "--seed", str(args.seed), "--repeat", str(args.repeat), "--model-dir", model_dir, "--json", str(json_path)]
+           "--seed", str(args.seed), "--repeat", str(args.repeat), "--trace-docs", str(args.trace_docs), "--model-dir", model_dir, "--json", str(json_path)]
     if args.profile:
         cmd += ["--profile", str(args.profile)]
     t0 = time.perf_counter()
@@ -515,6 +531,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only, leave --out alone")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print a cProfile of the linear tagger on the first N sampled documents")
+    p.add_argument("--trace-docs", type=int, default=4 * BATCH_DOCS, metavar="N",
+                   help="documents per workload in the (slow) tracemalloc pass; 0 = all (default %(default)s)")
     p.add_argument("--worker", choices=("train", *TAGGERS), help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help=argparse.SUPPRESS)

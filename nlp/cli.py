@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from . import __version__
+from .fileio import atomic_path
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 
@@ -40,18 +40,10 @@ def atomic_output(path: str | None) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     target = Path(path)
-    if target.is_dir():
-        raise CLIError(f"{target}: is a folder; --output needs a file name")
-    if not target.parent.exists():
-        raise CLIError(f"{target.parent}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if target.is_dir() or not target.parent.is_dir():
+        raise CLIError(f"{target}: --output needs a file name in an existing folder")
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        yield fh
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------------
@@ -369,18 +361,20 @@ def cmd_diagram(args) -> int:
         tables["cooccurrence"] = co
     active = table.drop(columns=[c for c in sup_cols if c in table.columns])
     active = active.loc[active.sum(axis=1) > 0, active.sum(axis=0) > 0]
+    mds = None
     if min(active.shape) >= 3:
-        mds, stress = mds_profiles(active, axis="rows")
-        mds["stress"] = stress
-        tables["mds_rows"] = mds
+        mds = mds_profiles(active, axis="rows")
+        tables["mds_rows"] = mds[0].assign(stress=mds[1])
     title = f"CD-PD diagram: {args.rows} by {args.by} ({model})"
-    out = export(args.out, result, tables, codebook, ellipses=ellipses, title=title)
+    out = export(args.out, result, tables, codebook, ellipses=ellipses, title=title, mds=mds)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(f"{title}\n")
         print(result.eigenvalues.round(4).to_string(), "\n")
         if conv is not None:
             print(conv.round(3).to_string())
             print(f"\nReading rule: {READING_RULE}")
+        if mds is not None:
+            print(f"\nMDS of {args.rows} profiles: Kruskal stress-1 = {mds[1]:.3f}")
     _err(f"wrote {out.figure} and {len(out.tables)} table(s): " + ", ".join(p.name for p in out.tables))
     return 0
 

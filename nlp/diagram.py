@@ -8,8 +8,6 @@ Pure functions build the figure and tables from a contingency table and a :class
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pandas as pd
 
 from .ca import CAResult
 from .codebook import Codebook
+from .fileio import atomic_path
 
 #: The reading rule of the convergence table (also printed under it).
 READING_RULE = (
@@ -194,6 +193,36 @@ def static_biplot(result: CAResult, codebook: Codebook | None = None, *, ellipse
     return fig
 
 
+def mds_figure(coords: pd.DataFrame, stress: float, title: str = "MDS of label profiles"):
+    """The second view: metric MDS of chi-square distances between label profiles, stress in the title."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=coords["dim 1"], y=coords["dim 2"], mode="markers+text",
+                               text=[html.escape(str(i)) for i in coords.index], textposition="top center"))
+    fig.update_layout(title=f"{title} (Kruskal stress-1 = {stress:.3f})", template="plotly_white", height=560,
+                      xaxis_title="MDS 1", yaxis_title="MDS 2")
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def html_report(result: CAResult, codebook: Codebook | None, *, ellipses: pd.DataFrame | None, title: str,
+                convergence: pd.DataFrame | None = None, mds: tuple[pd.DataFrame, float] | None = None) -> str:
+    """One self-contained page: the biplot, the convergence table with its rule, and the MDS view."""
+    parts = [biplot(result, codebook, ellipses=ellipses, title=title).to_html(full_html=False,
+                                                                              include_plotlyjs=True)]
+    if convergence is not None:
+        table = convergence.copy()
+        for column in ("city_share", "national_share"):
+            table[column] = (100 * table[column]).map("{:.1f}%".format)
+        parts.append("<h2>Convergence table</h2>" + table.round(3).to_html(escape=True, border=0)
+                     + f"<p><em>Reading rule.</em> {html.escape(READING_RULE)}</p>")
+    if mds is not None:
+        parts.append(mds_figure(*mds).to_html(full_html=False, include_plotlyjs=False))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px} "
+            "td,th{padding:2px 8px;text-align:right}</style></head><body>" + "".join(parts) + "</body></html>")
+
+
 @dataclass
 class Exported:
     figure: Path
@@ -201,28 +230,22 @@ class Exported:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def export(out: str | Path, result: CAResult, tables: dict[str, pd.DataFrame], codebook: Codebook | None = None,
-           ellipses: pd.DataFrame | None = None, title: str = "City Diplomacy - Public Diplomacy diagram") -> Exported:
+           ellipses: pd.DataFrame | None = None, title: str = "City Diplomacy - Public Diplomacy diagram",
+           mds: tuple[pd.DataFrame, float] | None = None) -> Exported:
     """Write the figure (.html, .png or .svg, by suffix) and each table as ``<stem>_<name>.csv`` beside it."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".html", ".png", ".svg"):
         raise ValueError(f"{out}: the diagram is written as .html, .png or .svg, not {suffix or 'no suffix'!r}")
-    if not out.parent.exists():
-        raise ValueError(f"{out.parent}: folder does not exist")
     if suffix == ".html":
-        fig = biplot(result, codebook, ellipses=ellipses, title=title)
-        _atomic_write(out, lambda p: fig.write_html(p, include_plotlyjs=True, full_html=True))
+        page = html_report(result, codebook, ellipses=ellipses, title=title, convergence=tables.get("convergence"),
+                           mds=mds)
+        _atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
     else:
         import matplotlib.pyplot as plt
 
