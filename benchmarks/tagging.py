@@ -11,9 +11,10 @@ What it measures
     Each workload is run ``--repeat`` times; the median run is reported (and the best).
   * Peak memory: ``ru_maxrss`` before/after the timed corpus runs (an RSS high-water mark, so measured first)
     and the ``tracemalloc`` peak of Python allocations (numpy buffers included) in a separate, traced pass.
-  * Where the time goes: ``TextProcessor.process`` alone (and, inside it, spaCy's ``nlp.pipe`` alone), then
-    ``tagger.passage_proba`` on those passages in the same 128-document batches, and the rest of
-    ``DocumentTagger.tag`` (aggregation, thresholds, evidence) as the full time minus those two.
+  * Where the time goes: in place (``process``, ``passage_proba`` and ``sentence_contributions`` timed as
+    ``DocumentTagger.tag`` calls them) and alone (the spaCy tokenizer and components, ``TextProcessor.process``,
+    then ``tagger.passage_proba`` on its passages, over the same 128-document batches; the end-to-end time minus
+    those two is the rest: evidence, aggregation, thresholds).
   * Quality on the held-out fifth of the seed annotations (``heldout_split(annotations, 0.2, seed=0)``: random
     units only), the linear tagger being fitted with default parameters on the other units.
 
@@ -38,6 +39,7 @@ for _var in THREAD_VARS:
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
@@ -184,72 +186,125 @@ def _run_tag(runner, docs) -> tuple[float, int]:
     return time.perf_counter() - t0, n_passages
 
 
-def _timed_runs(runner, docs, repeat: int) -> dict:
-    """``repeat`` full runs; the tagger's ``sentence_contributions`` (evidence) is timed in place as they go."""
-    tagger = runner.tagger
-    original = tagger.sentence_contributions
-    spent = [0.0]
+class _Stopwatch:
+    """Time a method of one object in place (an instance attribute shadows it; nlp/ is untouched)."""
 
-    def timed_contributions(*a, **k):
-        t0 = time.perf_counter()
+    def __init__(self, obj, name: str, generator: bool = False):
+        self.obj, self.name, self.seconds = obj, name, 0.0
+        original = getattr(obj, name)
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        def timed_generator(*a, **k):  # count only the time spent inside the generator
+            it = original(*a, **k)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    self.seconds += time.perf_counter() - t0
+                    return
+                self.seconds += time.perf_counter() - t0
+                yield item
+
+        setattr(obj, name, timed_generator if generator else timed)
+
+    def remove(self) -> None:
+        delattr(self.obj, self.name)
+
+
+def _timed_runs(new_runner, docs, repeat: int) -> dict:
+    """``repeat`` full runs, each with a fresh spaCy pipeline (its caches start cold, as on a new corpus), timing
+    in place ``process``, ``passage_proba`` and ``sentence_contributions``."""
+    runs, n_passages = [], 0
+    for _ in range(repeat):
+        runner = new_runner()
+        watches = {"process_s": _Stopwatch(runner.processor, "process", generator=True),
+                   "score_s": _Stopwatch(runner.tagger, "passage_proba"),
+                   "contributions_s": _Stopwatch(runner.tagger, "sentence_contributions")}
         try:
-            return original(*a, **k)
-        finally:
-            spent[0] += time.perf_counter() - t0
-
-    tagger.sentence_contributions = timed_contributions  # an instance attribute: nlp/ is untouched
-    times, contrib, n_passages = [], [], 0
-    try:
-        for _ in range(repeat):
-            spent[0] = 0.0
             t, n_passages = _run_tag(runner, docs)
-            times.append(t)
-            contrib.append(spent[0])
-    finally:
-        del tagger.sentence_contributions
-    med = statistics.median(times)
+        finally:
+            for w in watches.values():
+                w.remove()
+        runs.append({"total_s": t, **{k: w.seconds for k, w in watches.items()}})
+        del runner, watches
+        gc.collect()  # free the previous pipeline before the next is built
+    times = [r["total_s"] for r in runs]
+    median_run = sorted(runs, key=lambda r: r["total_s"])[(len(runs) - 1) // 2]
+    med = median_run["total_s"]
     return {"docs": len(docs), "passages": n_passages, "times": times, "median_s": med, "best_s": min(times),
-            "docs_per_s": len(docs) / med, "passages_per_s": n_passages / med, "best_docs_per_s": len(docs) / min(times),
-            "contributions_s": statistics.median(contrib)}
+            "docs_per_s": len(docs) / med, "passages_per_s": n_passages / med,
+            "best_docs_per_s": len(docs) / min(times), "in_place": median_run}
 
 
-def _breakdown(runner, docs, total_s: float, contributions_s: float) -> dict:
-    """Each spaCy component, ``process`` and ``passage_proba`` alone over the same batches; the rest by difference."""
+def _breakdown(new_runner, docs, in_place: dict, repeat: int) -> dict:
+    """The in-place split of the median run, plus each stage alone (spaCy components, process, passage_proba).
+
+    Alone, over the same 128-document batches, median of ``repeat``: the tokenizer and each spaCy component one
+    after the other as ``nlp.pipe`` runs them, then ``TextProcessor.process``, then ``passage_proba`` on its
+    passages. The end-to-end total minus process and scoring alone is the brief's "rest" (evidence and the
+    rest of ``DocumentTagger.tag``).
+    """
     from nlp.pipeline import text_for_tagging
 
-    processor, tagger, nlp = runner.processor, runner.tagger, runner.processor.nlp
+    total = in_place["total_s"]
+    out = {  # in place, median end-to-end run: an exact partition of its time
+        "total_s": total, "process_s": in_place["process_s"], "score_s": in_place["score_s"],
+        "contributions_s": in_place["contributions_s"],
+        "other_s": total - in_place["process_s"] - in_place["score_s"] - in_place["contributions_s"],
+    }
+    if not repeat:
+        return out
     texts = [text_for_tagging(d) for d in docs]
     batches = [texts[i: i + BATCH_DOCS] for i in range(0, len(texts), BATCH_DOCS)]
-    components = {"tokenizer": 0.0, **{name: 0.0 for name in nlp.pipe_names}}
-    for b in batches:
-        t0 = time.perf_counter()
-        spacy_docs = list(nlp.tokenizer.pipe(b, batch_size=64))
-        components["tokenizer"] += time.perf_counter() - t0
-        for name, proc in nlp.pipeline:
+    names = ["tokenizer", *new_runner().processor.nlp.pipe_names]
+    alone: dict[str, list[float]] = {k: [] for k in (*names, "process", "score")}
+    for _ in range(repeat):
+        runner = new_runner()
+        processor, tagger, nlp = runner.processor, runner.tagger, runner.processor.nlp
+        spent = dict.fromkeys(names, 0.0)
+        for b in batches:
             t0 = time.perf_counter()
-            spacy_docs = [proc(d) for d in spacy_docs]
-            components[name] += time.perf_counter() - t0
-        del spacy_docs
-    t0 = time.perf_counter()
-    flats = [[p for unit in processor.process(b) for p in unit] for b in batches]
-    process = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for flat in flats:
-        if flat:
-            tagger.passage_proba(flat)
-    score = time.perf_counter() - t0
-    del flats
-    pipe = sum(components.values())
-    rest = total_s - process - score
-    return {"total_s": total_s, "process_s": process, "spacy_pipe_s": pipe, "passages_s": process - pipe,
-            "spacy_components_s": components, "score_s": score, "rest_s": rest,
-            "contributions_s": contributions_s, "other_s": rest - contributions_s}
+            spacy_docs = list(nlp.tokenizer.pipe(b, batch_size=64))
+            spent["tokenizer"] += time.perf_counter() - t0
+            for name, proc in nlp.pipeline:
+                t0 = time.perf_counter()
+                spacy_docs = [proc(d) for d in spacy_docs]
+                spent[name] += time.perf_counter() - t0
+            del spacy_docs
+        for k, v in spent.items():
+            alone[k].append(v)
+        runner = new_runner()  # process alone starts cold too
+        processor = runner.processor
+        t0 = time.perf_counter()
+        flats = [[p for unit in processor.process(b) for p in unit] for b in batches]
+        alone["process"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for flat in flats:
+            if flat:
+                tagger.passage_proba(flat)
+        alone["score"].append(time.perf_counter() - t0)
+        del flats
+    alone_med = {k: statistics.median(v) for k, v in alone.items()}
+    spacy_alone = sum(alone_med[k] for k in names)
+    return out | {
+        "spacy_components_alone_s": {k: alone_med[k] for k in names}, "spacy_alone_s": spacy_alone,
+        "process_alone_s": alone_med["process"], "passages_alone_s": alone_med["process"] - spacy_alone,
+        "score_alone_s": alone_med["score"],
+        "rest_by_difference_s": total - alone_med["process"] - alone_med["score"],
+    }
 
 
-def _traced_peak(runner, docs) -> int:
-    import gc
+def _traced_peak(new_runner, docs) -> int:
     import tracemalloc
 
+    runner = new_runner()
     gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -271,7 +326,7 @@ def worker_tagger(args) -> dict:
     from nlp.codebook import load_codebook
     from nlp.models import load_model
     from nlp.pipeline import DocumentTagger
-    from nlp.text import TextProcessor
+    from nlp.text import TextProcessor, build_pipeline
 
     t_start = time.perf_counter()
     log = lambda msg: _log(args.worker, t_start, msg)  # noqa: E731
@@ -281,34 +336,42 @@ def worker_tagger(args) -> dict:
     units = unit_documents(read_annotations(SEED_FILE, codebook))
     rss_data = maxrss_bytes()
     tagger, info = load_model(args.worker, codebook, folder=Path(args.model_dir))
-    runner = DocumentTagger(tagger, TextProcessor(codebook))
-    _run_tag(runner, docs[:WARMUP_DOCS])  # lazy state: spaCy lookups, coefficient caches, the evidence counter
+
+    def new_runner(warm_up=units[:WARMUP_DOCS]):
+        """A DocumentTagger with its own, fresh spaCy pipeline, warmed up on other documents than those timed."""
+        runner = DocumentTagger(tagger, TextProcessor(codebook, nlp=build_pipeline()))
+        _run_tag(runner, warm_up)  # lazy state: the tagger's coefficient caches and evidence counter
+        return runner
+
+    new_runner()
     rss_ready = maxrss_bytes()
     log(f"loaded {len(docs)} documents, {len(units)} units and model {info.ref}")
 
-    corpus = _timed_runs(runner, docs, args.repeat)
+    corpus = _timed_runs(new_runner, docs, args.repeat)
     rss_peak = maxrss_bytes()
     corpus.update(rss_before=rss_ready, rss_after=rss_peak, rss_delta=rss_peak - rss_ready)
     corpus["words_mean"] = float(np.mean(words(docs)))
     corpus["words_median"] = float(np.median(words(docs)))
     log(f"corpus sample: {corpus['docs_per_s']:.0f} docs/s (runs: {', '.join(f'{t:.1f}s' for t in corpus['times'])})")
 
-    unit_run = _timed_runs(runner, units, args.repeat)
+    new_unit_runner = lambda: new_runner(docs[:WARMUP_DOCS])  # noqa: E731
+    unit_run = _timed_runs(new_unit_runner, units, args.repeat)
     unit_run["words_mean"] = float(np.mean(words(units)))
-    log(f"annotated units: {unit_run['docs_per_s']:.0f} units/s")
+    log(f"annotated units: {unit_run['docs_per_s']:.0f} units/s (runs: {', '.join(f'{t:.1f}s' for t in unit_run['times'])})")
 
     out = {"tagger": args.worker, "model": info.ref, "corpus": corpus, "units": unit_run,
            "rss_start": rss_start, "rss_data": rss_data, "rss_model_ready": rss_ready,
            "core": args.core, "blas_threads": blas_threads()}
-    out["breakdown"] = _breakdown(runner, docs, corpus["median_s"], corpus["contributions_s"])
+    # the stages alone for the linear tagger only (the brief's breakdown; it costs about two more runs each)
+    out["breakdown"] = _breakdown(new_runner, docs, corpus["in_place"], args.repeat if args.worker == "linear" else 0)
     log("breakdown")
     n_trace = args.trace_docs or max(len(docs), len(units))
-    out["corpus"]["traced_peak"] = _traced_peak(runner, docs[:n_trace])
-    out["units"]["traced_peak"] = _traced_peak(runner, units[:n_trace])
+    out["corpus"]["traced_peak"] = _traced_peak(new_runner, docs[:n_trace])
+    out["units"]["traced_peak"] = _traced_peak(new_unit_runner, units[:n_trace])
     out["corpus"]["traced_docs"], out["units"]["traced_docs"] = len(docs[:n_trace]), len(units[:n_trace])
     log("tracemalloc passes")
     if args.profile and args.worker == "linear":
-        profile(runner, docs[: args.profile])
+        profile(new_runner(), docs[: args.profile])
     return out
 
 
@@ -385,7 +448,8 @@ def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dic
                f"spaCy {v.get('spacy')}, scikit-learn {v.get('sklearn')}, numpy {v.get('numpy')}, "
                f"scipy {v.get('scipy')}.  ")
     out.append(f"Each tagger ran in its own process pinned to CPU {lin.get('core')} with BLAS/OpenMP threads set "
-               f"to 1; times are the median of {args.repeat} runs after a {WARMUP_DOCS}-document warm-up. "
+               f"to 1; times are the median of {args.repeat} runs, each with a fresh spaCy pipeline (cold caches, as on "
+               f"a new corpus) warmed up on {WARMUP_DOCS} documents of the other workload. "
                f"Load average (1 min) {mach['loadavg_start'][0]:.2f} at the start, {mach['loadavg_end'][0]:.2f} at "
                f"the end: other processes on the machine share its cores and can slow a run.")
     out.append("")
@@ -428,23 +492,33 @@ def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dic
     for name in TAGGERS:
         b = results[name]["breakdown"]
         n = results[name]["corpus"]["docs"]
-        row = lambda label, sec: [name, label, f"{sec:.2f}", f"{100 * sec / b['total_s']:.0f}%",  # noqa: E731
-                                  f"{1000 * sec / n:.2f}"]
-        rows.append(row("spaCy pipeline, all components", b["spacy_pipe_s"]))
-        for comp, sec in b["spacy_components_s"].items():
-            rows.append(row(f"&nbsp;&nbsp;spaCy `{comp}`", sec))
-        rows.append(row("sentences, lemmas, seed matches, passages (rest of `TextProcessor.process`)",
-                        b["passages_s"]))
-        rows.append(row("scoring: `tagger.passage_proba`", b["score_s"]))
+
+        def row(label, in_place=None, alone=None):
+            sec = in_place if in_place is not None else alone
+            return [name, label, "—" if in_place is None else f"{in_place:.2f}", f"{100 * sec / b['total_s']:.0f}%",
+                    f"{1000 * sec / n:.2f}", "—" if alone is None else f"{alone:.2f}"]
+
+        rows.append(row("`TextProcessor.process`: spaCy, sentences, seeds, passages", b["process_s"],
+                        b.get("process_alone_s")))
+        for comp, sec in b.get("spacy_components_alone_s", {}).items():
+            rows.append(row(f"&nbsp;&nbsp;spaCy `{comp}`", alone=sec))
+        if "passages_alone_s" in b:
+            rows.append(row("&nbsp;&nbsp;sentences, lemmas, seed matches, passages (process minus spaCy)",
+                            alone=b["passages_alone_s"]))
+        rows.append(row("scoring: `tagger.passage_proba`", b["score_s"], b.get("score_alone_s")))
         rows.append(row("evidence: `tagger.sentence_contributions`", b["contributions_s"]))
         rows.append(row("other: aggregation, thresholds, evidence sentences, batching", b["other_s"]))
+        if "rest_by_difference_s" in b:
+            rows.append(row("rest = total − process alone − scoring alone", alone=b["rest_by_difference_s"]))
         rows.append(row("**total** (`DocumentTagger.tag`)", b["total_s"]))
-    out.append(table(["tagger", "stage", "s", "share", "ms/doc"], rows, "llrrr"))
+    out.append(table(["tagger", "stage", "in place (s)", "share", "ms/doc", "alone (s)"], rows, "llrrrr"))
     out.append("")
-    out.append("Total: the median end-to-end run above. The spaCy components (one after the other, as `nlp.pipe` "
-               "runs them), `TextProcessor.process` and `passage_proba` are timed on their own over the same "
-               "128-document batches; `sentence_contributions` is timed in place during the timed runs; "
-               "\"other\" is the total minus process, scoring and evidence.")
+    out.append("In place: the median end-to-end run, with `process`, `passage_proba` and `sentence_contributions` "
+               "timed as `DocumentTagger.tag` calls them (\"other\" is the remainder). Alone (linear only): median "
+               f"of {args.repeat} separate runs over the same 128-document batches: the tokenizer and each spaCy "
+               "component one after the other as `nlp.pipe` runs them, `TextProcessor.process`, then "
+               "`passage_proba` on its passages. Share and ms/doc use the in-place time where there is one. "
+               "On a shared machine the two columns can differ by the load of the moment.")
     out.append("")
     out.append(f"### Quality on held-out units ({train['n_test']} of the {train['n_random']} random units; "
                f"linear fitted on the other {train['n_train']})")

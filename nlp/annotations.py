@@ -35,7 +35,7 @@ def read_annotations(path: str | Path, codebook: Codebook) -> list[Annotation]:
         raise AnnotationError(f"{path}: annotation file not found")
     out: list[Annotation] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

@@ -105,9 +105,9 @@ def cmd_classify(args) -> int:
             out.write(json.dumps(tagged.to_record(tagger.labels, info.ref), ensure_ascii=False) + "\n")
             n += 1
             bar.update(1)
+        if n == 0:  # raised inside the block, so an existing --output file is left as it was
+            raise CLIError("no document could be classified")
     _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped}" if skipped else ""))
-    if n == 0:
-        raise CLIError("no document could be classified")
     return 0
 
 
@@ -117,7 +117,7 @@ def cmd_train(args) -> int:
     codebook = _codebook(args)
     params = json.loads(args.params) if args.params else None
     info, metrics = train(args.annotations, codebook, tagger=args.model, name=args.name, params=params,
-                          progress=None if args.quiet else _err)
+                          progress=(lambda _msg: None) if args.quiet else _err)
     print(info.ref)
     return 0
 
@@ -235,7 +235,8 @@ def cmd_run(args) -> int:
     _import_shipped_corpus(args)
     args.model = args.model or DEFAULT_MODEL
     try:
-        read_meta(args.model)
+        if args.model != "lexicon":  # the lexicon tagger needs no files
+            read_meta(args.model)
     except ModelError:
         if args.model != DEFAULT_MODEL:
             raise

@@ -95,6 +95,13 @@ class Codebook:
                 problems.append(f"{axis}: the {what} has {', '.join(missing)} which the codebook lacks")
             if extra:
                 problems.append(f"{axis}: the codebook has {', '.join(extra)} which the {what} was not trained on")
+        if not problems:
+            # same labels, another order: a model's columns would be attached to the wrong labels
+            if list(mine) != list(trained):
+                problems.append(f"axes are in another order ({', '.join(mine)} vs. {', '.join(trained)})")
+            for axis in mine:
+                if mine[axis] != list(trained[axis]):
+                    problems.append(f"{axis}: same labels in a different order than the {what} was trained with")
         if problems:
             where = f" ({self.path})" if self.path else ""
             raise CodebookError(f"codebook{where} does not match the {what}'s labels: " + "; ".join(problems))

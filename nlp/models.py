@@ -118,6 +118,9 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None)
         tagger = get_tagger_class("lexicon")(codebook)
         return tagger, ModelInfo("lexicon", codebook.fingerprint()[:8], "lexicon", {"labels": tagger.labels})
     meta = read_meta(name, root)
+    missing = [key for key in ("labels", "thresholds", "tagger", "version") if key not in meta]
+    if missing:
+        raise ModelError(f"model {name!r}: {root / name / META_FILE} lacks {', '.join(missing)}; retrain it")
     codebook.check_compatible(meta["labels"], what=f"model {name!r}")
     cls = get_tagger_class(meta["tagger"])
     tagger = cls(codebook)
@@ -125,8 +128,8 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None)
     tagger.thresholds_ = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
     try:
         tagger.load_state(root / name)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model {name!r}: cannot load its state ({exc})") from None
+    except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops or numpy errors alike
+        raise ModelError(f"model {name!r}: cannot load its state ({type(exc).__name__}: {exc}); retrain it") from None
     return tagger, ModelInfo(name, meta["version"], meta["tagger"], meta)
 
 

@@ -115,5 +115,6 @@ def text_for_tagging(doc: Document) -> str:
 
 
 def _clip(sentence: str) -> str:
-    sentence = " ".join(sentence.split())
+    """The sentence as it stands in the document (so it can be found and highlighted), clipped if very long."""
+    sentence = sentence.strip()
     return sentence if len(sentence) <= MAX_EVIDENCE_CHARS else sentence[: MAX_EVIDENCE_CHARS - 1] + "…"

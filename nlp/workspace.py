@@ -156,7 +156,11 @@ class Workspace:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.conn.close()
             raise WorkspaceError(f"{self.path}: not a usable cdpd workspace ({exc})") from None
+        except WorkspaceError:
+            self.conn.close()
+            raise
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __enter__(self) -> "Workspace":

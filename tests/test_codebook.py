@@ -364,9 +364,6 @@ def test_model_refuses_a_codebook_with_other_labels(three_axes, codebook, tmp_pa
     assert "arctic" in msg and "north" in msg and "directions" in msg and "renamed.yaml" in msg
 
 
-@pytest.mark.xfail(reason="bug: OneVsRestClassifier.predict_proba returns 2 columns (1-p, p) for a one-label axis, "
-                          "so LinearTagger.fit fails with a shape mismatch (nlp/taggers/linear.py, _positive_proba); "
-                          "the codebook validator accepts such an axis", strict=True)
 def test_single_label_axis_is_supported_or_refused(tmp_path):
     """An axis with one label must either be refused by the validator or be scored with one column."""
     from nlp.taggers import get_tagger_class

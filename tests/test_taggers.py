@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,8 +224,6 @@ def test_lexicon_needs_no_files(codebook, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(reason="bug: a corrupt linear.skops raises zipfile.BadZipFile, which load_model does not turn "
-                          "into ModelError (nlp/models.py catches only OSError/ValueError)", strict=True)
 def test_corrupt_state_file_gives_model_error(small_linear, codebook, tmp_path):
     save_model(small_linear, "corrupt", folder=tmp_path)
     (tmp_path / "corrupt" / STATE_FILE).write_bytes(b"this is not a zip archive" * 4)
@@ -234,8 +231,6 @@ def test_corrupt_state_file_gives_model_error(small_linear, codebook, tmp_path):
         load_model("corrupt", codebook, folder=tmp_path)
 
 
-@pytest.mark.xfail(reason="bug: meta.json without 'labels'/'thresholds' raises KeyError instead of ModelError "
-                          "(nlp/models.py load_model indexes meta['labels'] and meta['thresholds'])", strict=True)
 def test_incomplete_meta_gives_model_error(small_linear, codebook, tmp_path):
     save_model(small_linear, "partial", folder=tmp_path)
     meta_path = tmp_path / "partial" / "meta.json"
@@ -258,9 +253,6 @@ def test_model_with_a_label_never_seen_in_training_can_be_loaded(codebook, small
     assert np.array_equal(loaded.predict_proba(units)["functions"], tagger.predict_proba(units)["functions"])
 
 
-@pytest.mark.xfail(reason="bug: LogisticRegression gets no random_state (liblinear shuffles with the global numpy "
-                          "RNG), so two fits with the same data and settings differ although save_model gives them "
-                          "the same version (nlp/taggers/linear.py _new_classifier)", strict=True)
 def test_fitting_is_reproducible(codebook, small_units):
     units, y = small_units
     np.random.seed(1)
@@ -273,9 +265,6 @@ def test_fitting_is_reproducible(codebook, small_units):
         assert np.array_equal(first.thresholds_[axis], second.thresholds_[axis])
 
 
-@pytest.mark.xfail(reason="bug: load_model only compares label SETS (Codebook.check_compatible); a codebook that "
-                          "lists the same labels in another order is accepted and the model's columns (scores, "
-                          "thresholds, seed features) are silently attached to the wrong labels", strict=True)
 def test_reordered_codebook_is_refused_or_mapped(linear_model, processor, state_department, tmp_path):
     tagger, info = linear_model
     data = yaml.safe_load(DEFAULT_CODEBOOK.read_text(encoding="utf-8"))

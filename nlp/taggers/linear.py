@@ -17,6 +17,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import normalize
 
 from ..metrics import tune_thresholds
 from ..text import Passage
@@ -82,7 +83,8 @@ class LinearTagger(Tagger):
     def _new_classifier(self) -> OneVsRestClassifier:
         # a label with no positive example becomes a constant predictor (score 0): expected for rare labels
         return OneVsRestClassifier(
-            LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000)
+            LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
+                               random_state=self.random_state)
         )
 
     def fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
@@ -117,13 +119,18 @@ class LinearTagger(Tagger):
                 oof[axis][test_idx] = scores[test_idx]
         self.thresholds_ = {axis: tune_thresholds(Y[axis], oof[axis]) for axis in self.labels}
         self.classifiers_ = {axis: self._new_classifier().fit(X_units, Y[axis]) for axis in self.labels}
-        self.__dict__.pop("_coef_cache", None)
-        self.__dict__.pop("_counter", None)
+        self._forget_caches()
         return self
 
     def save_state(self, folder: Path) -> None:
+        """The vocabulary and IDF go in as plain arrays (skops would describe a dict entry by entry: 8 MB, 2 s)."""
         self._check_fitted()
-        sio.dump({"vectorizer": self.vectorizer_, "classifiers": self.classifiers_}, folder / STATE_FILE)
+        vocabulary = self.vectorizer_.vocabulary_
+        terms = np.empty(len(vocabulary), dtype=object)
+        for term, index in vocabulary.items():
+            terms[index] = term
+        sio.dump({"terms": terms.astype(str), "idf": np.asarray(self.vectorizer_.idf_),
+                  "classifiers": self.classifiers_}, folder / STATE_FILE)
 
     def load_state(self, folder: Path) -> None:
         path = folder / STATE_FILE
@@ -131,9 +138,16 @@ class LinearTagger(Tagger):
         if untrusted:  # never unpickled: only skops' safe types and the explicit list above are accepted
             raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
         state = sio.load(path, trusted=list(TRUSTED_TYPES))
-        self.vectorizer_, self.classifiers_ = state["vectorizer"], state["classifiers"]
-        self.__dict__.pop("_coef_cache", None)
-        self.__dict__.pop("_counter", None)
+        vectorizer = self._new_vectorizer()
+        vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(state["terms"].tolist())}
+        vectorizer.fixed_vocabulary_ = False
+        vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float64)
+        self.vectorizer_, self.classifiers_ = vectorizer, state["classifiers"]
+        self._forget_caches()
+
+    def _forget_caches(self) -> None:
+        for key in ("_coef_cache", "_counter_cache", "_last_batch"):
+            self.__dict__.pop(key, None)
 
     def _check_fitted(self):
         if self.vectorizer_ is None:
@@ -141,8 +155,46 @@ class LinearTagger(Tagger):
 
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
         self._check_fitted()
-        X = self._features(self.vectorizer_, [p.tokens for p in passages], [p.seed_counts() for p in passages])
+        X = self._passage_features(passages)
         return {axis: _positive_proba(clf, X) for axis, clf in self.classifiers_.items()}
+
+    # -- sentence-level counts, shared by scoring and evidence ---------------------------------------------------
+    def _counter(self) -> CountVectorizer:
+        counter = self.__dict__.get("_counter_cache")
+        if counter is None:
+            counter = self.__dict__["_counter_cache"] = CountVectorizer(
+                analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, self.ngram_max),
+                vocabulary=self.vectorizer_.vocabulary_, dtype=np.float32)
+        return counter
+
+    def _sentence_counts(self, passages: Sequence[Passage]):
+        """Term and seed counts per sentence, and the passage each sentence belongs to (a sparse 0/1 matrix)."""
+        sentences = [s for p in passages for s in p.sentences]
+        words = self._counter().transform([_joined(s.tokens) for s in sentences])
+        counts = sp.hstack([words, self._seed_matrix([s.seeds for s in sentences], log=False)], format="csr")
+        owner = np.repeat(np.arange(len(passages)), [len(p.sentences) for p in passages])
+        owner_matrix = sp.csr_matrix((np.ones(len(owner), dtype=np.float32), (owner, np.arange(len(owner)))),
+                                     shape=(len(passages), len(owner)))
+        return counts, owner, owner_matrix
+
+    def _passage_features(self, passages: Sequence[Passage]) -> sp.csr_matrix:
+        """Passage features; for unigrams they are built from sentence counts, which evidence then reuses."""
+        if self.ngram_max > 1:  # n-grams may cross sentences: transform whole passages
+            return self._features(self.vectorizer_, [p.tokens for p in passages],
+                                  [p.seed_counts() for p in passages])
+        counts, owner, owner_matrix = self._sentence_counts(passages)
+        totals = (owner_matrix @ counts).tocsr()
+        n_words = len(self.vectorizer_.vocabulary_)
+        tf = totals[:, :n_words].tocsr()
+        if self.vectorizer_.sublinear_tf:
+            tf.data = 1.0 + np.log(tf.data)
+        tf = tf @ sp.diags(self.vectorizer_.idf_.astype(np.float32))
+        tf = normalize(tf, norm=self.vectorizer_.norm, copy=False)
+        seeds = totals[:, n_words:].tocsr()
+        seeds.data = np.log1p(seeds.data) * self.seed_weight
+        X = sp.hstack([tf, seeds], format="csr")
+        self.__dict__["_last_batch"] = (passages, {id(p): i for i, p in enumerate(passages)}, counts, owner, totals, X)
+        return X
 
     def _coef(self, axis: str) -> np.ndarray:
         """(n_features, n_labels) weights; zeros for a label that had no positive example."""
@@ -157,32 +209,42 @@ class LinearTagger(Tagger):
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """Each feature's share of the linear score, apportioned to sentences by their share of its count.
 
-        Batched: one transform for all passages and one for all their sentences.
+        Reuses the sentence counts of the last :meth:`passage_proba` batch when these passages were in it.
         """
         self._check_fitted()
         if not passages:
             return []
-        counter = self.__dict__.get("_counter")
-        if counter is None:
-            counter = self.__dict__["_counter"] = CountVectorizer(
-                analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, self.ngram_max),
-                vocabulary=self.vectorizer_.vocabulary_, dtype=np.float32)
-        X = self._features(self.vectorizer_, [p.tokens for p in passages], [p.seed_counts() for p in passages])
-        sentences = [s for p in passages for s in p.sentences]
-        words = counter.transform([_joined(s.tokens) for s in sentences])
-        counts = sp.hstack([words, self._seed_matrix([s.seeds for s in sentences], log=False)], format="csr")
-        owner = np.repeat(np.arange(len(passages)), [len(p.sentences) for p in passages])
-        owner_matrix = sp.csr_matrix((np.ones(len(owner), dtype=np.float32), (owner, np.arange(len(owner)))),
-                                     shape=(len(passages), len(owner)))
-        totals = (owner_matrix @ counts).tocsr()  # per passage, the count of each feature
+        batch = self.__dict__.get("_last_batch")
+        if batch is not None and all(id(p) in batch[1] for p in passages):
+            _, index, counts, owner, totals, X = batch
+            rows = np.array([index[id(p)] for p in passages])
+            keep = np.isin(owner, rows)
+            counts, owner = counts[keep], owner[keep]
+            remap = np.full(len(index), -1)
+            remap[rows] = np.arange(len(rows))
+            owner = remap[owner]
+            order = np.argsort(owner, kind="stable")  # group sentence rows in the order passages were asked for
+            counts, owner = counts[order], owner[order]
+            totals, X = totals[rows], X[rows]
+        else:
+            counts, owner, owner_matrix = self._sentence_counts(passages)
+            totals = (owner_matrix @ counts).tocsr()
+            X = self._features(self.vectorizer_, [p.tokens for p in passages], [p.seed_counts() for p in passages])
         # share of each sentence in its passage's count of a feature, times the passage's feature value
-        scale = X.multiply(totals.power(-1)).tocsr() if totals.nnz else totals
+        inverse = totals.copy().tocsr()
+        inverse.data = 1.0 / inverse.data
+        scale = X.multiply(inverse).tocsr()
         weighted = counts.multiply(scale[owner]).tocsr()
         contrib = np.asarray(weighted @ self._coef(axis))
-        bounds = np.r_[0, np.cumsum([len(p.sentences) for p in passages])]
+        # rows of ``counts`` are grouped by passage in passage order, so contiguous blocks map back
+        sizes = np.bincount(owner, minlength=len(passages))
+        bounds = np.r_[0, np.cumsum(sizes)]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _positive_proba(clf: OneVsRestClassifier, X) -> np.ndarray:
-    proba = clf.predict_proba(X)
-    return np.asarray(proba, dtype=float)
+    """(n, n_labels) probabilities of each label; an axis of one label comes back as one column, not (1-p, p)."""
+    proba = np.asarray(clf.predict_proba(X), dtype=float)
+    if len(clf.estimators_) == 1 and proba.shape[1] == 2:
+        proba = proba[:, 1:]
+    return proba
