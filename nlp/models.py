@@ -82,6 +82,9 @@ def save_model(tagger: Tagger, name: str, *, training: dict[str, Any] | None = N
         "cdpd_version": __version__,
     }
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700; a model folder is as readable as any other
     try:
         tagger.save_state(staging)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
