@@ -7,8 +7,9 @@ What it measures
   * Throughput end to end (``DocumentTagger.tag``: spaCy, passages, scores on every axis, thresholds, evidence)
     in documents/s and passages/s, on (a) ``--docs`` real documents drawn with a fixed seed from
     ``corpora/*.parquet``, stratified across the files *proportionally to their number of rows*, and (b) the
-    1,548 annotated units of ``corpora/annotations/seed.jsonl`` (~276 words each: the "units" of the goals).
-    Each workload is run ``--repeat`` times; the median run is reported (and the best).
+    1,548 annotated units of ``corpora/annotations/seed.jsonl`` (the "units" of the goals; ~290 whitespace
+    words with their titles). Each workload is run ``--repeat`` times, each run with a fresh spaCy pipeline so
+    that its caches start cold as on a new corpus; the median run is reported (and the best).
   * Peak memory: ``ru_maxrss`` before/after the timed corpus runs (an RSS high-water mark, so measured first)
     and the ``tracemalloc`` peak of Python allocations (numpy buffers included) in a separate, traced pass.
   * Where the time goes: in place (``process``, ``passage_proba`` and ``sentence_contributions`` timed as

@@ -66,59 +66,63 @@ def make_case_folding_lemmatizer(nlp: Language, name: str, overwrite: bool, scor
     return CaseFoldingLemmatizer(nlp.vocab, name, overwrite=overwrite, scorer=scorer)
 
 
-@Language.component("cdpd_line_breaks")
-def line_breaks(doc: Doc) -> Doc:
-    """Start a sentence after a line break: resolutions and lists put one clause per line, without a full stop."""
-    n = len(doc)
-    if n < 2:
-        return doc
-    arr = doc.to_array([IS_SPACE, ORTH])
-    strings = doc.vocab.strings
-    starts = numpy.zeros(n, dtype="int32")
-    for i in numpy.flatnonzero(arr[:-1, 0]).tolist():
-        if "\n" in strings[int(arr[i, 1])]:
-            starts[i + 1] = 1
-    if starts.any():
-        starts[0] = 1
-        doc.from_array([SENT_START], starts.reshape(-1, 1).astype("uint64"))
-    return doc
-
-
 class ArraySentencizer(Sentencizer):
-    """spaCy's sentencizer with the same rule, read from token arrays instead of Token objects (3x faster).
+    """spaCy's sentencizer rule, read from token arrays instead of Token objects (3x faster), plus line breaks.
 
     Rule (as spaCy's): a sentence ends after a run of tokens from ``punct_chars``; the next token that is
-    neither punctuation nor in ``punct_chars`` starts the next sentence.
+    neither punctuation nor in ``punct_chars`` starts the next sentence. With ``line_breaks`` (the default), a
+    token after a whitespace token holding a newline also starts a sentence: resolutions and lists put one
+    clause per line, without a full stop.
     """
+
+    def __init__(self, name="cdpd_sentencizer", *, punct_chars=None, overwrite=False, scorer=None,
+                 line_breaks=True):
+        super().__init__(name, punct_chars=punct_chars, overwrite=overwrite, scorer=scorer)
+        self.line_breaks = line_breaks
+        self._orth_kind: dict[int, int] = {}  # orth -> 1 sentence-final punctuation, 2 newline, 0 other
+
+    def _kind(self, orth: int, strings) -> int:
+        text = strings[orth]
+        if text in self.punct_chars:
+            return 1
+        return 2 if self.line_breaks and "\n" in text and not text.strip() else 0
 
     def predict(self, docs):
         guesses = []
+        kinds = self._orth_kind
         for doc in docs:
             n = len(doc)
             doc_guesses = [False] * n
             if n:
-                cache = self.__dict__.setdefault("_orth_is_end", {})
                 strings = doc.vocab.strings
                 arr = doc.to_array([ORTH, IS_PUNCT]).tolist()
-                start, seen_period = 0, False
+                start, seen_period, seen_newline = 0, False, False
                 doc_guesses[0] = True
                 for i, (orth, punct) in enumerate(arr):
-                    is_end = cache.get(orth)
-                    if is_end is None:
-                        is_end = cache[orth] = strings[orth] in self.punct_chars
-                    if seen_period and not punct and not is_end:
+                    kind = kinds.get(orth)
+                    if kind is None:
+                        kind = kinds[orth] = self._kind(orth, strings)
+                    if seen_newline and kind != 2:
+                        doc_guesses[start] = True  # the sentence that was pending ends at the line break
+                        doc_guesses[i] = True
+                        start, seen_period, seen_newline = i, False, False
+                    elif seen_period and not punct and kind != 1:
                         doc_guesses[start] = True
                         start, seen_period = i, False
-                    elif is_end:
+                    if kind == 1:
                         seen_period = True
+                    elif kind == 2:
+                        seen_newline = True
                 doc_guesses[start] = True
             guesses.append(doc_guesses)
         return guesses
 
 
-@Language.factory("cdpd_sentencizer", default_config={"punct_chars": None, "overwrite": False, "scorer": None})
-def make_array_sentencizer(nlp: Language, name: str, punct_chars, overwrite: bool, scorer):
-    return ArraySentencizer(name, punct_chars=punct_chars, overwrite=overwrite, scorer=scorer)
+@Language.factory("cdpd_sentencizer",
+                  default_config={"punct_chars": None, "overwrite": False, "scorer": None, "line_breaks": True})
+def make_array_sentencizer(nlp: Language, name: str, punct_chars, overwrite: bool, scorer, line_breaks: bool):
+    return ArraySentencizer(name, punct_chars=punct_chars, overwrite=overwrite, scorer=scorer,
+                            line_breaks=line_breaks)
 
 
 @dataclass
@@ -160,10 +164,9 @@ class Passage:
 
 
 def build_pipeline() -> Language:
-    """``spacy.blank("en")`` + line-break rule + sentencizer + case-folding lookup lemmatizer (spacy-lookups-data)."""
+    """``spacy.blank("en")`` + sentencizer (with line breaks) + case-folding lookup lemmatizer (spacy-lookups-data)."""
     nlp = spacy.blank("en")
     nlp.max_length = MAX_CHARS
-    nlp.add_pipe("cdpd_line_breaks")
     nlp.add_pipe("cdpd_sentencizer")
     nlp.add_pipe("cdpd_lemmatizer")
     nlp.initialize()

@@ -160,3 +160,16 @@ def test_seeds_of_a_third_axis_are_matched(tmp_path):
     proc = TextProcessor(load_codebook(path))
     counts = proc.passages("Emergencies were declared. Act immediately, not in due course.")[0].seed_counts()
     assert counts["urgent"] == 2 and counts["calm"] == 1
+
+
+def test_array_sentencizer_follows_spacys_rule_on_real_documents(state_department):
+    """Without line breaks, cdpd's array sentencizer splits exactly as spaCy's own sentencizer does."""
+    import spacy
+
+    ours = spacy.blank("en")
+    ours.add_pipe("cdpd_sentencizer", config={"line_breaks": False})
+    ref = spacy.blank("en")
+    ref.add_pipe("sentencizer")
+    texts = list(state_department.text.head(150))
+    for a, b in zip(ours.pipe(texts), ref.pipe(texts)):
+        assert [s.start for s in a.sents] == [s.start for s in b.sents]
