@@ -146,7 +146,7 @@ class LinearTagger(Tagger):
         self._forget_caches()
 
     def _forget_caches(self) -> None:
-        for key in ("_coef_cache", "_counter_cache", "_last_batch"):
+        for key in ("_coef_cache", "_last_batch"):
             self.__dict__.pop(key, None)
 
     def _check_fitted(self):
@@ -159,18 +159,28 @@ class LinearTagger(Tagger):
         return {axis: _positive_proba(clf, X) for axis, clf in self.classifiers_.items()}
 
     # -- sentence-level counts, shared by scoring and evidence ---------------------------------------------------
-    def _counter(self) -> CountVectorizer:
-        counter = self.__dict__.get("_counter_cache")
-        if counter is None:
-            counter = self.__dict__["_counter_cache"] = CountVectorizer(
-                analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, self.ngram_max),
-                vocabulary=self.vectorizer_.vocabulary_, dtype=np.float32)
-        return counter
+    def _term_counts(self, token_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Unigram counts over the model's vocabulary by direct lookup (what CountVectorizer would give, 3x faster)."""
+        vocabulary = self.vectorizer_.vocabulary_
+        indices: list[int] = []
+        indptr = [0]
+        for tokens in token_lists:
+            indices.extend(j for j in map(vocabulary.get, tokens) if j is not None)
+            indptr.append(len(indices))
+        counts = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int32),
+                                np.asarray(indptr, dtype=np.int64)), shape=(len(token_lists), len(vocabulary)))
+        counts.sum_duplicates()
+        return counts
 
     def _sentence_counts(self, passages: Sequence[Passage]):
         """Term and seed counts per sentence, and the passage each sentence belongs to (a sparse 0/1 matrix)."""
         sentences = [s for p in passages for s in p.sentences]
-        words = self._counter().transform([_joined(s.tokens) for s in sentences])
+        if self.ngram_max == 1:
+            words = self._term_counts([s.tokens for s in sentences])
+        else:
+            words = CountVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False, dtype=np.float32,
+                                    ngram_range=(1, self.ngram_max), vocabulary=self.vectorizer_.vocabulary_
+                                    ).transform([_joined(s.tokens) for s in sentences])
         counts = sp.hstack([words, self._seed_matrix([s.seeds for s in sentences], log=False)], format="csr")
         owner = np.repeat(np.arange(len(passages)), [len(p.sentences) for p in passages])
         owner_matrix = sp.csr_matrix((np.ones(len(owner), dtype=np.float32), (owner, np.arange(len(owner)))),
