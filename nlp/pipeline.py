@@ -67,9 +67,9 @@ class DocumentTagger:
             passage_scores = {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
         doc_scores = {axis: aggregate_max(s, owners, len(units)) for axis, s in passage_scores.items()}
         offsets = np.r_[0, np.cumsum([len(u) for u in units])]
+        over = {axis: (doc_scores[axis] >= self.tagger.thresholds_[axis]).tolist() for axis in self.labels}
         selected = [
-            {axis: [lab for lab, sc, th in zip(self.labels[axis], doc_scores[axis][i], self.tagger.thresholds_[axis])
-                    if sc >= th] for axis in self.labels}
+            {axis: [lab for lab, on in zip(self.labels[axis], over[axis][i]) if on] for axis in self.labels}
             for i in range(len(docs))
         ]
         # evidence: each selected label's best passage; sentence contributions computed in one batch per axis

@@ -88,34 +88,43 @@ class ArraySentencizer(Sentencizer):
         return 2 if self.line_breaks and "\n" in text and not text.strip() else 0
 
     def predict(self, docs):
+        """Vectorised: a token starts a sentence if it is neither punctuation nor sentence-final and a
+        sentence-final token stands between it and the previous such token; or if it follows a line break."""
         guesses = []
-        kinds = self._orth_kind
         for doc in docs:
             n = len(doc)
-            doc_guesses = [False] * n
-            if n:
-                strings = doc.vocab.strings
-                arr = doc.to_array([ORTH, IS_PUNCT]).tolist()
-                start, seen_period, seen_newline = 0, False, False
-                doc_guesses[0] = True
-                for i, (orth, punct) in enumerate(arr):
-                    kind = kinds.get(orth)
-                    if kind is None:
-                        kind = kinds[orth] = self._kind(orth, strings)
-                    if seen_newline and kind != 2:
-                        doc_guesses[start] = True  # the sentence that was pending ends at the line break
-                        doc_guesses[i] = True
-                        start, seen_period, seen_newline = i, False, False
-                    elif seen_period and not punct and kind != 1:
-                        doc_guesses[start] = True
-                        start, seen_period = i, False
-                    if kind == 1:
-                        seen_period = True
-                    elif kind == 2:
-                        seen_newline = True
-                doc_guesses[start] = True
-            guesses.append(doc_guesses)
+            if not n:
+                guesses.append([])
+                continue
+            arr = doc.to_array([ORTH, IS_PUNCT])
+            kind = self._kinds(arr[:, 0], doc.vocab.strings)
+            final = kind == 1
+            word = (arr[:, 1] == 0) & ~final
+            starts = numpy.zeros(n, dtype=bool)
+            starts[0] = True
+            words = numpy.flatnonzero(word)
+            if len(words):
+                finals_before = numpy.cumsum(final)  # sentence-final tokens up to and including each token
+                seen = finals_before[words - 1] - numpy.r_[0, finals_before[words[:-1]]]
+                seen[0] = finals_before[words[0] - 1] if words[0] > 0 else 0
+                starts[words[seen > 0]] = True
+            if self.line_breaks:
+                newline = kind == 2
+                starts[1:] |= newline[:-1] & ~newline[1:]
+            guesses.append(starts.tolist())
         return guesses
+
+    def _kinds(self, orths: numpy.ndarray, strings) -> numpy.ndarray:
+        """Per token: 1 sentence-final punctuation, 2 a whitespace token holding a newline, 0 other."""
+        uniques, inverse = numpy.unique(orths, return_inverse=True)
+        cache = self._orth_kind
+        values = numpy.empty(len(uniques), dtype=numpy.int8)
+        for j, orth in enumerate(uniques.tolist()):
+            kind = cache.get(orth)
+            if kind is None:
+                kind = cache[orth] = self._kind(orth, strings)
+            values[j] = kind
+        return values[inverse.ravel()]
 
 
 @Language.factory("cdpd_sentencizer",
@@ -210,32 +219,31 @@ class TextProcessor:
             return []
         arr = doc.to_array([NORM, IS_PUNCT, IS_SPACE, IDX, SENT_START, LENGTH])
         norms, punct, space, idx, sent_start, length = arr.T
-        uniques, inverse = numpy.unique(norms, return_inverse=True)
-        vocab_words = []
-        for norm in uniques.tolist():
+        word_at = numpy.flatnonzero((punct == 0) & (space == 0))
+        if not len(word_at):
+            return []
+        uniques, inverse = numpy.unique(norms[word_at], return_inverse=True)
+        vocab_words = numpy.empty(len(uniques), dtype=object)
+        for j, norm in enumerate(uniques.tolist()):
             word = words.get(norm)
             if word is None:
                 word = words[norm] = strings[norm]
-            vocab_words.append(word)
-        is_word = ((punct == 0) & (space == 0)).tolist()
-        inverse = inverse.tolist()
-        idx = idx.astype("int64")
-        ends = (idx + length.astype("int64")).tolist()
-        idx = idx.tolist()
-        not_space = (space == 0).tolist()
-        bounds = numpy.flatnonzero(sent_start.astype("int64") == 1).tolist()
-        if not bounds or bounds[0] != 0:
-            bounds.insert(0, 0)
-        bounds.append(n)
-        sentences: list[Sentence] = []
-        for a, b in zip(bounds, bounds[1:]):
-            tokens = [vocab_words[inverse[i]] for i in range(a, b) if is_word[i]]
-            if not tokens:
-                continue
-            first = next(i for i in range(a, b) if not_space[i])
-            last = next(i for i in range(b - 1, a - 1, -1) if not_space[i])
-            sentences.append(Sentence(idx[first], ends[last], tokens))
-        return sentences
+            vocab_words[j] = word
+        tokens = vocab_words[inverse.ravel()]
+        bounds = numpy.flatnonzero(sent_start.astype("int64") == 1)
+        if not len(bounds) or bounds[0] != 0:
+            bounds = numpy.r_[0, bounds]
+        bounds = numpy.r_[bounds, n]
+        # words per sentence, and each sentence's first and last non-space token (for character offsets)
+        cuts = numpy.searchsorted(word_at, bounds)
+        kept = numpy.flatnonzero(cuts[1:] > cuts[:-1])
+        visible = numpy.flatnonzero(space == 0)
+        first = visible[numpy.searchsorted(visible, bounds[kept])]
+        last = visible[numpy.searchsorted(visible, bounds[kept + 1]) - 1]
+        starts = idx[first].tolist()
+        ends = (idx[last] + length[last]).tolist()
+        pieces = numpy.split(tokens, cuts[1:-1])
+        return [Sentence(a, b, pieces[k].tolist()) for k, a, b in zip(kept.tolist(), starts, ends)]
 
     def passages(self, text: str) -> list[Passage]:
         return next(self.process([text]))

@@ -60,9 +60,22 @@ class LinearTagger(Tagger):
         )
 
     def _seed_matrix(self, seed_counts: Sequence[dict[str, int]], log: bool = True) -> sp.csr_matrix:
-        rows = np.array([[c.get(lab, 0) for lab in self.seed_labels] for c in seed_counts], dtype=np.float32)
-        rows = rows.reshape(len(seed_counts), len(self.seed_labels))
-        return sp.csr_matrix(np.log1p(rows) * self.seed_weight if log else rows)
+        """One column per codebook label: its seed matches (log1p-scaled and weighted as features)."""
+        column = self.__dict__.get("_seed_column")
+        if column is None:
+            column = self.__dict__["_seed_column"] = {lab: j for j, lab in enumerate(self.seed_labels)}
+        rows, cols, values = [], [], []
+        for i, counts in enumerate(seed_counts):
+            for label, n in counts.items():
+                j = column.get(label)
+                if j is not None:
+                    rows.append(i)
+                    cols.append(j)
+                    values.append(n)
+        data = np.asarray(values, dtype=np.float32)
+        if log:
+            data = np.log1p(data) * self.seed_weight
+        return sp.csr_matrix((data, (rows, cols)), shape=(len(seed_counts), len(self.seed_labels)), dtype=np.float32)
 
     def _features(self, vectorizer, token_lists, seed_counts) -> sp.csr_matrix:
         text = vectorizer.transform([_joined(t) for t in token_lists])
