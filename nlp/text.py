@@ -8,6 +8,7 @@ passages of whole sentences so that a long speech and a short press release are 
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Iterable, Iterator, Sequence
@@ -26,6 +27,62 @@ from .codebook import Codebook
 PASSAGE_WORDS = 400
 #: spaCy's default max_length guards memory on the parser; a blank pipeline is linear, so allow long speeches.
 MAX_CHARS = 5_000_000
+
+
+#: One regular expression for the tokens cdpd needs, in order of precedence: URLs and e-mail addresses whole,
+#: abbreviations whole (so "U.S." and "Mr." never end a sentence), numbers with their separators, "n't" and "'s"
+#: split off as spaCy does, words, then any other character on its own and runs of whitespace.
+_TOKEN = re.compile(
+    r"""https?://[^\s<>"]*[^\s<>".,;:!?)\]'’”]"""
+    r"""|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"""
+    r"""|(?:[A-Za-z]\.){2,}"""
+    r"""|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Gen|Gov|Sen|Rep|Lt|Col|Prof|Rev|Hon|No|Nos|Inc|Ltd|Co|Corp|vs|etc|approx|"""
+    r"""Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|Ave|Blvd|Dept|Gov't)\."""
+    r"""|\d+(?:[.,/]\d+)*"""
+    r"""|\w+?(?=n['’]t\b)|n['’]t\b|['’][sS]\b"""
+    r"""|\w+"""
+    r"""|\.\.\.|\S"""
+    r"""|\s+""",
+)
+
+
+class RegexTokenizer:
+    """A rule-based tokenizer that builds spaCy Docs about twice as fast as spaCy's English tokenizer.
+
+    Tokenisation is the largest cost of tagging; cdpd needs words, punctuation and line breaks, not spaCy's full
+    prefix/suffix/infix machinery. Whitespace follows spaCy's convention: one space after a token is its
+    ``whitespace_``, anything more is a whitespace token of its own, so character offsets are exact.
+    """
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+
+    def __call__(self, text: str) -> Doc:
+        words: list[str] = []
+        spaces: list[bool] = []
+        for piece in _TOKEN.findall(text):
+            if piece[0].isspace() and piece.isspace():
+                if words and not spaces[-1] and not words[-1].isspace() and piece[0] == " ":
+                    spaces[-1] = True
+                    piece = piece[1:]
+                    if not piece:
+                        continue
+                words.append(piece)
+                spaces.append(False)
+            else:
+                words.append(piece)
+                spaces.append(False)
+        return Doc(self.vocab, words=words, spaces=spaces)
+
+    def pipe(self, texts, batch_size: int = 1000):
+        for text in texts:
+            yield self(text)
+
+    def to_bytes(self, **_kwargs) -> bytes:
+        return b""
+
+    def from_bytes(self, _data: bytes, **_kwargs) -> "RegexTokenizer":
+        return self
 
 
 class CaseFoldingLemmatizer(Lemmatizer):
@@ -175,6 +232,7 @@ class Passage:
 def build_pipeline() -> Language:
     """``spacy.blank("en")`` + sentencizer (with line breaks) + case-folding lookup lemmatizer (spacy-lookups-data)."""
     nlp = spacy.blank("en")
+    nlp.tokenizer = RegexTokenizer(nlp.vocab)
     nlp.max_length = MAX_CHARS
     nlp.add_pipe("cdpd_sentencizer")
     nlp.add_pipe("cdpd_lemmatizer")
@@ -250,8 +308,6 @@ class TextProcessor:
 
     def _attach_seeds(self, doc: Doc, sentences: list[Sentence], vocab) -> None:
         starts = [s.start for s in sentences]
-        import bisect
-
         for match_id, start, _end in self.matcher(doc):
             char = doc[start].idx
             i = bisect.bisect_right(starts, char) - 1

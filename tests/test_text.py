@@ -173,3 +173,24 @@ def test_array_sentencizer_follows_spacys_rule_on_real_documents(state_departmen
     texts = list(state_department.text.head(150))
     for a, b in zip(ours.pipe(texts), ref.pipe(texts)):
         assert [s.start for s in a.sents] == [s.start for s in b.sents]
+
+
+def test_regex_tokenizer_round_trips_real_documents(state_department, king_county):
+    """Every character is kept: token texts and whitespace rebuild each document exactly (offsets are exact)."""
+    from nlp.text import shared_pipeline
+
+    nlp = shared_pipeline()
+    texts = list(state_department.text.head(100)) + list(king_county.text.head(50)) + ["", "  \n\t x  y\n"]
+    for text in texts:
+        doc = nlp.make_doc(text)
+        assert doc.text == text
+        assert all(not t.text.isspace() or t.is_space for t in doc)
+
+
+def test_regex_tokenizer_keeps_abbreviations_and_splits_clitics():
+    from nlp.text import shared_pipeline
+
+    doc = shared_pipeline()("The U.S. and Mr. Smith's team can't stay. They left.")
+    assert [t.text for t in doc][:8] == ["The", "U.S.", "and", "Mr.", "Smith", "'s", "team", "ca"]
+    assert "n't" in [t.text for t in doc]
+    assert [s.text for s in doc.sents] == ["The U.S. and Mr. Smith's team can't stay.", "They left."]
