@@ -205,6 +205,7 @@ class Passage:
     start: int
     end: int
     sentences: list[Sentence]
+    text: str = ""  # the passage as it stands in the document: what the neural tiers read
 
     @cached_property
     def tokens(self) -> list[str]:
@@ -225,8 +226,6 @@ class Passage:
     def seed_counts(self) -> dict[str, int]:
         return dict(self._seed_counts)
 
-    def text(self, doc_text: str) -> str:
-        return doc_text[self.start : self.end]
 
 
 def build_pipeline() -> Language:
@@ -267,7 +266,7 @@ class TextProcessor:
             sentences = self._sentences(doc, strings, words)
             if sentences:
                 self._attach_seeds(doc, sentences, strings)
-            yield self._pack(sentences)
+            yield self._pack(sentences, doc.text)
 
     @staticmethod
     def _sentences(doc: Doc, strings, words: dict[int, str]) -> list[Sentence]:
@@ -317,7 +316,7 @@ class TextProcessor:
             seeds = sentences[i].seeds
             seeds[label] = seeds.get(label, 0) + 1
 
-    def _pack(self, sentences: Sequence[Sentence]) -> list[Passage]:
+    def _pack(self, sentences: Sequence[Sentence], text: str = "") -> list[Passage]:
         """Greedily group whole sentences into passages of at most ``passage_words`` words."""
         passages: list[Passage] = []
         current: list[Sentence] = []
@@ -325,10 +324,12 @@ class TextProcessor:
         for sent in sentences:
             n = len(sent.tokens)
             if current and words + n > self.passage_words:
-                passages.append(Passage(len(passages), current[0].start, current[-1].end, current))
+                passages.append(Passage(len(passages), current[0].start, current[-1].end, current,
+                                        text[current[0].start : current[-1].end]))
                 current, words = [], 0
             current.append(sent)
             words += n
         if current:
-            passages.append(Passage(len(passages), current[0].start, current[-1].end, current))
+            passages.append(Passage(len(passages), current[0].start, current[-1].end, current,
+                                    text[current[0].start : current[-1].end]))
         return passages

@@ -78,9 +78,9 @@ def test_a_sentence_longer_than_a_passage_stays_whole(processor):
     passages = processor.passages(text)
     check_passages(text, passages, PASSAGE_WORDS)
     assert [len(p.sentences) for p in passages] == [1, 1, 2]
-    assert passages[1].n_words == 520 and passages[1].text(text) == long_sentence
-    assert passages[0].text(text) == "A short opening sentence."
-    assert passages[2].text(text) == "A closing sentence follows it. And one more."
+    assert passages[1].n_words == 520 and passages[1].text == long_sentence
+    assert passages[0].text == "A short opening sentence."
+    assert passages[2].text == "A closing sentence follows it. And one more."
 
 
 def test_line_breaks_start_sentences(processor):

