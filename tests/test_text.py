@@ -25,7 +25,7 @@ def check_passages(text, passages, limit):
         index += 1
         assert p.sentences, "a passage without sentences"
         assert p.start == p.sentences[0].start and p.end == p.sentences[-1].end
-        assert p.text(text) == text[p.start : p.end]
+        assert p.text == text[p.start : p.end]
         assert p.n_words == sum(len(s.tokens) for s in p.sentences) == len(p.tokens)
         assert p.n_words <= limit or len(p.sentences) == 1, (p.index, p.n_words, len(p.sentences))
         for s in p.sentences:
