@@ -114,12 +114,51 @@ def cmd_classify(args) -> int:
 def cmd_train(args) -> int:
     from .training import train
 
+    from .models import active_ref, activate, read_meta
+
     codebook = _codebook(args)
-    params = json.loads(args.params) if args.params else None
-    info, metrics = train(args.annotations, codebook, tagger=args.model, name=args.name, params=params,
-                          progress=(lambda _msg: None) if args.quiet else _err)
+    try:
+        params = json.loads(args.params) if args.params else None
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--params is not JSON ({exc.msg})") from None
+    say = (lambda _msg: None) if args.quiet else _err
+    previous = active_ref()
+    info, metrics = train(args.annotations, codebook, tagger=args.model, name=args.name, params=params, progress=say)
     print(info.ref)
+    if previous and previous != info.ref and not args.quiet:
+        _print_comparison(read_meta(previous), info.meta)
+    if args.activate or previous is None:
+        say(f"active model: {activate(info.ref)}")
+    elif previous != info.ref:
+        say(f"active model is still {previous}; `cdpd models activate {info.ref}` (or train --activate) to switch")
     return 0
+
+
+def _print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Per-label held-out F1 of two models side by side, when both were measured on the same data."""
+    ref_a, ref_b = f"{a['name']}@{a['version']}", f"{b['name']}@{b['version']}"
+    ha, hb = a.get("metrics", {}).get("heldout"), b.get("metrics", {}).get("heldout")
+    same = a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
+    if not (ha and hb and same):
+        _err(f"no comparison of {ref_a} and {ref_b}: they were not evaluated on the same held-out data "
+             "(use `cdpd models compare A B --annotations FILE`)")
+        return
+    _print_side_by_side(ref_a, ha, ref_b, hb, "held-out units of the same training data")
+
+
+def _print_side_by_side(ref_a: str, ra: dict, ref_b: str, rb: dict, what: str) -> None:
+    print(f"\nper-label F1 on {what}: {ref_a} vs {ref_b}")
+    for axis in ra:
+        if axis not in rb:
+            continue
+        print(f"\n{axis}: micro-F1 {ra[axis]['micro']['f1']:.3f} vs {rb[axis]['micro']['f1']:.3f}; "
+              f"macro-F1 {ra[axis]['macro_f1']:.3f} vs {rb[axis]['macro_f1']:.3f}")
+        print(f"  {'label':28s} {'A':>6s} {'B':>6s} {'B-A':>7s} {'support':>8s}")
+        for label, m in ra[axis]["labels"].items():
+            other = rb[axis]["labels"].get(label)
+            if other is None:
+                continue
+            print(f"  {label:28s} {m['f1']:6.3f} {other['f1']:6.3f} {other['f1'] - m['f1']:+7.3f} {m['support']:8d}")
 
 
 def cmd_evaluate(args) -> int:
@@ -227,13 +266,13 @@ def _import_shipped_corpus(args) -> None:
 def cmd_run(args) -> int:
     """The main job: workspace from the shipped corpus, the default model (trained if missing), a summary."""
     from .annotations import SEED_ANNOTATIONS
-    from .models import DEFAULT_MODEL, ModelError, read_meta
+    from .models import DEFAULT_MODEL, ModelError, active_ref, activate, read_meta
     from .training import train
 
     t0 = time.perf_counter()
     codebook = _codebook(args)
     _import_shipped_corpus(args)
-    args.model = args.model or DEFAULT_MODEL
+    args.model = args.model or active_ref() or DEFAULT_MODEL
     try:
         if args.model != "lexicon":  # the lexicon tagger needs no files
             read_meta(args.model)
@@ -241,7 +280,9 @@ def cmd_run(args) -> int:
         if args.model != DEFAULT_MODEL:
             raise
         _err(f"no trained {DEFAULT_MODEL!r} model yet: training it on {SEED_ANNOTATIONS.name}")
-        train(SEED_ANNOTATIONS, codebook, tagger="linear", name=DEFAULT_MODEL, progress=_err)
+        info, _ = train(SEED_ANNOTATIONS, codebook, tagger="linear", name=DEFAULT_MODEL, progress=_err)
+        if active_ref() is None:
+            activate(info.ref)
     _classify_workspace(args, codebook)
     cmd_summary(args)
     _err(f"done in {time.perf_counter() - t0:.0f}s; workspace at {Path(args.workspace or 'workspace')}")
@@ -276,16 +317,6 @@ def cmd_search(args) -> int:
         print("no match")
     for row in hits.itertuples():
         print(f"{row.id}\t{row.source}\t{row.date}\t{row.title[:80]}\n    {row.snippet}")
-    return 0
-
-
-def cmd_models(args) -> int:
-    from .models import list_models
-
-    for meta in list_models():
-        held = meta.get("metrics", {}).get("heldout", {})
-        scores = ", ".join(f"{axis} micro-F1 {r['micro']['f1']:.3f}" for axis, r in held.items())
-        print(f"{meta['name']}@{meta['version']}\t{meta['tagger']}\t{meta['created_at']}\t{scores}")
     return 0
 
 
@@ -380,6 +411,52 @@ def cmd_diagram(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from .models import activate, list_models, model_card, read_meta
+
+    action = args.action or "list"
+    if action == "list":
+        models = list_models()
+        if not models:
+            print("no trained model yet: `cdpd train --annotations FILE` or `cdpd run`")
+        for meta in models:
+            held = meta.get("metrics", {}).get("heldout", {})
+            scores = ", ".join(f"{axis} micro-F1 {r['micro']['f1']:.3f}" for axis, r in held.items()) or "no held-out"
+            mark = "*" if meta["active"] else " "
+            print(f"{mark} {meta['name']}@{meta['version']}\t{meta['tagger']}\t{meta['created_at']}\t{scores}")
+        return 0
+    if action == "show":
+        _need(args.refs, 1, "show NAME")
+        print(model_card(read_meta(args.refs[0])))
+        return 0
+    if action == "activate":
+        _need(args.refs, 1, "activate NAME")
+        print(f"active model: {activate(args.refs[0])}")
+        return 0
+    if action == "compare":
+        _need(args.refs, 2, "compare A B")
+        a, b = read_meta(args.refs[0]), read_meta(args.refs[1])
+        if not args.annotations:
+            _print_comparison(a, b)
+            return 0
+        from .annotations import read_annotations
+        from .models import load_model
+        from .training import evaluate
+
+        codebook = _codebook(args)
+        annotations = read_annotations(args.annotations, codebook)
+        reports = [evaluate(annotations, load_model(ref, codebook)[0], codebook) for ref in args.refs[:2]]
+        _print_side_by_side(f"{a['name']}@{a['version']}", reports[0], f"{b['name']}@{b['version']}", reports[1],
+                            f"{len(annotations)} units of {args.annotations}")
+        return 0
+    raise CLIError(f"unknown action {action!r}; use list, show, activate or compare")
+
+
+def _need(refs: list[str], n: int, usage: str) -> None:
+    if len(refs) != n:
+        raise CLIError(f"usage: cdpd models {usage}")
+
+
 # -- parser -------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cdpd", description="Tag diplomacy functions and security domains in documents "
@@ -397,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("classify", parents=[common, meta], help="tag files, folders, tables or stdin; JSON lines out")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, .jsonl/.csv/.parquet, or - for stdin")
-    s.add_argument("--model", help="model name (default: linear; 'lexicon' needs no training)")
+    s.add_argument("--model", help="model name or NAME@VERSION (default: the active model; 'lexicon' needs no "
+                   "training)")
     s.add_argument("--output", "-o", metavar="FILE", help="write JSON lines here (atomically) instead of stdout")
     s.add_argument("--any-language", action="store_true", help="tag documents that are not English too")
     s.add_argument("--batch-size", type=int, default=128, help=argparse.SUPPRESS)
@@ -408,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="linear", help="tagger to train (default: linear)")
     s.add_argument("--name", help="model name to save under (default: the tagger's name)")
     s.add_argument("--params", help='tagger parameters as JSON, e.g. \'{"C": 4}\'')
+    s.add_argument("--activate", action="store_true", help="make the new model the active one")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", parents=[common], help="per-label and micro/macro F1 of a model on annotations")
@@ -463,7 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE", help=".html (default), .png or .svg")
     s.set_defaults(func=cmd_diagram)
 
-    s = sub.add_parser("models", parents=[common], help="list trained models with their held-out scores")
+    s = sub.add_parser("models", parents=[common], help="the model registry: list, show, activate, compare")
+    s.add_argument("action", nargs="?", choices=["list", "show", "activate", "compare"], help="default: list")
+    s.add_argument("refs", nargs="*", metavar="NAME", help="NAME or NAME@VERSION")
+    s.add_argument("--annotations", metavar="FILE", help="compare: evaluate both models on these annotations")
     s.set_defaults(func=cmd_models)
     return p
 

@@ -150,3 +150,22 @@ def small_seed_rows(seed_rows, codebook):
             if not any(label in r[axis] for r in rows):
                 rows.append(next(r for r in seed_rows if label in r[axis]))
     return rows
+
+
+@pytest.fixture(scope="session")
+def small_units(codebook, processor, small_seed_rows):
+    from nlp.annotations import Annotation, label_matrix
+    from nlp.training import annotation_units
+
+    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"])
+            for r in small_seed_rows]
+    return annotation_units(anns, processor), label_matrix(anns, codebook)
+
+
+@pytest.fixture(scope="session")
+def small_linear(codebook, small_units):
+    """A linear tagger fitted on ~120 seed units (every label present): small and quick to save and load."""
+    units, y = small_units
+    from nlp.taggers.linear import LinearTagger
+
+    return LinearTagger(codebook, cv_folds=3).fit(units, y)

@@ -279,9 +279,10 @@ def test_train_then_evaluate(capsys, monkeypatch, tmp_path, small_seed_rows, cod
     assert code == 0, err
     assert err[0] == f"read {len(small_seed_rows)} annotated units from {ann}"
     assert any(line.startswith("  held-out functions: micro-F1") for line in err)
-    assert err[-1].startswith(f"saved model {out[0]}")
+    assert err[-2].startswith(f"saved model {out[0]}")
+    assert err[-1] == f"active model: {out[0]}"  # the first model trained becomes the active one
     assert len(out) == 1 and re.fullmatch(r"small@[0-9a-f]{8}", out[0])
-    meta = json.loads((models / "small" / "meta.json").read_text())
+    meta = json.loads((models / "small" / out[0].split("@")[1] / "meta.json").read_text())
     assert meta["version"] == out[0].split("@")[1] and meta["training"]["n_units"] == len(small_seed_rows)
     assert set(meta["metrics"]["heldout"]) == {"functions", "domains"}
     n_random = sum(r["sample"] == "random" for r in small_seed_rows)
@@ -308,7 +309,7 @@ def test_train_then_evaluate(capsys, monkeypatch, tmp_path, small_seed_rows, cod
     assert any(line.startswith("functions: micro P") for line in out)
     assert any(line.split()[:1] == ["coercive_measures"] for line in out)
     code, out, err = run_cli(capsys, "models")
-    assert len(out) == 1 and out[0].startswith(report["model"] + "\tlinear\t") and "functions micro-F1" in out[0]
+    assert len(out) == 1 and out[0].startswith("* " + report["model"] + "\tlinear\t") and "functions micro-F1" in out[0]
 
 
 def test_annotation_file_with_unknown_label_exits_2(capsys, monkeypatch, tmp_path, small_seed_rows):

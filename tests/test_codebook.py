@@ -325,7 +325,7 @@ def test_third_axis_linear_model_scores_every_axis(three_axes, state_department)
     from nlp.text import TextProcessor
 
     codebook3, folder, info, rows = three_axes
-    meta = json.loads((folder / "linear3" / "meta.json").read_text())
+    meta = json.loads((info.path / "meta.json").read_text())
     assert meta["labels"]["directions"] == list(DIRECTIONS)
     assert len(meta["thresholds"]["directions"]) == 4
     tagger, loaded = load_model("linear3", codebook3, folder=folder)

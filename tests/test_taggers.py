@@ -38,23 +38,6 @@ def real_units(processor, state_department, king_county):
     return list(processor.process(text_for_tagging(d) for d in docs))
 
 
-@pytest.fixture(scope="module")
-def small_units(codebook, processor, small_seed_rows):
-    from nlp.annotations import Annotation, label_matrix
-    from nlp.training import annotation_units
-
-    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"])
-            for r in small_seed_rows]
-    return annotation_units(anns, processor), label_matrix(anns, codebook)
-
-
-@pytest.fixture(scope="module")
-def small_linear(codebook, small_units):
-    """A linear tagger fitted on ~120 seed units (every label present): small and quick to save and load."""
-    units, y = small_units
-    return LinearTagger(codebook, cv_folds=3).fit(units, y)
-
-
 # ------------------------------------------------------------------------------------------------ acceptance
 
 
@@ -162,12 +145,14 @@ def test_save_load_round_trip_and_version(small_linear, codebook, real_units, tm
     # the same settings and data give the same version; other data another; saving again replaces the model
     assert save_model(small_linear, "copy", training={"sha256": "abc"}, folder=tmp_path).version == info.version
     assert save_model(small_linear, "copy", training={"sha256": "abd"}, folder=tmp_path).version != info.version
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no staging or backup folder left
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted(  # no staging or backup folder left
+        {info.version, save_model(small_linear, "copy", training={"sha256": "abd"}, folder=tmp_path).version})
 
 
 def test_saved_state_is_skops_not_pickle(trained_linear, cdpd_env):
-    folder = cdpd_env / "models" / "linear"
-    assert sorted(p.name for p in folder.iterdir()) == [STATE_FILE, "meta.json"]
+    folder = cdpd_env / "models" / "linear" / trained_linear.version
+    assert trained_linear.path == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", STATE_FILE, "meta.json"]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
     state = folder / STATE_FILE
     assert zipfile.is_zipfile(state)
@@ -195,8 +180,7 @@ class Untrusted:
 
 
 def test_tampered_state_with_untrusted_type_is_refused(small_linear, codebook, tmp_path):
-    save_model(small_linear, "tampered", folder=tmp_path)
-    state = tmp_path / "tampered" / STATE_FILE
+    state = save_model(small_linear, "tampered", folder=tmp_path).path / STATE_FILE
     sio.dump({"vectorizer": Untrusted(), "classifiers": small_linear.classifiers_}, state)
     assert any("Untrusted" in t for t in sio.get_untrusted_types(file=state))
     with pytest.raises(ModelError) as info:
@@ -208,12 +192,11 @@ def test_tampered_state_with_untrusted_type_is_refused(small_linear, codebook, t
 def test_missing_model_and_missing_state(codebook, tmp_path, small_linear):
     with pytest.raises(ModelError, match="no model named 'absent'"):
         load_model("absent", codebook, folder=tmp_path)
-    save_model(small_linear, "nostate", folder=tmp_path)
-    (tmp_path / "nostate" / STATE_FILE).unlink()
+    (save_model(small_linear, "nostate", folder=tmp_path).path / STATE_FILE).unlink()
     with pytest.raises(ModelError, match="nostate"):
         load_model("nostate", codebook, folder=tmp_path)
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "meta.json").write_text("{not json")
+    (tmp_path / "bad" / "v1").mkdir(parents=True)
+    (tmp_path / "bad" / "v1" / "meta.json").write_text("{not json")
     with pytest.raises(ModelError, match="unreadable model metadata"):
         load_model("bad", codebook, folder=tmp_path)
 
@@ -225,15 +208,14 @@ def test_lexicon_needs_no_files(codebook, tmp_path):
 
 
 def test_corrupt_state_file_gives_model_error(small_linear, codebook, tmp_path):
-    save_model(small_linear, "corrupt", folder=tmp_path)
-    (tmp_path / "corrupt" / STATE_FILE).write_bytes(b"this is not a zip archive" * 4)
+    path = save_model(small_linear, "corrupt", folder=tmp_path).path
+    (path / STATE_FILE).write_bytes(b"this is not a zip archive" * 4)
     with pytest.raises(ModelError, match="corrupt"):
         load_model("corrupt", codebook, folder=tmp_path)
 
 
 def test_incomplete_meta_gives_model_error(small_linear, codebook, tmp_path):
-    save_model(small_linear, "partial", folder=tmp_path)
-    meta_path = tmp_path / "partial" / "meta.json"
+    meta_path = save_model(small_linear, "partial", folder=tmp_path).path / "meta.json"
     meta = json.loads(meta_path.read_text())
     del meta["thresholds"]
     meta_path.write_text(json.dumps(meta))

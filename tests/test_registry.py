@@ -1,0 +1,76 @@
+"""The model registry: one folder per version, an active model, model cards, and `cdpd models`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlp.cli import main
+from nlp.models import ModelError, activate, active_ref, list_models, load_model, resolve, save_model
+
+
+@pytest.fixture()
+def registry(tmp_path, monkeypatch, small_linear):
+    """Two versions of `linear` (different training-data hashes) and one `other`, in a temporary registry."""
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path))
+    a = save_model(small_linear, "linear", training={"sha256": "aaa"}, folder=tmp_path)
+    b = save_model(small_linear, "linear", training={"sha256": "bbb"}, folder=tmp_path)
+    c = save_model(small_linear, "other", training={"sha256": "aaa"}, folder=tmp_path)
+    return tmp_path, a, b, c
+
+
+def test_versions_live_in_their_own_folders(registry):
+    root, a, b, c = registry
+    assert a.version != b.version
+    assert a.path == root / "linear" / a.version and b.path == root / "linear" / b.version
+    assert (a.path / "MODEL_CARD.md").read_text().startswith(f"# Model card: linear@{a.version}")
+    assert [m["name"] + "@" + m["version"] for m in list_models(root)] == [a.ref, b.ref, c.ref]
+
+
+def test_resolution_and_activation(registry, codebook):
+    root, a, b, c = registry
+    assert active_ref(root) is None
+    assert resolve("linear", root) == b.path  # no active model: the newest version of the name
+    assert resolve(f"linear@{a.version}", root) == a.path
+    assert activate(f"linear@{a.version}", root) == a.ref
+    assert (root / "ACTIVE").read_text().strip() == a.ref
+    assert resolve("linear", root) == a.path  # the active version of that name
+    _, info = load_model(None, codebook, folder=root)  # None: the active model
+    assert info.ref == a.ref
+    assert [m["active"] for m in list_models(root)] == [True, False, False]
+    assert activate("other", root) == c.ref
+    assert resolve("linear", root) == b.path
+
+
+def test_bad_references_are_refused(registry, codebook):
+    root, *_ = registry
+    for ref in ("../linear", "linear@../x", ".hidden", "a/b"):
+        with pytest.raises(ModelError, match="not a model name"):
+            resolve(ref, root)
+    with pytest.raises(ModelError, match="versions of 'linear'"):
+        resolve("linear@00000000", root)
+    with pytest.raises(ModelError, match="no model named 'absent'"):
+        activate("absent", root)
+    assert active_ref(root) is None  # a failed activation changes nothing
+
+
+def test_cli_models_list_show_activate_compare(registry, capsys, seed_rows, tmp_path):
+    root, a, b, c = registry
+    assert main(["models", "activate", a.ref]) == 0
+    assert capsys.readouterr().out.strip() == f"active model: {a.ref}"
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"* {a.ref}\t") and lines[1].startswith(f"  {b.ref}\t")
+    assert main(["models", "show", b.ref]) == 0
+    card = capsys.readouterr().out
+    assert card.startswith(f"# Model card: {b.ref}") and "## Limits" in card
+    ann = tmp_path / "eval.jsonl"
+    ann.write_text("".join(json.dumps(r) + "\n" for r in seed_rows[:60]), encoding="utf-8")
+    assert main(["models", "compare", a.ref, c.ref, "--annotations", str(ann)]) == 0
+    out = capsys.readouterr().out
+    assert f"{a.ref} vs {c.ref}" in out and "advocacy" in out and "B-A" in out
+    assert main(["models", "compare", a.ref]) == 2
+    assert "usage: cdpd models compare A B" in capsys.readouterr().err
+    assert main(["models", "activate", "nope"]) == 2
+    assert "no model named 'nope'" in capsys.readouterr().err
