@@ -123,7 +123,11 @@ def cmd_train(args) -> int:
         raise CLIError(f"--params is not JSON ({exc.msg})") from None
     say = (lambda _msg: None) if args.quiet else _err
     previous = active_ref()
-    info, metrics = train(args.annotations, codebook, tagger=args.model, name=args.name, params=params, progress=say)
+    data, source = args.annotations, None
+    if data is None:
+        data, source = _seed_and_workspace_annotations(args, codebook, say)
+    info, metrics = train(data, codebook, tagger=args.model, name=args.name, params=params, progress=say,
+                          source=source)
     print(info.ref)
     if previous and previous != info.ref and not args.quiet:
         _print_comparison(read_meta(previous), info.meta)
@@ -132,6 +136,58 @@ def cmd_train(args) -> int:
     elif previous != info.ref:
         say(f"active model is still {previous}; `cdpd models activate {info.ref}` (or train --activate) to switch")
     return 0
+
+
+def _seed_and_workspace_annotations(args, codebook, say):
+    """The seed annotations merged with the workspace's (deduplicated by text; conflicts reported, latest wins)."""
+    from .annotations import SEED_ANNOTATIONS, merge_annotations, read_annotations
+    from .workspace import Workspace
+
+    seed = read_annotations(SEED_ANNOTATIONS, codebook)
+    home = Path(args.workspace) if args.workspace else None
+    own = []
+    if (home or Path(os.environ.get("CDPD_HOME", "workspace"))).joinpath("cdpd.sqlite").exists():
+        with Workspace(home, create=False) as ws:
+            own = ws.annotation_units(codebook)
+    report = merge_annotations(seed, own)
+    for kept, new, old_labels, new_labels in report.conflicts:
+        say(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels}); using {new}")
+    say(f"{len(seed)} seed + {len(own)} workspace annotations -> {len(report.merged)} units "
+        f"({len(report.duplicates)} duplicate(s), {len(report.conflicts)} conflict(s))")
+    return report.merged, f"seed + workspace ({len(own)} annotations)"
+
+
+def cmd_annotations(args) -> int:
+    from .annotations import export_annotations, import_annotations, merge_annotations, read_annotations, SEED_ANNOTATIONS
+
+    codebook = _codebook(args)
+    if args.action == "import":
+        annotations = import_annotations(args.path, codebook, args.format)
+        with _workspace(args) as ws:
+            existing = ws.annotation_units(codebook)
+            report = merge_annotations(existing, annotations)
+            for kept, new, old_labels, new_labels in report.conflicts:
+                _err(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels})")
+            known = {d for d, _ in report.duplicates}
+            added = 0
+            for ann in annotations:
+                if ann.id in known:
+                    continue
+                annotator = args.annotator or ann.meta.get("annotator") or "import"
+                ws.add_annotation(ann.text, ann.labels, annotator)
+                added += 1
+        print(f"imported {added} annotation(s) from {args.path}; {len(report.duplicates)} already present, "
+              f"{len(report.conflicts)} conflict(s) reported")
+        return 0
+    if args.action == "export":
+        with _workspace(args, create=False) as ws:
+            annotations = ws.annotation_units(codebook)
+        if args.with_seed:
+            annotations = merge_annotations(read_annotations(SEED_ANNOTATIONS, codebook), annotations).merged
+        path = export_annotations(annotations, args.path, codebook, args.format)
+        print(f"exported {len(annotations)} annotation(s) to {path}")
+        return 0
+    raise CLIError(f"unknown action {args.action!r}")
 
 
 def _print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -482,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("train", parents=[common], help="train a model on annotations (JSONL)")
-    s.add_argument("--annotations", required=True, metavar="FILE")
+    s.add_argument("--annotations", metavar="FILE",
+                   help="annotations JSONL (default: the seed annotations plus the workspace's)")
     s.add_argument("--model", default="linear", help="tagger to train (default: linear)")
     s.add_argument("--name", help="model name to save under (default: the tagger's name)")
     s.add_argument("--params", help='tagger parameters as JSON, e.g. \'{"C": 4}\'')
@@ -541,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
     s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE", help=".html (default), .png or .svg")
     s.set_defaults(func=cmd_diagram)
+
+    s = sub.add_parser("annotations", parents=[common], help="import or export annotations (JSONL, spaCy, HF)")
+    s.add_argument("action", choices=["import", "export"])
+    s.add_argument("path", metavar="PATH", help=".jsonl, .spacy (DocBin) or a Hugging Face dataset folder")
+    s.add_argument("--format", choices=["jsonl", "spacy", "hf"], help="default: from the suffix")
+    s.add_argument("--annotator", help="import: the annotator's name for units that do not name one")
+    s.add_argument("--with-seed", action="store_true", help="export: include the seed annotations")
+    s.set_defaults(func=cmd_annotations)
 
     s = sub.add_parser("models", parents=[common], help="the model registry: list, show, activate, compare")
     s.add_argument("action", nargs="?", choices=["list", "show", "activate", "compare"], help="default: list")

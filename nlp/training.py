@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,16 +37,33 @@ def evaluate_tagger(tagger: Tagger, units, y: dict[str, np.ndarray], codebook: C
     return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis)) for axis in codebook.axis_names}
 
 
-def train(annotations_path: str | Path, codebook: Codebook, *, tagger: str = "linear", name: str | None = None,
-          params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
-          models_folder: Path | None = None, progress: Progress = _quiet) -> tuple[ModelInfo, dict[str, Any]]:
+def annotations_sha256(annotations: list[Annotation]) -> str:
+    """A hash of annotation content (texts and labels, in order): the training-data identity of a model."""
+    h = hashlib.sha256()
+    for ann in annotations:
+        h.update(json.dumps([ann.text, {a: sorted(v) for a, v in sorted(ann.labels.items())}]).encode("utf-8"))
+    return h.hexdigest()
+
+
+def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *, tagger: str = "linear",
+          name: str | None = None, params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
+          models_folder: Path | None = None, progress: Progress = _quiet,
+          source: str | None = None) -> tuple[ModelInfo, dict[str, Any]]:
     """Train on all units but a held-out fifth of the random sample, report on that fifth, then refit on all.
 
     The saved model is fitted on every unit; its recorded metrics are those of the same settings fitted
     without the held-out units, so they are honest estimates of what the saved model does on new data.
     """
-    annotations = read_annotations(annotations_path, codebook)
-    progress(f"read {len(annotations)} annotated units from {annotations_path}")
+    if isinstance(annotations_path, list):
+        annotations = annotations_path
+        source = source or "annotations"
+        data_hash = annotations_sha256(annotations)
+        progress(f"training on {len(annotations)} annotated units ({source})")
+    else:
+        annotations = read_annotations(annotations_path, codebook)
+        source = str(annotations_path)
+        data_hash = file_sha256(annotations_path)
+        progress(f"read {len(annotations)} annotated units from {annotations_path}")
     processor = TextProcessor(codebook)
     t0 = time.perf_counter()
     units = annotation_units(annotations, processor)
@@ -67,8 +86,7 @@ def train(annotations_path: str | Path, codebook: Codebook, *, tagger: str = "li
     t0 = time.perf_counter()
     model = cls(codebook, **(params or {})).fit(units, y)
     fit_seconds = time.perf_counter() - t0
-    training = {"path": str(annotations_path), "sha256": file_sha256(annotations_path), "n_units": len(units),
-                "fit_seconds": round(fit_seconds, 2)}
+    training = {"path": source, "sha256": data_hash, "n_units": len(units), "fit_seconds": round(fit_seconds, 2)}
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
     progress(f"saved model {info.ref} ({fit_seconds:.1f}s to fit)")
     return info, metrics

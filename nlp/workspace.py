@@ -405,6 +405,17 @@ class Workspace:
                 (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now()))
             return int(cur.lastrowid)
 
+    def annotation_units(self, codebook) -> list:
+        """Workspace annotations as :class:`nlp.annotations.Annotation`, oldest first (a later one wins a merge)."""
+        from .annotations import Annotation
+
+        out = []
+        for row in self.annotations():
+            labels = {axis: list(row["labels"].get(axis, [])) for axis in codebook.axis_names}
+            out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels,
+                                  meta={"annotator": row["annotator"], "document": row["document"]}))
+        return out
+
     def annotations(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a "
                                  "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()

@@ -1,0 +1,79 @@
+"""Annotation import/export (JSONL, spaCy DocBin, Hugging Face datasets), merging, and the retrain loop's data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlp.annotations import (AnnotationError, export_annotations, import_annotations, merge_annotations,
+                             read_annotations, SEED_ANNOTATIONS)
+from nlp.cli import main
+
+
+def _same(a, b):
+    return a.id == b.id and a.text == b.text and a.title == b.title and \
+        {k: sorted(v) for k, v in a.labels.items()} == {k: sorted(v) for k, v in b.labels.items()}
+
+
+@pytest.mark.parametrize("name", ["units.jsonl", "units.spacy", "units_hf"])
+def test_round_trip_in_every_format(codebook, seed_annotations, tmp_path, name):
+    units = seed_annotations[:40]
+    export_annotations(units, tmp_path / name, codebook)
+    back = import_annotations(tmp_path / name, codebook)
+    assert len(back) == len(units) and all(_same(a, b) for a, b in zip(units, back))
+
+
+def test_unknown_labels_are_refused_naming_the_codebook(codebook, seed_annotations, tmp_path):
+    import spacy
+    from spacy.tokens import DocBin
+
+    doc = spacy.blank("en").make_doc("A city boycotts a company.")
+    doc.cats = {"boycotting": 1.0}
+    DocBin(docs=[doc]).to_disk(tmp_path / "bad.spacy")
+    with pytest.raises(AnnotationError, match=r"unknown label\(s\) 'boycotting' not in the codebook .*codebook.yaml"):
+        import_annotations(tmp_path / "bad.spacy", codebook)
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "x", "text": "t", "domains": ["space"]}) + "\n")
+    with pytest.raises(AnnotationError, match=r"unknown domains label\(s\) 'space' not in the codebook"):
+        import_annotations(tmp_path / "bad.jsonl", codebook)
+    (tmp_path / "junk.spacy").write_bytes(b"\x00\x01 not a docbin")
+    with pytest.raises(AnnotationError, match="not a spaCy DocBin"):
+        import_annotations(tmp_path / "junk.spacy", codebook)
+    with pytest.raises(AnnotationError, match="cannot tell the format"):
+        import_annotations(tmp_path, codebook)
+
+
+def test_merge_deduplicates_by_text_and_reports_conflicts(seed_annotations):
+    a = seed_annotations[:10]
+    from dataclasses import replace
+
+    relabelled = replace(a[3], id="mine", text="  " + a[3].text.upper() + " ", labels={"functions": ["twinning"],
+                                                                                      "domains": []})
+    report = merge_annotations(a, [a[0], relabelled])
+    assert len(report.merged) == 10
+    assert report.duplicates == [(a[0].id, a[0].id)]
+    assert [(k, n) for k, n, *_ in report.conflicts] == [(a[3].id, "mine")]
+    assert report.merged[3].labels == {"functions": ["twinning"], "domains": []}  # the later set wins
+
+
+def test_cli_import_export_and_train_on_seed_plus_workspace(tmp_path, monkeypatch, capsys, seed_rows, codebook):
+    monkeypatch.setenv("CDPD_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    rows = [dict(r) for r in seed_rows[:20]]
+    rows[0]["functions"] = ["twinning"]  # relabels a seed unit
+    rows.append({"id": "new", "text": "Our city signed a sister city agreement with Kyoto to exchange students.",
+                 "functions": ["twinning", "exchange"], "domains": ["culture"]})
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["annotations", "import", str(src), "--annotator", "alice"]) == 0
+    assert capsys.readouterr().out.startswith("imported 21 annotation(s)")
+    assert main(["annotations", "import", str(src)]) == 0  # again: nothing new
+    assert capsys.readouterr().out.startswith("imported 0 annotation(s)")
+    assert main(["annotations", "export", str(tmp_path / "out.spacy")]) == 0
+    assert len(import_annotations(tmp_path / "out.spacy", codebook)) == 21
+    assert main(["train", "-q"]) == 0
+    ref = capsys.readouterr().out.strip()
+    meta = json.loads((tmp_path / "models" / "linear" / ref.split("@")[1] / "meta.json").read_text())
+    seed = read_annotations(SEED_ANNOTATIONS, codebook)
+    assert meta["training"]["path"] == "seed + workspace (21 annotations)"
+    assert meta["training"]["n_units"] == len(merge_annotations(seed, []).merged) + 1  # one new text
