@@ -82,6 +82,18 @@ def label_matrix(annotations: list[Annotation], codebook: Codebook) -> dict[str,
     return out
 
 
+def stratified_folds(y: dict[str, np.ndarray], k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K multi-label folds by iterative stratification (Sechidis et al. 2011, ``iterative-stratification``):
+    every label's positives are spread over the folds as evenly as the data allow."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    Y = np.hstack([np.asarray(v) for v in y.values()])
+    if k < 2 or k > len(Y):
+        raise ValueError(f"cross-validation needs 2 <= k <= {len(Y)} units, got k={k}")
+    folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(np.asarray(a), np.asarray(b)) for a, b in folds.split(np.zeros(len(Y)), Y)]
+
+
 def heldout_split(annotations: list[Annotation], fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
     """Indices (train, test): the test set is a seeded ``fraction`` of the ``sample == "random"`` units.
 

@@ -219,26 +219,48 @@ def _print_side_by_side(ref_a: str, ra: dict, ref_b: str, rb: dict, what: str) -
 
 def cmd_evaluate(args) -> int:
     from .annotations import read_annotations
-    from .models import file_sha256
+    from .models import active_ref, file_sha256
     from .training import evaluate
 
     codebook = _codebook(args)
-    tagger, info = _load(args, codebook)
     annotations = read_annotations(args.annotations, codebook)
     if args.random_only:
         annotations = [a for a in annotations if a.sample in ("random", "")]
-    trained_on = info.meta.get("training", {}).get("sha256")
-    if trained_on and trained_on == file_sha256(args.annotations):
-        _err(f"warning: {info.ref} was trained on {args.annotations}; these scores are optimistic. "
-             "Its held-out scores are in `cdpd models` meta (metrics.heldout).")
-    report = evaluate(annotations, tagger, codebook)
+    if args.cv:
+        from .models import read_meta
+        from .training import cross_validate
+
+        name = args.model or active_ref() or "linear"
+        meta = read_meta(name) if name != "lexicon" else {"tagger": "lexicon", "params": {}, "name": "lexicon",
+                                                           "version": "-"}
+        title = f"{args.cv}-fold cross-validation of {meta['tagger']} ({meta.get('name')} settings)"
+        report = cross_validate(annotations, codebook, tagger=meta["tagger"], params=meta.get("params"), k=args.cv,
+                                progress=(lambda _m: None) if args.quiet else _err)
+        model_ref = f"{meta['tagger']} (cross-validated)"
+    else:
+        tagger, info = _load(args, codebook)
+        model_ref = info.ref
+        trained_on = info.meta.get("training", {}).get("sha256")
+        if trained_on and trained_on == file_sha256(args.annotations):
+            _err(f"warning: {info.ref} was trained on {args.annotations}; these scores are optimistic. "
+                 "Its held-out scores are in `cdpd models show` (or use --cv).")
+        report = evaluate(annotations, tagger, codebook)
+        title = f"Evaluation of {info.ref} on {args.annotations}"
+    if args.report:
+        from .training import report_html, report_markdown
+
+        text = report_html(report, title) if args.report.endswith((".html", ".htm")) else report_markdown(report, title)
+        with atomic_output(args.report) as fh:
+            fh.write(text)
+        _err(f"wrote {args.report}")
     if args.json:
-        print(json.dumps({"model": info.ref, "n_units": len(annotations), "axes": report}, indent=2))
+        print(json.dumps({"model": model_ref, "n_units": len(annotations), "axes": report}, indent=2))
         return 0
-    print(f"model {info.ref} on {len(annotations)} units of {args.annotations}")
+    print(f"{title}: {len(annotations)} units")
     for axis, r in report.items():
         print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
-              f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f}")
+              f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f} | samples F1 {r['samples_f1']:.3f} | "
+              f"ECE {r['ece']:.3f}")
         print(f"  {'label':28s} {'P':>6s} {'R':>6s} {'F1':>6s} {'support':>8s}")
         for label, m in r["labels"].items():
             print(f"  {label:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['support']:8d}")
@@ -551,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model name (default: linear)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--random-only", action="store_true", help="only units with sample 'random' (or none)")
+    s.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation (iteratively stratified) of the "
+                   "model's tagger and settings, instead of evaluating the trained model")
+    s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("ingest", parents=[common, meta], help="add documents to the workspace")

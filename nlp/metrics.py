@@ -42,12 +42,42 @@ def axis_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
     present = s > 0
+    samples = _samples_f1(y_true, y_pred)
     return {
         "micro": {"precision": float(mp), "recall": float(mr), "f1": float(mf)},
         "macro_f1": float(f[present].mean()) if present.any() else 0.0,
+        "samples_f1": samples,
         "n_units": int(len(y_true)),
         "labels": {
             label: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]), "support": int(s[j])}
             for j, label in enumerate(labels)
         },
     }
+
+
+def _samples_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-unit F1; a unit with no true and no predicted label counts as 1 (empty answers are real answers)."""
+    tp = (y_true & y_pred).sum(1)
+    denom = y_true.sum(1) + y_pred.sum(1)
+    per_unit = np.where(denom == 0, 1.0, 2 * tp / np.maximum(denom, 1))
+    return float(per_unit.mean()) if len(per_unit) else 0.0
+
+
+def calibration_table(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability of scores pooled over labels: per score bin, mean score vs. observed share of positives."""
+    y = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(scores, dtype=float).ravel()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            rows.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(mask.sum()),
+                         "mean_score": float(p[mask].mean()), "observed": float(y[mask].mean())})
+    return rows
+
+
+def expected_calibration_error(table: list[dict]) -> float:
+    n = sum(r["n"] for r in table)
+    return float(sum(r["n"] * abs(r["mean_score"] - r["observed"]) for r in table) / n) if n else 0.0

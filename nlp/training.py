@@ -92,7 +92,86 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     return info, metrics
 
 
-def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) -> dict[str, Any]:
+def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
+                   params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
+                   progress: Progress = _quiet) -> dict[str, Any]:
+    """K-fold cross-validation on iteratively stratified folds: each unit is predicted by a model that never saw
+    it; the report covers every unit once, with a calibration table of the out-of-fold scores."""
+    from .annotations import stratified_folds
+    from .metrics import calibration_table, expected_calibration_error
+
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
-    return evaluate_tagger(tagger, units, label_matrix(annotations, codebook), codebook)
+    y = label_matrix(annotations, codebook)
+    cls = get_tagger_class(tagger)
+    scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
+    predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
+    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
+        model = cls(codebook, **(params or {})).fit([units[i] for i in train_idx],
+                                                    {a: v[train_idx] for a, v in y.items()})
+        held = [units[i] for i in test_idx]
+        proba = model.predict_proba(held)
+        for axis in y:
+            scores[axis][test_idx] = proba[axis]
+            predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
+        progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}")
+    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis)) for axis in codebook.axis_names}
+    for axis in report:
+        table = calibration_table(y[axis], scores[axis])
+        report[axis]["calibration"] = table
+        report[axis]["ece"] = expected_calibration_error(table)
+    return report
+
+
+def report_markdown(report: dict[str, Any], title: str) -> str:
+    """An evaluation report as markdown: per axis, the summary, per-label table and calibration table."""
+    lines = [f"# {title}", ""]
+    for axis, r in report.items():
+        lines += [f"## {axis}", "",
+                  f"micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} F1 {r['micro']['f1']:.3f}; "
+                  f"macro F1 {r['macro_f1']:.3f}; samples F1 {r.get('samples_f1', float('nan')):.3f}; "
+                  f"{r['n_units']} units", "",
+                  "| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+                  for lab, m in r["labels"].items()]
+        if r.get("calibration"):
+            lines += ["", f"Calibration of the scores (expected calibration error {r['ece']:.3f}):", "",
+                      "| score bin | n | mean score | observed share |", "| --- | ---: | ---: | ---: |"]
+            lines += [f"| {c['bin']} | {c['n']} | {c['mean_score']:.3f} | {c['observed']:.3f} |"
+                      for c in r["calibration"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report_html(report: dict[str, Any], title: str) -> str:
+    """The same report as a standalone HTML page (every value escaped)."""
+    import html
+
+    import pandas as pd
+
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for axis, r in report.items():
+        parts.append(f"<h2>{html.escape(axis)}</h2><p>micro F1 {r['micro']['f1']:.3f}, macro F1 {r['macro_f1']:.3f}, "
+                     f"samples F1 {r.get('samples_f1', float('nan')):.3f}, {r['n_units']} units</p>")
+        parts.append(pd.DataFrame(r["labels"]).T.round(3).to_html(escape=True))
+        if r.get("calibration"):
+            parts.append(f"<p>Calibration (ECE {r['ece']:.3f})</p>"
+                         + pd.DataFrame(r["calibration"]).round(3).to_html(escape=True, index=False))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title></head><body>"
+            + "".join(parts) + "</body></html>")
+
+
+def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) -> dict[str, Any]:
+    """A trained model on annotations: per-label P/R/F1/support, micro/macro/samples F1, score calibration."""
+    from .metrics import calibration_table, expected_calibration_error
+
+    processor = TextProcessor(codebook)
+    units = annotation_units(annotations, processor)
+    y = label_matrix(annotations, codebook)
+    report = evaluate_tagger(tagger, units, y, codebook)
+    proba = tagger.predict_proba(units)
+    for axis in report:
+        table = calibration_table(y[axis], proba[axis])
+        report[axis]["calibration"] = table
+        report[axis]["ece"] = expected_calibration_error(table)
+    return report

@@ -1,0 +1,54 @@
+"""Evaluation: stratified folds, samples F1, calibration, cross-validation and reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nlp.annotations import stratified_folds
+from nlp.cli import main
+from nlp.metrics import _samples_f1, axis_report, calibration_table, expected_calibration_error
+
+
+def test_stratified_folds_cover_every_unit_once_and_spread_rare_labels(seed_labels):
+    folds = stratified_folds(seed_labels, k=5, seed=0)
+    tests = np.concatenate([t for _, t in folds])
+    assert sorted(tests.tolist()) == list(range(len(seed_labels["functions"])))
+    twinning = seed_labels["functions"][:, 7]  # 22 positives: 4 or 5 in each fold
+    assert all(4 <= twinning[t].sum() <= 5 for _, t in folds)
+    with pytest.raises(ValueError, match="2 <= k"):
+        stratified_folds(seed_labels, k=1)
+
+
+def test_samples_f1_and_calibration_by_hand():
+    y = np.array([[1, 0], [0, 0], [1, 1]])
+    p = np.array([[1, 1], [0, 0], [0, 1]])
+    # unit F1: 2*1/(1+2)=0.667; empty and empty = 1; 2*1/(2+1)=0.667
+    assert _samples_f1(y.astype(bool), p.astype(bool)) == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
+    assert axis_report(y, p, ["a", "b"])["samples_f1"] == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
+    table = calibration_table(np.array([1, 0, 1, 0]), np.array([0.95, 0.91, 0.05, 0.02]), bins=10)
+    assert [(r["bin"], r["n"], r["observed"]) for r in table] == [("0.0-0.1", 2, 0.5), ("0.9-1.0", 2, 0.5)]
+    assert expected_calibration_error(table) == pytest.approx((abs(0.035 - 0.5) + abs(0.93 - 0.5)) / 2)
+
+
+def test_cli_cross_validation_with_reports(tmp_path, capsys, small_seed_rows, monkeypatch):
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    ann = tmp_path / "small.jsonl"
+    rows = [dict(r, title="<script>alert(1)</script>") for r in small_seed_rows]
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--cv", "3", "-q", "--json",
+                 "--report", str(tmp_path / "cv.md")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_units"] == len(rows)
+    for axis in ("functions", "domains"):
+        r = report["axes"][axis]
+        assert sum(c["n"] for c in r["calibration"]) == len(rows) * len(r["labels"])
+        assert 0 <= r["ece"] <= 1 and 0 <= r["samples_f1"] <= 1
+    md = (tmp_path / "cv.md").read_text()
+    assert md.startswith("# 3-fold cross-validation of lexicon") and "| advocacy |" in md
+    assert main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "-q",
+                 "--report", str(tmp_path / "ev.html")]) == 0
+    page = (tmp_path / "ev.html").read_text()
+    assert "<table" in page and "calibration" in page.lower() and "<script>" not in page
