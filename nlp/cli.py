@@ -256,7 +256,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps({"model": model_ref, "n_units": len(annotations), "axes": report}, indent=2))
         return 0
-    print(f"{title}: {len(annotations)} units")
+    print(f"{title}: {len(annotations)} units" if args.cv else
+          f"model {model_ref} on {len(annotations)} units of {args.annotations}")
     for axis, r in report.items():
         print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
               f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f} | samples F1 {r['samples_f1']:.3f} | "
