@@ -190,6 +190,33 @@ def cmd_annotations(args) -> int:
     raise CLIError(f"unknown action {args.action!r}")
 
 
+def cmd_queue(args) -> int:
+    from .queue import choose
+    from .text import Passage, TextProcessor
+
+    codebook = _codebook(args)
+    tagger, info = _load(args, codebook)
+    processor = TextProcessor(codebook, passage_words=10**9)  # a stored passage stays one passage
+    with _workspace(args, create=False) as ws:
+        rows = ws.candidate_passages(limit=args.pool, seed=args.seed)
+    if not rows:
+        raise CLIError("no unannotated passage in the workspace: run `cdpd run` (or ingest and classify) first")
+    texts = [text[start:end] for _pid, _doc, start, end, text in rows]
+    passages = [ps[0] if ps else Passage(0, 0, 0, [], "") for ps in processor.process(texts)]
+    picked, margin, scores = choose(tagger, passages, args.n, strategy=args.strategy, axes=args.axis, seed=args.seed)
+    with atomic_output(args.output) as out:
+        for i in picked:
+            pid, doc, *_ = rows[i]
+            record = {"passage_id": pid, "document": doc, "text": texts[i], "margin": round(float(margin[i]), 4),
+                      "suggested": {axis: [lab for j, lab in enumerate(labs)
+                                           if scores[axis][i, j] >= tagger.thresholds_[axis][j]]
+                                    for axis, labs in tagger.labels.items()},
+                      "model": info.ref}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    _err(f"{len(picked)} passage(s) chosen by {args.strategy} from {len(rows)} candidates ({info.ref})")
+    return 0
+
+
 def _print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Per-label held-out F1 of two models side by side, when both were measured on the same data."""
     ref_a, ref_b = f"{a['name']}@{a['version']}", f"{b['name']}@{b['version']}"
@@ -632,6 +659,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotator", help="import: the annotator's name for units that do not name one")
     s.add_argument("--with-seed", action="store_true", help="export: include the seed annotations")
     s.set_defaults(func=cmd_annotations)
+
+    s = sub.add_parser("queue", parents=[common], help="workspace passages to annotate next (active learning)")
+    s.add_argument("-n", type=int, default=20, help="how many passages (default 20)")
+    s.add_argument("--strategy", default="uncertainty", choices=["uncertainty", "diversity", "random"])
+    s.add_argument("--axis", action="append", help="only this axis's labels count for uncertainty (repeatable)")
+    s.add_argument("--model", help="model name or NAME@VERSION (default: the active model)")
+    s.add_argument("--pool", type=int, default=2000, help="candidate passages drawn from the workspace")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", "-o", metavar="FILE", help="JSON lines here instead of stdout")
+    s.set_defaults(func=cmd_queue)
 
     s = sub.add_parser("models", parents=[common], help="the model registry: list, show, activate, compare")
     s.add_argument("action", nargs="?", choices=["list", "show", "activate", "compare"], help="default: list")

@@ -405,6 +405,27 @@ class Workspace:
                 (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now()))
             return int(cur.lastrowid)
 
+    def candidate_passages(self, limit: int = 2000, seed: int = 0) -> list[tuple[int, str, int, int, str]]:
+        """Up to ``limit`` passages of English documents, none whose text is annotated already, drawn at random
+        (seeded): (passage_id, document id, start, end, tagged text). Offsets refer to the tagged text (title and
+        body, as :func:`nlp.pipeline.text_for_tagging` builds it)."""
+        from .ingest import text_key
+        from .pipeline import text_for_tagging
+
+        annotated = {text_key(r[0]) for r in self.conn.execute("SELECT text FROM annotations")}
+        rows = self.conn.execute(
+            "SELECT p.passage_id, d.id, p.start, p.end, d.title, d.text FROM passages p "
+            "JOIN documents d ON d.doc_id = p.doc_id "
+            "WHERE d.lang IN ('en', 'und') AND p.passage_id IN "
+            "(SELECT passage_id FROM passages ORDER BY (passage_id * 2654435761 + ?) % 4294967291 LIMIT ?)",
+            (seed, limit + len(annotated))).fetchall()
+        out = []
+        for pid, doc, start, end, title, body in rows:
+            text = text_for_tagging(Document(id=doc, text=body, title=title))
+            if text_key(text[start:end]) not in annotated:
+                out.append((pid, doc, start, end, text))
+        return out[:limit]
+
     def annotation_units(self, codebook) -> list:
         """Workspace annotations as :class:`nlp.annotations.Annotation`, oldest first (a later one wins a merge)."""
         from .annotations import Annotation

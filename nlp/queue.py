@@ -1,0 +1,82 @@
+"""Active learning: which workspace passages to annotate next.
+
+``uncertainty`` ranks passages by how close their scores sit to the labels' thresholds (the smallest margin over
+the labels of the chosen axes, scaled so that 0 is on the threshold and 1 as far as a score can be); ``diversity``
+takes the most uncertain passages and keeps one per cluster (k-means on the tagger's features), so a batch does not
+repeat itself; ``random`` is the baseline. Passages whose text is already annotated are never proposed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .taggers import Tagger
+from .text import Passage
+
+STRATEGIES = ("uncertainty", "diversity", "random")
+
+
+@dataclass
+class Candidate:
+    passage_id: int
+    document: str
+    text: str
+    margin: float
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    suggested: dict[str, list[str]] = field(default_factory=dict)
+
+
+def margins(scores: dict[str, np.ndarray], thresholds: dict[str, np.ndarray], axes: Sequence[str]) -> np.ndarray:
+    """Per passage, the smallest distance of a label's score to its threshold, scaled to [0, 1]."""
+    parts = []
+    for axis in axes:
+        t = np.asarray(thresholds[axis])
+        span = np.where(scores[axis] >= t, 1 - t, t)  # how far a score can go on its side of the threshold
+        parts.append(np.abs(scores[axis] - t) / np.maximum(span, 1e-9))
+    return np.min(np.hstack(parts), axis=1) if parts else np.zeros(0)
+
+
+def choose(tagger: Tagger, passages: list[Passage], n: int, *, strategy: str = "uncertainty",
+           axes: Sequence[str] | None = None, seed: int = 0) -> tuple[list[int], np.ndarray, dict[str, np.ndarray]]:
+    """Indices of the ``n`` passages to annotate next, most useful first; also the margins and the scores."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    axes = list(axes or tagger.labels)
+    unknown = [a for a in axes if a not in tagger.labels]
+    if unknown:
+        raise ValueError(f"unknown axis {', '.join(unknown)}; the model's axes are {', '.join(tagger.labels)}")
+    if not passages or n <= 0:
+        return [], np.zeros(0), {}
+    scores = tagger.passage_proba(passages)
+    margin = margins(scores, tagger.thresholds_, axes)
+    order = np.argsort(margin, kind="stable")
+    if strategy == "random":
+        picked = np.random.default_rng(seed).permutation(len(passages))[:n]
+    elif strategy == "uncertainty" or len(passages) <= n:
+        picked = order[:n]
+    else:
+        pool = order[: min(len(passages), 4 * n)]
+        picked = _one_per_cluster(tagger, [passages[i] for i in pool], pool, margin, n, seed)
+    return [int(i) for i in picked], margin, scores
+
+
+def _one_per_cluster(tagger, pool_passages, pool, margin, n, seed) -> np.ndarray:
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    features = getattr(tagger, "_passage_features", None)
+    if features is not None:
+        X = features(pool_passages)
+    else:  # a tagger without a feature space of its own: TF-IDF of the lemmas
+        X = TfidfVectorizer(analyzer=lambda tokens: tokens).fit_transform([p.tokens for p in pool_passages])
+    labels = KMeans(n_clusters=n, n_init=3, random_state=seed).fit_predict(X)
+    picked = []
+    for cluster in range(n):
+        members = np.flatnonzero(labels == cluster)
+        if len(members):
+            picked.append(pool[members[np.argmin(margin[pool[members]])]])
+    picked = sorted(picked, key=lambda i: margin[i])
+    return np.asarray(picked[:n])

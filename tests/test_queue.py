@@ -1,0 +1,79 @@
+"""Active learning: the queue proposes the most uncertain passages first, never annotated ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nlp.cli import main
+from nlp.queue import choose, margins
+from nlp.schema import Document
+from nlp.taggers.base import Tagger
+from nlp.workspace import Workspace
+
+
+class KnownScores(Tagger):
+    """Scores passage i with ``table[i]`` on every label of every axis."""
+
+    def __init__(self, codebook, table):
+        super().__init__(codebook)
+        self.table = np.asarray(table, dtype=float)
+
+    def passage_proba(self, passages):
+        n = len(passages)
+        return {axis: np.tile(self.table[:n, None], (1, len(labs))) for axis, labs in self.labels.items()}
+
+
+def test_margins_by_hand():
+    scores = {"a": np.array([[0.5, 0.9], [0.2, 0.1]])}
+    t = {"a": np.array([0.5, 0.5])}
+    # passage 0: on the threshold of label 0 -> 0; passage 1: |0.2-0.5|/0.5 = 0.6 and |0.1-0.5|/0.5 = 0.8 -> 0.6
+    assert margins(scores, t, ["a"]).tolist() == pytest.approx([0.0, 0.6])
+
+
+def test_most_uncertain_first(codebook, processor):
+    passages = [p for ps in processor.process([f"Passage number {i} about trade." for i in range(6)]) for p in ps]
+    tagger = KnownScores(codebook, [0.99, 0.52, 0.05, 0.47, 0.7, 0.5])
+    picked, margin, _ = choose(tagger, passages, 3)
+    assert picked == [5, 1, 3]  # 0.5 sits on the threshold, then 0.52 and 0.47
+    assert list(np.argsort(margin, kind="stable")[:3]) == picked
+    random_pick, _, _ = choose(tagger, passages, 3, strategy="random", seed=1)
+    assert sorted(random_pick) != picked or len(set(random_pick)) == 3
+    diverse, _, _ = choose(tagger, passages, 2, strategy="diversity")
+    assert len(diverse) == 2 and len(set(diverse)) == 2
+    with pytest.raises(ValueError, match="unknown strategy"):
+        choose(tagger, passages, 2, strategy="loudest")
+    with pytest.raises(ValueError, match="unknown axis"):
+        choose(tagger, passages, 2, axes=["colours"])
+
+
+def test_cli_queue_on_a_workspace(tmp_path, capsys, linear_model, state_department, monkeypatch):
+    from nlp.cli import _classify_workspace
+
+    home = tmp_path / "ws"
+    docs = [Document.from_record(r) for r in state_department.head(40).to_dict("records")]
+    with Workspace(home) as ws:
+        ws.add_documents(docs)
+
+    class Args:
+        workspace = str(home)
+        codebook = None
+        model = "linear"
+        quiet = True
+
+    _classify_workspace(Args())
+    out = tmp_path / "queue.jsonl"
+    assert main(["queue", "--workspace", str(home), "-n", "5", "--model", "linear", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5 and rows == sorted(rows, key=lambda r: r["margin"])
+    assert set(rows[0]) == {"passage_id", "document", "text", "margin", "suggested", "model"}
+    # annotate the most uncertain passage: it is not proposed again
+    with Workspace(home) as ws:
+        ws.add_annotation(rows[0]["text"], {"functions": [], "domains": []}, "tester")
+    assert main(["queue", "--workspace", str(home), "-n", "5", "--model", "linear", "-o", str(out)]) == 0
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["passage_id"] not in [r["passage_id"] for r in again]
+    assert main(["queue", "--workspace", str(tmp_path / "none")]) == 2
+    assert "no workspace" in capsys.readouterr().err
