@@ -187,6 +187,17 @@ def cmd_annotations(args) -> int:
         path = export_annotations(annotations, args.path, codebook, args.format)
         print(f"exported {len(annotations)} annotation(s) to {path}")
         return 0
+    if args.action == "issues":
+        from .training import label_issues
+
+        annotations = read_annotations(args.path, codebook)
+        rows = label_issues(annotations, codebook, k=args.cv, progress=(lambda _m: None) if args.quiet else _err)
+        with atomic_output(args.output) as out:
+            for row in rows[: args.top]:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _err(f"cleanlab flagged {len(rows)} (unit, axis) pair(s) in {len(annotations)} units ({args.cv}-fold "
+             f"out-of-fold scores); the {min(args.top, len(rows))} most suspect are listed, lowest quality first")
+        return 0
     raise CLIError(f"unknown action {args.action!r}")
 
 
@@ -653,8 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_diagram)
 
     s = sub.add_parser("annotations", parents=[common], help="import or export annotations (JSONL, spaCy, HF)")
-    s.add_argument("action", choices=["import", "export"])
+    s.add_argument("action", choices=["import", "export", "issues"],
+                   help="issues: flag likely label errors in a JSONL file (cleanlab, out-of-fold scores)")
     s.add_argument("path", metavar="PATH", help=".jsonl, .spacy (DocBin) or a Hugging Face dataset folder")
+    s.add_argument("--cv", type=int, default=5, metavar="K", help="issues: folds for out-of-fold scores")
+    s.add_argument("--top", type=int, default=50, metavar="N", help="issues: list the N most suspect (default 50)")
+    s.add_argument("--output", "-o", metavar="FILE", help="issues: JSON lines here instead of stdout")
     s.add_argument("--format", choices=["jsonl", "spacy", "hf"], help="default: from the suffix")
     s.add_argument("--annotator", help="import: the annotator's name for units that do not name one")
     s.add_argument("--with-seed", action="store_true", help="export: include the seed annotations")

@@ -92,6 +92,56 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     return info, metrics
 
 
+def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
+                       params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
+                       progress: Progress = _quiet) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(labels, scores) per axis, each unit scored by a model fitted on the folds that do not hold it."""
+    from .annotations import stratified_folds
+
+    units = annotation_units(annotations, TextProcessor(codebook))
+    y = label_matrix(annotations, codebook)
+    cls = get_tagger_class(tagger)
+    scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
+    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
+        model = cls(codebook, **(params or {})).fit([units[i] for i in train_idx],
+                                                    {a: v[train_idx] for a, v in y.items()})
+        proba = model.predict_proba([units[i] for i in test_idx])
+        for axis in y:
+            scores[axis][test_idx] = proba[axis]
+        progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, scored {len(test_idx)}")
+    return y, scores
+
+
+def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
+                 params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
+                 progress: Progress = _quiet) -> list[dict[str, Any]]:
+    """Likely label errors, by cleanlab's confident learning on out-of-fold scores (multi-label, per axis).
+
+    Returns one row per suspect (unit, axis), most suspicious first: the unit's labels, the labels the model
+    would give, and cleanlab's label-quality score (lower is more suspect).
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    y, scores = out_of_fold_scores(annotations, codebook, tagger=tagger, params=params, k=k, seed=seed,
+                                   progress=progress)
+    rows = []
+    for axis in codebook.axis_names:
+        labels = codebook.labels(axis)
+        present = y[axis].sum(0) > 0  # cleanlab needs every class seen at least once
+        Y, P = y[axis][:, present], np.clip(scores[axis][:, present], 1e-6, 1 - 1e-6)
+        names = [lab for lab, keep in zip(labels, present) if keep]
+        given = [list(np.flatnonzero(r)) for r in Y]
+        flagged = find_label_issues(given, P, multi_label=True, return_indices_ranked_by="self_confidence")
+        quality = get_label_quality_scores(given, P)
+        for i in flagged:
+            rows.append({"id": annotations[i].id, "axis": axis, "quality": float(quality[i]),
+                         "given": [names[j] for j in given[i]],
+                         "suggested": [names[j] for j in np.flatnonzero(P[i] >= 0.5)],
+                         "text": annotations[i].text[:300]})
+    return sorted(rows, key=lambda r: r["quality"])
+
+
 def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                    params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
                    progress: Progress = _quiet) -> dict[str, Any]:

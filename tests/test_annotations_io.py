@@ -77,3 +77,18 @@ def test_cli_import_export_and_train_on_seed_plus_workspace(tmp_path, monkeypatc
     seed = read_annotations(SEED_ANNOTATIONS, codebook)
     assert meta["training"]["path"] == "seed + workspace (21 annotations)"
     assert meta["training"]["n_units"] == len(merge_annotations(seed, []).merged) + 1  # one new text
+
+
+def test_a_planted_label_error_is_flagged(tmp_path, capsys, seed_rows):
+    """A climate-plan unit relabelled from environment to peace is among the most suspect units cleanlab finds."""
+    pool = [dict(r) for r in seed_rows if r["sample"] == "random"]
+    target = next(r for r in pool if r["domains"] == ["environment"] and r["text"].lower().count("climate") >= 3)
+    rows = [r for r in pool if r is not target][:299] + [dict(target, domains=["peace"])]
+    path = tmp_path / "planted.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["annotations", "issues", str(path), "--cv", "3", "--top", "10", "-q"]) == 0
+    flagged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(flagged) == 10
+    assert target["id"] in [f["id"] for f in flagged[:5]]
+    hit = next(f for f in flagged if f["id"] == target["id"])
+    assert hit["axis"] == "domains" and hit["given"] == ["peace"] and hit["suggested"] == ["environment"]
