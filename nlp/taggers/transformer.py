@@ -1,0 +1,810 @@
+"""The transformer tier: all-MiniLM-L6-v2 fine-tuned with one multi-label head over every codebook label.
+
+Model
+  The MiniLM encoder (:func:`nlp.encoder.load_encoder`, deep-copied so the shared cached copy is never trained),
+  mean pooling over real tokens (as the sentence-transformers model does), dropout and one ``Linear`` layer with
+  one logit per label of every axis. Scores are sigmoids of those logits.
+
+Training (:meth:`TransformerTagger.fit`)
+  * On *passages*: each passage of a unit (at most ``max_tokens`` word pieces, the rest truncated) is labelled
+    with its unit's labels. Passages, not whole units, because passages are what the tagger scores at prediction
+    time (documents are cut into passages, scored, aggregated by max): training on the same kind of input keeps
+    the train/predict mismatch small. A unit's label may rest on a sentence in another of its passages (little
+    noise: 1.17 passages a seed unit) or past the truncation point, which costs more: at 256 tokens, 65% of the
+    1,813 seed passages are cut and 35% of their tokens are never read (in training or prediction alike).
+  * A seeded validation split of ``validation`` of the *units* (never split between their passages): for every
+    label with two or more positive units, at least one positive unit stays in training. The validation units are
+    scored as documents (max over passages) after each epoch: micro-F1 at thresholds tuned on them chooses the
+    epoch (early stopping after ``patience`` epochs without improvement; the best epoch's weights are restored),
+    and the best epoch's per-label thresholds (:func:`nlp.metrics.tune_thresholds`) become ``thresholds_``.
+  * Loss: ``BCEWithLogitsLoss`` with per-label ``pos_weight`` = negatives/positives among training passages,
+    clipped to [1, ``max_pos_weight``]. AdamW (``lr`` for the encoder, ``head_lr`` for the head), linear warm-up
+    over the first ``warmup`` fraction of steps, then linear decay to zero.
+  * Data: Hugging Face ``datasets`` (``Dataset.from_dict`` of texts and label vectors, ``.map`` to tokenize,
+    ``set_format("torch")``), in-memory (no cache files); batches of similar lengths (seeded shuffle, then sorted
+    within windows of 50 batches), padded per batch to a multiple of 16 tokens.
+  * CPU path: the embeddings and the lower ``freeze_layers`` of the 6 layers are frozen and run in eval mode (no
+    dropout), so their output for a passage never changes: it is computed once before the first epoch and cached
+    (bf16 when training in bf16, else fp32; ~1.5 KB a token in fp32, ~0.5 GB for the seed data), and each step runs
+    only the upper layers and the head, forward and backward. ``precision="auto"`` trains under bf16 autocast on a
+    CPU with AMX-BF16 (master weights stay fp32). With the defaults (4 of 6 layers frozen, 4 epochs) the fit on the
+    1,296 training units of the standard held-out split took 15 min on 2 shared cores (benchmarks/RESULTS.md);
+    ``freeze_layers=0`` fine-tunes everything, for a GPU.
+
+Inference (:meth:`TransformerTagger.passage_proba`)
+  Batched under ``torch.inference_mode``: passages tokenized once, sorted by length and batched
+  (``predict_batch_size``; length bucketing: little padding), results put back in input order; torch threads =
+  ``OMP_NUM_THREADS`` if set, else the CPUs this process may use; the GPU when ``device`` resolves to CUDA.
+  ``precision``: ``"fp32"``; ``"bf16"``: a bf16 copy of the encoder run under autocast (layer norms and the head in
+  fp32); ``"auto"``: bf16 where the hardware computes it natively (CUDA with bf16, a CPU with AMX-BF16), else
+  fp32. ``quantize=True`` (CPU): a copy of the encoder whose Linear layers are dynamically quantized to int8.
+  Speed and F1 of each path: benchmarks/transformer_speed.py and its section of benchmarks/RESULTS.md.
+
+Evidence (:meth:`TransformerTagger.sentence_contributions`)
+  Each sentence is scored *alone* (all sentences of the given passages in one length-bucketed batch) and its
+  contribution to a label is its score minus the score of an empty input (the model's prior for that label):
+  positive when the sentence by itself pushes the label up, largest for the sentence that says most about it.
+
+Storage (:meth:`save_state`/:meth:`load_state`)
+  ``transformer.safetensors`` holds the encoder and head weights (``safetensors.torch``), next to the encoder's
+  ``config.json`` and tokenizer files, so the model folder is self-contained; loading builds the encoder from the
+  config with ``transformers`` and reads the weights from safetensors: never ``torch.load``, never pickle.
+
+``torch``, ``transformers`` and ``datasets`` are imported inside the methods: importing :mod:`nlp.taggers` stays
+cheap for the other tiers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..metrics import tune_thresholds
+from ..text import Passage
+from .base import Tagger, Units, aggregate_max, register_tagger
+
+WEIGHTS_FILE = "transformer.safetensors"
+#: Files of the encoder folder copied next to the weights (those present are copied; config.json is required).
+ENCODER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+PRECISIONS = ("auto", "fp32", "bf16")
+#: Batches are padded to a multiple of this many tokens: a few distinct shapes, so oneDNN builds (JIT-compiles) few
+#: kernels, and shapes that fit AMX tiles; at most 15 padding tokens a row.
+PAD_MULTIPLE = 16
+
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def torch_threads() -> int:
+    """Threads for torch on CPU: ``OMP_NUM_THREADS`` when set to a positive integer, else the usable CPUs."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has AMX-BF16 tiles (oneDNN then runs bf16 matmuls about twice as fast as fp32)."""
+    import torch
+
+    try:
+        return bool(torch._C._cpu._get_cpu_capability().get("amx_bf16"))
+    except Exception:  # private API: absent or changed in another torch version
+        return False
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+            high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"transformer tagger: {name} must be an integer {bound}, got {value!r}")
+
+
+def _check_float(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ValueError(f"transformer tagger: {name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
+
+
+@contextlib.contextmanager
+def _layers(encoder, start: int, stop: int | None):
+    """Make ``encoder`` (a BERT model) run only its layers ``start:stop`` for a while. From ``start > 0`` its input
+    is hidden states passed as ``inputs_embeds`` (the embeddings module is bypassed); the model itself still
+    builds the attention mask, so this works whatever attention implementation it uses."""
+    import torch
+
+    layers, embeddings = encoder.encoder.layer, encoder.embeddings
+    encoder.encoder.layer = torch.nn.ModuleList(list(layers)[start:stop])
+    if start > 0:
+        encoder.embeddings = _passthrough()
+    try:
+        yield encoder
+    finally:
+        encoder.encoder.layer, encoder.embeddings = layers, embeddings
+
+
+def _passthrough():
+    import torch
+
+    class Passthrough(torch.nn.Module):
+        def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **_kwargs):
+            return inputs_embeds
+
+    return Passthrough()
+
+
+def _make_head_module(hidden: int, n_labels: int, dropout: float):
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = torch.nn.Dropout(dropout)
+            self.linear = torch.nn.Linear(hidden, n_labels)
+
+        def forward(self, pooled):
+            return self.linear(self.dropout(pooled))
+
+    return Head()
+
+
+@register_tagger("transformer")
+class TransformerTagger(Tagger):
+    _param_names = ("epochs", "lr", "head_lr", "batch_size", "predict_batch_size", "max_tokens", "freeze_layers",
+                    "dropout", "weight_decay", "warmup", "validation", "patience", "max_pos_weight", "seed",
+                    "device", "precision", "quantize")
+
+    def __init__(self, codebook, *, epochs: int = 4, lr: float = 1e-4, head_lr: float = 2e-3, batch_size: int = 16,
+                 predict_batch_size: int = 32, max_tokens: int = 256, freeze_layers: int = 4, dropout: float = 0.1,
+                 weight_decay: float = 0.01, warmup: float = 0.1, validation: float = 0.15, patience: int = 1,
+                 max_pos_weight: float = 50.0, seed: int = 0, device: str = "auto", precision: str = "auto",
+                 quantize: bool = False, progress: Progress | None = None):
+        super().__init__(codebook)
+        self.epochs = epochs
+        self.lr = lr
+        self.head_lr = head_lr
+        self.batch_size = batch_size
+        self.predict_batch_size = predict_batch_size
+        self.max_tokens = max_tokens
+        self.freeze_layers = freeze_layers
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.validation = validation
+        self.patience = patience
+        self.max_pos_weight = max_pos_weight
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.quantize = quantize
+        self.progress: Progress = progress or _stderr
+        self.all_labels = [(axis, lab) for axis, labs in self.labels.items() for lab in labs]
+        offsets = np.r_[0, np.cumsum([len(labs) for labs in self.labels.values()])]
+        self._slices = {axis: slice(int(a), int(b)) for axis, a, b in zip(self.labels, offsets[:-1], offsets[1:])}
+        self.tokenizer_ = None
+        self.encoder_ = None
+        self.head_ = None
+        self.history_: list[dict[str, float]] = []
+        self._check_params()
+
+    # -- parameters --------------------------------------------------------------------------------------------
+    def set_params(self, **params) -> "TransformerTagger":
+        old = self.get_params()
+        super().set_params(**params)
+        try:
+            self._check_params()
+        except ValueError:
+            super().set_params(**old)
+            raise
+        self._forget_inference_state()
+        return self
+
+    def _check_params(self) -> None:
+        _check_int("epochs", self.epochs, 1)
+        _check_float("lr", self.lr, 0.0, 1.0, low_open=True)
+        _check_float("head_lr", self.head_lr, 0.0, 1.0, low_open=True)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("predict_batch_size", self.predict_batch_size, 1)
+        _check_int("max_tokens", self.max_tokens, 8, 512)
+        _check_int("freeze_layers", self.freeze_layers, 0, 64)
+        _check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_float("warmup", self.warmup, 0.0, 1.0, high_open=True)
+        _check_float("validation", self.validation, 0.0, 1.0, high_open=True)
+        _check_int("patience", self.patience, 0)
+        _check_float("max_pos_weight", self.max_pos_weight, 1.0, 1e6)
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.device, str) or not (
+                self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"transformer tagger: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"transformer tagger: precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        if not isinstance(self.quantize, (bool, np.bool_)):
+            raise ValueError(f"transformer tagger: quantize must be true or false, got {self.quantize!r}")
+
+    # -- devices and precision ---------------------------------------------------------------------------------
+    def _torch_device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"transformer tagger: device {self.device!r} asked for, but CUDA is not available")
+        return device
+
+    def _use_bf16(self, device) -> bool:
+        import torch
+
+        if self.precision == "fp32":
+            return False
+        if self.precision == "bf16":
+            return True
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        return cpu_has_native_bf16()
+
+    def _autocast(self, device, enabled: bool):
+        import torch
+
+        if not enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    # -- the network -------------------------------------------------------------------------------------------
+    def _forward(self, encoder, head, input_ids, attention_mask):
+        from ..encoder import mean_pool
+
+        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return head(mean_pool(hidden, attention_mask).float())
+
+    def _check_fitted(self) -> None:
+        if self.encoder_ is None or self.head_ is None:
+            raise RuntimeError("transformer tagger is not fitted: call fit() or load a trained model")
+
+    def _forget_inference_state(self) -> None:
+        for key in ("_inference", "_prior_cache"):
+            self.__dict__.pop(key, None)
+
+    def _inference_model(self):
+        """(device, encoder, head, bf16) for prediction, made once on first use: with ``quantize`` (CPU) a copy of
+        the encoder with int8 Linear layers; with bf16 a copy with bf16 weights (run under autocast, so layer norms
+        still compute in fp32), which saves casting every weight on every batch. While fitting, validation scores
+        come from the model being trained, under autocast alone."""
+        cached = self.__dict__.get("_inference")
+        if cached is not None:
+            return cached
+        import torch
+
+        self._check_fitted()
+        device = self._torch_device()
+        encoder, head = self.encoder_, self.head_
+        fitting = bool(self.__dict__.get("_fitting"))
+        if self.quantize and device.type == "cpu" and not fitting:
+            encoder = quantize_int8(encoder)
+            use_bf16 = False  # int8 kernels replace the matmuls bf16 would speed up
+        else:
+            use_bf16 = self._use_bf16(device)
+            encoder = encoder.to(device)
+            if use_bf16 and not fitting:
+                encoder = copy.deepcopy(encoder).to(torch.bfloat16)
+        head = head.to(device)
+        encoder.eval()
+        head.eval()
+        cached = self.__dict__["_inference"] = (device, encoder, head, use_bf16)
+        return cached
+
+    # -- tokens and batches ------------------------------------------------------------------------------------
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return self.tokenizer_(list(texts), truncation=True, max_length=self.max_tokens,
+                               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, n_all_labels) logits; texts are sorted by token length and batched, then put back in input order."""
+        n_out = len(self.all_labels)
+        if not len(texts):
+            return np.zeros((0, n_out), dtype=np.float32)
+        import torch
+
+        device, encoder, head, use_bf16 = self._inference_model()
+        ids = self._tokenize(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(ids), n_out), dtype=np.float32)
+        pad = self.tokenizer_.pad_token_id or 0
+        bs = self.predict_batch_size
+        with _threads(torch_threads()), torch.inference_mode(), self._autocast(device, use_bf16):
+            for a in range(0, len(order), bs):
+                rows = order[a:a + bs]
+                width = _padded(int(lengths[rows].max()))
+                batch = np.full((len(rows), width), pad, dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for r, i in enumerate(rows):
+                    batch[r, : lengths[i]] = ids[i]
+                    mask[r, : lengths[i]] = 1
+                logits = self._forward(encoder, head, torch.from_numpy(batch).to(device),
+                                       torch.from_numpy(mask).to(device))
+                out[rows] = logits.float().cpu().numpy()
+        return out
+
+    def _split_axes(self, proba: np.ndarray) -> dict[str, np.ndarray]:
+        return {axis: proba[:, sl].astype(np.float64) for axis, sl in self._slices.items()}
+
+    # -- prediction --------------------------------------------------------------------------------------------
+    def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return self._split_axes(_sigmoid(self._logits([p.text for p in passages])))
+
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
+        """Per passage, (n_sentences, n_labels): each sentence's score alone minus the score of an empty input."""
+        self._check_fitted()
+        if axis not in self._slices:
+            raise KeyError(f"transformer tagger has no axis {axis!r}; its axes are {', '.join(self._slices)}")
+        if not passages:
+            return []
+        texts = [p.text[s.start - p.start : s.end - p.start] for p in passages for s in p.sentences]
+        scores = _sigmoid(self._logits(texts))[:, self._slices[axis]].astype(np.float64)
+        contrib = scores - self._prior()[self._slices[axis]]
+        bounds = np.r_[0, np.cumsum([len(p.sentences) for p in passages])]
+        return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _prior(self) -> np.ndarray:
+        prior = self.__dict__.get("_prior_cache")
+        if prior is None:
+            prior = self.__dict__["_prior_cache"] = _sigmoid(self._logits([""]))[0].astype(np.float64)
+        return prior
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def initialize(self) -> "TransformerTagger":
+        """Untrained: a copy of the MiniLM encoder and a fresh, seeded head (for speed benchmarks); thresholds 0.5."""
+        import torch
+
+        from ..encoder import load_encoder
+
+        tokenizer, base = load_encoder()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            head = _make_head_module(base.config.hidden_size, len(self.all_labels), self.dropout)
+        self.tokenizer_, self.encoder_, self.head_ = tokenizer, copy.deepcopy(base).eval(), head.eval()
+        self._forget_inference_state()
+        return self
+
+    def fit(self, units: Units, y: dict[str, np.ndarray]) -> "TransformerTagger":
+        """Fine-tune on the passages of ``units``; see the module docstring. The global torch RNG is left as it was."""
+        import torch
+
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        self.__dict__["_fitting"] = True
+        try:
+            with torch.random.fork_rng(devices=devices), _threads(torch_threads()):
+                return self._fit(units, y)
+        finally:
+            self.__dict__.pop("_fitting", None)
+            self._forget_inference_state()
+
+    def _fit(self, units: Units, y: dict[str, np.ndarray]) -> "TransformerTagger":
+        import torch
+
+        from ..encoder import load_encoder
+
+        n = len(units)
+        if n < 2:
+            raise ValueError(f"transformer tagger needs at least 2 annotated units, got {n}")
+        Y = np.concatenate([np.asarray(y[axis], dtype=np.float32) for axis in self.labels], axis=1)
+        if Y.shape != (n, len(self.all_labels)):
+            raise ValueError(f"transformer tagger: label matrices give shape {Y.shape}, expected "
+                             f"({n}, {len(self.all_labels)})")
+        self._check_params()
+        tokenizer, base = load_encoder()
+        n_layers = len(base.encoder.layer)
+        if self.freeze_layers > n_layers:
+            raise ValueError(f"transformer tagger: freeze_layers={self.freeze_layers} but the encoder has "
+                             f"{n_layers} layers")
+        device = self._torch_device()
+        use_bf16 = self._use_bf16(device)
+        torch.manual_seed(self.seed)
+        self.tokenizer_ = tokenizer
+        encoder = copy.deepcopy(base).to(device)  # never train the cached, shared encoder
+        head = _make_head_module(encoder.config.hidden_size, len(self.all_labels), self.dropout).to(device)
+        self._forget_inference_state()
+        frozen = self._freeze(encoder)
+
+        train_units, val_units = validation_split(Y, self.validation, self.seed)
+        train_texts, train_rows = _passage_texts(units, train_units)
+        if not train_texts:
+            raise ValueError("transformer tagger: the training units have no passages")
+        train_Y = Y[train_rows]
+        positives = train_Y.sum(0)
+        pos_weight = np.clip((len(train_Y) - positives) / np.maximum(positives, 1), 1.0, self.max_pos_weight)
+        pos_weight[positives == 0] = 1.0
+        data = self._dataset(train_texts, train_Y)
+        val_texts, val_rows = _passage_texts(units, val_units)
+        val_owner = np.searchsorted(val_units, val_rows) if len(val_units) else np.zeros(0, dtype=int)
+        Y_val = Y[val_units]
+
+        lengths = np.asarray([len(x) for x in data["input_ids"]])
+        k = self.freeze_layers
+        pad_id = tokenizer.pad_token_id or 0
+        if k:  # the frozen lower layers give the same output every epoch: compute it once
+            t0 = time.perf_counter()
+            train_feats = self._frozen_features(encoder, list(data["input_ids"]), device, use_bf16)
+            val_feats = self._frozen_features(encoder, [torch.tensor(x) for x in self._tokenize(val_texts)],
+                                              device, use_bf16)
+            self.progress(f"transformer: outputs of the {k} frozen layers computed once for "
+                          f"{len(train_feats) + len(val_feats)} passages in {time.perf_counter() - t0:.0f}s")
+        steps_per_epoch = math.ceil(len(train_texts) / self.batch_size)
+        total = steps_per_epoch * self.epochs
+        warm = int(round(self.warmup * total))
+        trainable = [p for p in encoder.parameters() if p.requires_grad]
+        decay = lambda name: not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)  # noqa: E731
+        groups = [
+            {"params": [p for nm, p in encoder.named_parameters() if p.requires_grad and decay(nm)],
+             "lr": self.lr, "weight_decay": self.weight_decay},
+            {"params": [p for nm, p in encoder.named_parameters() if p.requires_grad and not decay(nm)],
+             "lr": self.lr, "weight_decay": 0.0},
+            {"params": list(head.parameters()), "lr": self.head_lr, "weight_decay": self.weight_decay},
+        ]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: (step + 1) / max(1, warm) if step < warm
+            else max(0.0, (total - step) / max(1, total - warm)))
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
+        rng = np.random.default_rng(self.seed)
+
+        self.progress(
+            f"transformer: {len(train_texts)} training passages ({len(train_units)} units), {len(val_texts)} "
+            f"validation passages ({len(val_units)} units); {self.epochs} epochs x {steps_per_epoch} steps of "
+            f"{self.batch_size}; {n_layers - self.freeze_layers}/{n_layers} layers trained; device {device}"
+            f"{', bf16 autocast' if use_bf16 else ''}, {torch_threads() if device.type == 'cpu' else 'GPU'} threads")
+        self.encoder_, self.head_ = encoder, head
+        self.history_ = []
+        best: tuple[float, dict, np.ndarray, int] | None = None
+        stale = 0
+        t_start = time.perf_counter()
+        with _threads(torch_threads()):
+            for epoch in range(1, self.epochs + 1):
+                encoder.train()
+                head.train()
+                for module in frozen:
+                    module.eval()  # frozen layers: no dropout, a fixed feature extractor
+                running, seen, t0 = 0.0, 0, time.perf_counter()
+                batches = _length_batches(lengths, self.batch_size, rng)
+                for step, rows in enumerate(batches, 1):
+                    with self._autocast(device, use_bf16):
+                        if k:
+                            target = data[rows.tolist()]["labels"]
+                            logits = self._forward_top(encoder, head, [train_feats[i] for i in rows.tolist()],
+                                                       device)
+                        else:
+                            ids, mask, target = _collate(data, rows, pad_id)
+                            logits = self._forward(encoder, head, ids.to(device), mask.to(device))
+                    loss = loss_fn(logits.float(), torch.as_tensor(target).float().to(device))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(trainable + list(head.parameters()), 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    running += float(loss.detach()) * len(rows)
+                    seen += len(rows)
+                    if step % 25 == 0 or step == len(batches):
+                        rate = seen / max(time.perf_counter() - t0, 1e-9)
+                        self.progress(f"  epoch {epoch}/{self.epochs} step {step}/{len(batches)}: "
+                                      f"loss {running / seen:.4f}, {rate:.1f} passages/s")
+                record = {"epoch": epoch, "loss": running / max(seen, 1), "seconds": time.perf_counter() - t0}
+                if len(val_units):
+                    if k:
+                        scores = self._top_logits(encoder, head, val_feats, device, use_bf16)
+                    else:
+                        self._forget_inference_state()
+                        scores = self._logits(val_texts)
+                    scores = aggregate_max(_sigmoid(scores), val_owner, len(val_units))
+                    thresholds = tune_thresholds(Y_val, scores)
+                    record["val_micro_f1"] = _micro_f1(Y_val, scores >= thresholds)
+                    record["val_micro_f1_at_0.5"] = _micro_f1(Y_val, scores >= 0.5)
+                    improved = best is None or record["val_micro_f1"] > best[0] + 1e-9
+                    if improved:
+                        state = {k: v.detach().clone() for k, v in _trainable_state(encoder, head).items()}
+                        best, stale = (record["val_micro_f1"], state, thresholds, epoch), 0
+                    else:
+                        stale += 1
+                self.history_.append(record)
+                self.progress(f"epoch {epoch}/{self.epochs}: loss {record['loss']:.4f}"
+                              + (f", validation micro-F1 {record['val_micro_f1']:.3f} (tuned thresholds), "
+                                 f"{record['val_micro_f1_at_0.5']:.3f} (at 0.5)" if "val_micro_f1" in record else "")
+                              + f" [{record['seconds']:.0f}s]")
+                if best is not None and self.patience and stale >= self.patience:
+                    self.progress(f"early stop: no improvement for {stale} epochs")
+                    break
+        if best is not None:
+            _load_trainable_state(encoder, head, best[1])
+            thresholds = best[2]
+            self.progress(f"kept epoch {best[3]} (validation micro-F1 {best[0]:.3f}); "
+                          f"trained in {time.perf_counter() - t_start:.0f}s")
+        else:
+            thresholds = np.full(len(self.all_labels), 0.5)
+        self.thresholds_ = {axis: np.asarray(thresholds[sl], dtype=float) for axis, sl in self._slices.items()}
+        encoder.eval()
+        head.eval()
+        self._forget_inference_state()
+        return self
+
+    def _frozen_features(self, encoder, ids: list, device, use_bf16: bool) -> list:
+        """Per passage, its (n_tokens, hidden) output of the frozen embeddings and lower layers (eval mode, no
+        graph), kept on CPU in bf16 when training in bf16, else fp32 (~1.5 KB a token in fp32)."""
+        import torch
+
+        store = torch.bfloat16 if use_bf16 else torch.float32
+        lengths = np.array([len(x) for x in ids])
+        out: list = [None] * len(ids)
+        encoder.eval()
+        with torch.no_grad(), self._autocast(device, use_bf16), _layers(encoder, 0, self.freeze_layers):
+            order = np.argsort(-lengths, kind="stable")
+            for a in range(0, len(order), self.predict_batch_size):
+                rows = order[a:a + self.predict_batch_size]
+                width = _padded(int(lengths[rows].max()))
+                batch = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows.tolist()):
+                    batch[r, : lengths[i]] = torch.as_tensor(ids[i])
+                    mask[r, : lengths[i]] = 1
+                hidden = encoder(input_ids=batch.to(device), attention_mask=mask.to(device)).last_hidden_state
+                for r, i in enumerate(rows.tolist()):
+                    out[i] = hidden[r, : lengths[i]].to(store).cpu().clone()
+        return out
+
+    def _forward_top(self, encoder, head, feats: list, device):
+        """Logits from frozen-layer outputs: the upper layers, mean pooling and the head (training or eval mode)."""
+        import torch
+        from torch.nn.utils.rnn import pad_sequence
+
+        lengths = torch.tensor([len(f) for f in feats])
+        hidden = pad_sequence(feats, batch_first=True)
+        extra = _padded(hidden.shape[1]) - hidden.shape[1]
+        if extra:
+            hidden = torch.nn.functional.pad(hidden, (0, 0, 0, extra))
+        hidden = hidden.to(device)
+        mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long().to(device)
+        with _layers(encoder, self.freeze_layers, None):
+            return self._forward_embeds(encoder, head, hidden, mask)
+
+    def _forward_embeds(self, encoder, head, hidden, mask):
+        from ..encoder import mean_pool
+
+        out = encoder(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+        return head(mean_pool(out, mask).float())
+
+    def _top_logits(self, encoder, head, feats: list, device, use_bf16: bool) -> np.ndarray:
+        """(n, n_all_labels) logits of passages given by frozen-layer outputs, in eval mode, length-bucketed."""
+        import torch
+
+        encoder.eval()
+        head.eval()
+        lengths = np.array([len(f) for f in feats])
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(feats), len(self.all_labels)), dtype=np.float32)
+        with torch.no_grad(), self._autocast(device, use_bf16):
+            for a in range(0, len(order), self.predict_batch_size):
+                rows = order[a:a + self.predict_batch_size]
+                out[rows] = self._forward_top(encoder, head, [feats[i] for i in rows.tolist()],
+                                              device).float().cpu().numpy()
+        return out
+
+    def _freeze(self, encoder) -> list:
+        """Freeze the embeddings and the lower ``freeze_layers`` layers; returns the frozen modules."""
+        if getattr(encoder, "pooler", None) is not None:  # unused: mean pooling replaces it
+            for p in encoder.pooler.parameters():
+                p.requires_grad_(False)
+        if self.freeze_layers == 0:
+            return []
+        frozen = [encoder.embeddings, *encoder.encoder.layer[: self.freeze_layers]]
+        for module in frozen:
+            for p in module.parameters():
+                p.requires_grad_(False)
+        return frozen
+
+    def _dataset(self, texts: list[str], Y: np.ndarray):
+        """A ``datasets.Dataset`` of token ids and label vectors (in memory, no cache files), torch format."""
+        import datasets
+
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            data = datasets.Dataset.from_dict({"text": list(texts), "labels": Y.astype(np.float32).tolist()})
+            data = data.map(lambda b: self.tokenizer_(b["text"], truncation=True, max_length=self.max_tokens,
+                                                      return_token_type_ids=False),
+                            batched=True, remove_columns=["text"], keep_in_memory=True)
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
+        data.set_format("torch", columns=["input_ids", "attention_mask", "labels"])
+        return data
+
+    # -- storage -----------------------------------------------------------------------------------------------
+    def save_state(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        from ..encoder import encoder_path
+
+        self._check_fitted()
+        folder = Path(folder)
+        tensors = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in self.encoder_.state_dict().items()}
+        tensors.update({f"head.{k}": v.detach().cpu().contiguous() for k, v in self.head_.state_dict().items()})
+        metadata = {"labels": json.dumps(self.labels), "format": "cdpd-transformer-1"}
+        save_file(tensors, str(folder / WEIGHTS_FILE), metadata=metadata)
+        source = Path(self.__dict__.get("_source") or encoder_path())
+        for name in ENCODER_FILES:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, folder / name)
+        if not (folder / "config.json").is_file():
+            self.encoder_.config.to_json_file(str(folder / "config.json"))
+
+    def load_state(self, folder: Path) -> None:
+        import torch
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        folder = Path(folder)
+        path = folder / WEIGHTS_FILE
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        if "labels" in metadata and json.loads(metadata["labels"]) != self.labels:
+            raise ValueError(f"{path}: the weights were trained for other labels than the codebook's")
+        tensors = load_file(str(path))
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        encoder = AutoModel.from_config(config)
+        encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        head_state = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
+        head = _make_head_module(config.hidden_size, len(self.all_labels), self.dropout)
+        head.load_state_dict(head_state)
+        encoder.eval()
+        head.eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.encoder_, self.head_, self.tokenizer_ = encoder.to(torch.float32), head, tokenizer
+        self.__dict__["_source"] = str(folder)
+        self._forget_inference_state()
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def quantize_int8(encoder):
+    """A copy of ``encoder`` whose ``Linear`` layers compute in int8 (weights quantized once, activations per batch:
+    PyTorch's dynamic quantization). ``torch.ao.quantization`` is deprecated in favour of torchao, which is not
+    installed; its warnings are silenced here."""
+    import warnings
+
+    import torch
+
+    quantize = getattr(getattr(torch, "ao", None), "quantization", None)
+    if quantize is None or not hasattr(quantize, "quantize_dynamic"):
+        raise RuntimeError("this torch has no torch.ao.quantization.quantize_dynamic: set quantize=False")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize.quantize_dynamic(copy.deepcopy(encoder).cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _padded(width: int) -> int:
+    return -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+def _micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    tp = float((y_true & y_pred).sum())
+    denom = float(y_true.sum() + y_pred.sum())
+    return 2 * tp / denom if denom else 0.0
+
+
+def validation_split(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unit indices (train, validation): a seeded ``fraction`` of the units goes to validation, then every
+    label whose positive units all went there gets its first one (in the seeded order) back into training."""
+    n = len(Y)
+    k = min(int(round(n * fraction)), n - 1)
+    if fraction <= 0 or k <= 0:
+        return np.arange(n), np.zeros(0, dtype=int)
+    order = np.random.default_rng(seed).permutation(n)
+    rank = np.empty(n, dtype=int)
+    rank[order] = np.arange(n)
+    in_val = np.zeros(n, dtype=bool)
+    in_val[order[:k]] = True
+    for j in range(Y.shape[1]):
+        pos = np.flatnonzero(Y[:, j] > 0)
+        if len(pos) and in_val[pos].all() and in_val.sum() > 1:
+            in_val[pos[np.argmin(rank[pos])]] = False
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def _passage_texts(units: Units, which: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The texts of the passages of the units ``which``, and the unit each came from."""
+    texts, rows = [], []
+    for i in which.tolist():
+        for p in units[i]:
+            texts.append(p.text)
+            rows.append(i)
+    return texts, np.asarray(rows, dtype=int)
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths: shuffle, sort within windows of 50 batches, cut, shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches = []
+    for a in range(0, len(order), window):
+        chunk = order[a:a + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _collate(data, rows: np.ndarray, pad_id: int):
+    """Pad one batch of the tokenized ``datasets.Dataset`` to its longest row."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    batch = data[rows.tolist()]
+    ids = pad_sequence(list(batch["input_ids"]), batch_first=True, padding_value=pad_id)
+    mask = pad_sequence(list(batch["attention_mask"]), batch_first=True, padding_value=0)
+    extra = _padded(ids.shape[1]) - ids.shape[1]
+    if extra:
+        ids = torch.nn.functional.pad(ids, (0, extra), value=pad_id)
+        mask = torch.nn.functional.pad(mask, (0, extra), value=0)
+    labels = batch["labels"]
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.stack(list(labels))
+    return ids, mask, labels.float()
+
+
+def _trainable_state(encoder, head) -> dict[str, Any]:
+    state = {f"encoder.{name}": p for name, p in encoder.named_parameters() if p.requires_grad}
+    state.update({f"head.{name}": p for name, p in head.named_parameters()})
+    return state
+
+
+def _load_trainable_state(encoder, head, state: dict) -> None:
+    import torch
+
+    params = dict(encoder.named_parameters())
+    head_params = dict(head.named_parameters())
+    with torch.no_grad():
+        for key, value in state.items():
+            target = params[key[len("encoder."):]] if key.startswith("encoder.") else head_params[key[len("head."):]]
+            target.copy_(value)

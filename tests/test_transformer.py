@@ -1,0 +1,272 @@
+"""The transformer tier on a tiny, fixed subset of the seed annotations (one epoch, 64 tokens, 5 of 6 layers
+frozen, fp32 so that results compare exactly): training, safe storage and an identical reload, probability shapes,
+length-bucketed batches in input order, evidence sentences, the int8 path and parameter checks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.annotations import Annotation, label_matrix
+from nlp.models import load_model, save_model
+from nlp.pipeline import DocumentTagger
+from nlp.schema import Document
+from nlp.taggers import get_tagger_class
+from nlp.taggers.transformer import WEIGHTS_FILE, TransformerTagger, validation_split
+from nlp.text import Passage
+from nlp.training import annotation_units
+
+
+REPO = Path(__file__).resolve().parents[1]
+N_UNITS = 36
+TINY = dict(epochs=1, max_tokens=64, freeze_layers=5, batch_size=8, predict_batch_size=16, validation=0.25,
+            precision="fp32", seed=0)
+SAFE_SUFFIXES = {".safetensors", ".json", ".txt"}
+UNSAFE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".joblib", ".ckpt", ".npy", ".npz", ".skops"}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(codebook, processor, seed_rows):
+    """The first 36 seed units: their passages and label matrices."""
+    rows = seed_rows[:N_UNITS]
+    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r.get("title", ""),
+                       r.get("sample", "")) for r in rows]
+    return annotation_units(anns, processor), label_matrix(anns, codebook), [r["text"] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def trained(codebook, tiny_data):
+    units, y, _ = tiny_data
+    messages: list[str] = []
+    tagger = TransformerTagger(codebook, progress=messages.append, **TINY).fit(units, y)
+    return tagger, messages
+
+
+@pytest.fixture(scope="module")
+def passages(tiny_data):
+    units, _, _ = tiny_data
+    return [p for unit in units for p in unit]
+
+
+def test_registered_and_import_is_cheap():
+    """Registered by importing nlp.taggers; torch, transformers, datasets and safetensors are imported only inside
+    functions, so the module's top level imports none of them."""
+    assert get_tagger_class("transformer") is TransformerTagger
+    tree = ast.parse((REPO / "nlp" / "taggers" / "transformer.py").read_text(encoding="utf-8"))
+    top = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            top.add(node.module.split(".")[0])
+    assert not top & {"torch", "transformers", "datasets", "safetensors", "tokenizers"}, top
+
+
+def test_fit_reports_progress_and_tunes_thresholds(trained, codebook):
+    tagger, messages = trained
+    text = "\n".join(messages)
+    assert "epoch 1/1" in text and "loss" in text and "validation micro-F1" in text
+    assert len(tagger.history_) == 1 and np.isfinite(tagger.history_[0]["loss"])
+    for axis, labels in codebook.label_sets().items():
+        th = tagger.thresholds_[axis]
+        assert th.shape == (len(labels),) and np.all((th >= 0) & (th <= 1))
+
+
+def test_fit_leaves_the_shared_encoder_untouched(trained):
+    from safetensors.torch import load_file
+
+    from nlp.encoder import encoder_path, load_encoder
+
+    tagger, _ = trained
+    original = load_file(str(encoder_path() / "model.safetensors"))
+    cached = load_encoder()[1].state_dict()
+    name = "encoder.layer.5.attention.self.query.weight"  # a trained layer
+    key = next(k for k in original if k.endswith(name))
+    assert np.array_equal(cached[name].numpy(), original[key].numpy())
+    assert not np.array_equal(tagger.encoder_.state_dict()[name].numpy(), original[key].numpy())
+
+
+def test_cached_frozen_layers_give_the_full_model_output(trained, passages):
+    """Training runs the upper layers on cached outputs of the frozen ones: the same logits as the whole model."""
+    import torch
+
+    tagger, _ = trained
+    sample = passages[:6]
+    ids = [torch.tensor(x) for x in tagger._tokenize([p.text for p in sample])]
+    device = torch.device("cpu")
+    feats = tagger._frozen_features(tagger.encoder_, ids, device, use_bf16=False)
+    assert [f.shape for f in feats] == [(len(x), 384) for x in ids]
+    cached = tagger._top_logits(tagger.encoder_, tagger.head_, feats, device, use_bf16=False)
+    np.testing.assert_allclose(cached, tagger._logits([p.text for p in sample]), atol=1e-4, rtol=0)
+    assert len(tagger.encoder_.encoder.layer) == 6 and hasattr(tagger.encoder_.embeddings, "word_embeddings")
+
+
+def test_probabilities_have_axis_shapes_and_lie_in_unit_interval(trained, tiny_data, codebook, passages):
+    tagger, _ = trained
+    units, _, _ = tiny_data
+    scores = tagger.passage_proba(passages)
+    doc = tagger.predict_proba(units)
+    for axis, labels in codebook.label_sets().items():
+        assert scores[axis].shape == (len(passages), len(labels))
+        assert doc[axis].shape == (len(units), len(labels))
+        assert np.all((scores[axis] >= 0) & (scores[axis] <= 1)) and np.isfinite(scores[axis]).all()
+    empty = tagger.passage_proba([])
+    assert {a: s.shape for a, s in empty.items()} == {a: (0, len(l)) for a, l in codebook.label_sets().items()}
+
+
+def test_save_and_reload_predict_identically(trained, tiny_data, codebook, tmp_path):
+    tagger, _ = trained
+    units, _, _ = tiny_data
+    info = save_model(tagger, "tiny-transformer", folder=tmp_path)
+    loaded, loaded_info = load_model("tiny-transformer", codebook, folder=tmp_path)
+    assert isinstance(loaded, TransformerTagger) and loaded_info.version == info.version
+    assert loaded.get_params() == tagger.get_params()
+    before, after = tagger.predict_proba(units), loaded.predict_proba(units)
+    for axis in before:
+        np.testing.assert_allclose(after[axis], before[axis], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(loaded.thresholds_[axis], tagger.thresholds_[axis], atol=1e-6, rtol=0)
+    # the model folder holds no pickle-able formats at all; the tagger's own files are safetensors/json/txt
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and not {p.suffix for p in files} & UNSAFE_SUFFIXES
+    state = tmp_path / "state"
+    state.mkdir()
+    tagger.save_state(state)
+    names = {p.name for p in state.iterdir()}
+    assert {WEIGHTS_FILE, "config.json", "tokenizer.json", "vocab.txt"} <= names
+    assert {p.suffix for p in state.iterdir()} <= SAFE_SUFFIXES
+
+
+def test_weights_file_is_plain_safetensors(trained, tmp_path, codebook):
+    from safetensors import safe_open
+
+    tagger, _ = trained
+    tagger.save_state(tmp_path)
+    n_labels = sum(len(v) for v in codebook.label_sets().values())
+    with safe_open(str(tmp_path / WEIGHTS_FILE), framework="np") as fh:
+        keys = set(fh.keys())
+        assert fh.get_tensor("head.linear.weight").shape == (n_labels, 384)
+    assert any(k.startswith("encoder.encoder.layer.5.") for k in keys)
+
+
+def test_length_bucketing_returns_input_order(trained, passages):
+    tagger, _ = trained
+    sample = passages[:20]
+    assert len({len(p.text) for p in sample}) > 5  # lengths differ: sorting really reorders them
+    try:
+        tagger.set_params(predict_batch_size=1)
+        one = tagger.passage_proba(sample)
+        tagger.set_params(predict_batch_size=8)
+        eight = tagger.passage_proba(sample)
+        reverse = tagger.passage_proba(sample[::-1])
+    finally:
+        tagger.set_params(predict_batch_size=TINY["predict_batch_size"])
+    for axis in one:
+        np.testing.assert_allclose(eight[axis], one[axis], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(reverse[axis][::-1], one[axis], atol=1e-5, rtol=0)
+
+
+def test_sentence_contributions_score_each_sentence_alone(trained, passages, codebook):
+    tagger, _ = trained
+    sample = passages[:4]
+    for axis, labels in codebook.label_sets().items():
+        contrib = tagger.sentence_contributions(sample, axis)
+        assert [c.shape for c in contrib] == [(len(p.sentences), len(labels)) for p in sample]
+    # the documented rule: a sentence's score alone minus the score of an empty input
+    p = sample[0]
+    s = p.sentences[0]
+    alone = Passage(0, s.start, s.end, [s], p.text[s.start - p.start : s.end - p.start])
+    empty = Passage(0, 0, 0, [], "")
+    expected = tagger.passage_proba([alone])["functions"][0] - tagger.passage_proba([empty])["functions"][0]
+    np.testing.assert_allclose(tagger.sentence_contributions([p], "functions")[0][0], expected, atol=1e-5)
+    assert tagger.sentence_contributions([], "functions") == []
+
+
+def test_evidence_sentences_are_sentences_of_the_passage(trained, processor, tiny_data):
+    tagger, _ = trained
+    _, _, texts = tiny_data
+    old = tagger.thresholds_
+    tagger.thresholds_ = {axis: np.zeros_like(th) for axis, th in old.items()}  # select every label
+    try:
+        tagged = list(DocumentTagger(tagger, processor).tag([Document(id=f"d{i}", text=t)
+                                                             for i, t in enumerate(texts[:3])]))
+    finally:
+        tagger.thresholds_ = old
+    checked = 0
+    for doc in tagged:
+        for label, sentences in doc.evidence.items():
+            assert sentences
+            real = [doc.doc.text[s.start : s.end].strip() for p in doc.passages for s in p.sentences]
+            for sentence in sentences:  # as the document has it, clipped with "…" if very long
+                assert any(sentence == r or (sentence.endswith("…") and r.startswith(sentence[:-1]))
+                           for r in real), (label, sentence)
+                checked += 1
+    assert checked >= 20
+
+
+def test_int8_and_bf16_paths_stay_close_to_fp32(trained, passages):
+    tagger, _ = trained
+    sample = passages[:12]
+    base = tagger.passage_proba(sample)
+    try:
+        tagger.set_params(quantize=True)
+        int8 = tagger.passage_proba(sample)
+        tagger.set_params(quantize=False, precision="bf16")
+        bf16 = tagger.passage_proba(sample)
+    finally:
+        tagger.set_params(quantize=False, precision="fp32")
+    for axis in base:
+        assert int8[axis].shape == base[axis].shape
+        assert np.abs(int8[axis] - base[axis]).max() < 0.1
+        assert np.abs(bf16[axis] - base[axis]).max() < 0.1
+    again = tagger.passage_proba(sample)  # back to fp32: the cached int8 encoder is dropped
+    for axis in base:
+        np.testing.assert_allclose(again[axis], base[axis], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(epochs=0), dict(epochs=1.5), dict(lr=0), dict(lr=-1e-4), dict(batch_size=0), dict(max_tokens=1000),
+    dict(max_tokens=4), dict(freeze_layers=-1), dict(validation=1.0), dict(validation=-0.1), dict(dropout=1.0),
+    dict(patience=-1), dict(max_pos_weight=0.5), dict(device="tpu"), dict(precision="fp16"), dict(quantize="yes"),
+    dict(seed=-1), dict(warmup=float("nan")),
+])
+def test_bad_params_raise_value_error(codebook, bad):
+    with pytest.raises(ValueError):
+        TransformerTagger(codebook, **bad)
+
+
+def test_set_params_checks_and_keeps_old_values(codebook):
+    tagger = TransformerTagger(codebook)
+    with pytest.raises(ValueError):
+        tagger.set_params(epochs=0)
+    assert tagger.epochs == 4
+    with pytest.raises(ValueError):
+        tagger.set_params(no_such_param=1)
+
+
+def test_fit_refuses_bad_input(codebook, tiny_data):
+    units, y, _ = tiny_data
+    with pytest.raises(ValueError):
+        TransformerTagger(codebook, **TINY).fit(units[:1], {a: v[:1] for a, v in y.items()})
+    with pytest.raises(ValueError, match="freeze_layers"):
+        TransformerTagger(codebook, **{**TINY, "freeze_layers": 7}).fit(units, y)
+    with pytest.raises(RuntimeError):
+        TransformerTagger(codebook).passage_proba(units[0])
+
+
+def test_validation_split_keeps_a_positive_of_every_label_in_training():
+    rng = np.random.default_rng(1)
+    Y = (rng.random((60, 8)) < 0.08).astype(int)
+    Y[:, 7] = 0
+    Y[[3, 4], 7] = 1  # a label with two positive units
+    for seed in range(20):
+        train, val = validation_split(Y, 0.3, seed)
+        assert sorted(np.r_[train, val].tolist()) == list(range(60)) and not set(train) & set(val)
+        assert 14 <= len(val) <= 18
+        has = Y.sum(0) > 0
+        assert (Y[train].sum(0) > 0)[has].all()
+    assert np.array_equal(validation_split(Y, 0.3, 5)[1], validation_split(Y, 0.3, 5)[1])
+    train, val = validation_split(Y, 0.0, 0)
+    assert len(val) == 0 and len(train) == 60
