@@ -102,7 +102,8 @@ def cmd_classify(args) -> int:
     n = 0
     with atomic_output(args.output) as out, _progress(None, "classifying", quiet=args.quiet) as bar:
         for tagged in runner.tag(accepted(), batch_size=args.batch_size):
-            out.write(json.dumps(tagged.to_record(tagger.labels, info.ref), ensure_ascii=False) + "\n")
+            record = tagged.to_record(tagger.labels, info.ref, getattr(tagger, "zero_shot", None))
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
             bar.update(1)
         if n == 0:  # raised inside the block, so an existing --output file is left as it was

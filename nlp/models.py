@@ -185,6 +185,7 @@ def save_model(tagger: Tagger, name: str, *, training: dict[str, Any] | None = N
         "labels": tagger.labels,
         "codebook_fingerprint": tagger.codebook.fingerprint(),
         "thresholds": {axis: [round(float(t), 6) for t in th] for axis, th in tagger.thresholds_.items()},
+        "zero_shot": {axis: list(labels) for axis, labels in getattr(tagger, "zero_shot", {}).items()},
         "training": training,
         "metrics": metrics or {},
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -25,8 +25,10 @@ class TaggedDocument:
     selected: dict[str, list[str]]  # axis -> labels over threshold
     evidence: dict[str, list[str]]  # label -> sentences
 
-    def to_record(self, labels: dict[str, list[str]], model_ref: str) -> dict[str, Any]:
-        """The JSON line of ``cdpd classify``: id, one list per axis, scores, evidence, model."""
+    def to_record(self, labels: dict[str, list[str]], model_ref: str,
+                  zero_shot: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """The JSON line of ``cdpd classify``: id, one list per axis, scores, evidence, model; and ``zero_shot``
+        (the labels scored without annotations) only when the model has such labels."""
         record: dict[str, Any] = {"id": self.doc.id}
         for axis in labels:
             record[axis] = self.selected[axis]
@@ -35,6 +37,8 @@ class TaggedDocument:
         }
         record["evidence"] = self.evidence
         record["model"] = model_ref
+        if zero_shot and any(zero_shot.values()):
+            record["zero_shot"] = sorted(lab for labs in zero_shot.values() for lab in labs)
         return record
 
 

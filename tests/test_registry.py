@@ -74,3 +74,16 @@ def test_cli_models_list_show_activate_compare(registry, capsys, seed_rows, tmp_
     assert "usage: cdpd models compare A B" in capsys.readouterr().err
     assert main(["models", "activate", "nope"]) == 2
     assert "no model named 'nope'" in capsys.readouterr().err
+
+
+def test_zero_shot_labels_are_recorded_and_marked(registry, codebook):
+    from nlp.pipeline import TaggedDocument
+    from nlp.schema import Document
+
+    root, a, *_ = registry
+    assert a.meta["zero_shot"] == {}  # the linear tier has none
+    doc = TaggedDocument(Document(id="d", text="t"), [], {ax: [0.0] * len(l) for ax, l in codebook.label_sets().items()},
+                         {}, {ax: [] for ax in codebook.axis_names}, {})
+    assert "zero_shot" not in doc.to_record(codebook.label_sets(), "m@1", {"functions": []})
+    record = doc.to_record(codebook.label_sets(), "m@1", {"functions": ["twinning"], "domains": []})
+    assert record["zero_shot"] == ["twinning"]
