@@ -70,45 +70,49 @@ def _metadata(args) -> dict[str, str]:
                               "source": args.source, "country": args.country, "city": args.city}.items() if v}
 
 
+def _accepted_documents(args, skipped: list[int], english_only: bool = False):
+    """The documents of ``args.inputs``; each rejected one is reported (id and reason) and counted in skipped[0].
+    An unusable input stops everything with a one-line CLIError."""
+    from .ingest import IngestError, Rejected, detect_language, iter_documents
+
+    try:
+        for item in iter_documents(args.inputs, **_metadata(args)):
+            if isinstance(item, Rejected):
+                skipped[0] += 1
+                _err(f"skipped {item.id}: {item.reason}")
+                continue
+            if english_only:
+                lang = detect_language(item.text)
+                if lang not in ("en", "und"):
+                    skipped[0] += 1
+                    _err(f"skipped {item.id}: not English (detected {lang!r}); use --any-language to tag it")
+                    continue
+            yield item
+    except IngestError as exc:
+        raise CLIError(str(exc)) from None
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 def cmd_classify(args) -> int:
-    from .ingest import IngestError, Rejected, detect_language, iter_documents
     from .pipeline import DocumentTagger
     from .text import TextProcessor
 
     codebook = _codebook(args)
     tagger, info = _load(args, codebook)
     runner = DocumentTagger(tagger, TextProcessor(codebook))
-    skipped = 0
-
-    def accepted():
-        nonlocal skipped
-        try:
-            for item in iter_documents(args.inputs, **_metadata(args)):
-                if isinstance(item, Rejected):
-                    skipped += 1
-                    _err(f"skipped {item.id}: {item.reason}")
-                    continue
-                if not args.any_language:
-                    lang = detect_language(item.text)
-                    if lang not in ("en", "und"):
-                        skipped += 1
-                        _err(f"skipped {item.id}: not English (detected {lang!r}); use --any-language to tag it")
-                        continue
-                yield item
-        except IngestError as exc:
-            raise CLIError(str(exc)) from None
+    skipped = [0]
+    accepted = _accepted_documents(args, skipped, english_only=not args.any_language)
 
     n = 0
     with atomic_output(args.output) as out, _progress(None, "classifying", quiet=args.quiet) as bar:
-        for tagged in runner.tag(accepted(), batch_size=args.batch_size):
+        for tagged in runner.tag(accepted, batch_size=args.batch_size):
             record = tagged.to_record(tagger.labels, info.ref, getattr(tagger, "zero_shot", None))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
             bar.update(1)
         if n == 0:  # raised inside the block, so an existing --output file is left as it was
             raise CLIError("no document could be classified")
-    _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped}" if skipped else ""))
+    _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped[0]}" if skipped[0] else ""))
     return 0
 
 
@@ -308,30 +312,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from .ingest import IngestError, Rejected, iter_documents
-
-    rejected = 0
-
-    def accepted():
-        nonlocal rejected
-        try:
-            for item in iter_documents(args.inputs, **_metadata(args)):
-                if isinstance(item, Rejected):
-                    rejected += 1
-                    _err(f"skipped {item.id}: {item.reason}")
-                else:
-                    yield item
-        except IngestError as exc:
-            raise CLIError(str(exc)) from None
+    rejected = [0]
+    accepted = _accepted_documents(args, rejected)
 
     with _workspace(args) as ws, _progress(None, "importing", quiet=args.quiet) as bar:
-        report = ws.add_documents(accepted(), progress=bar)
+        report = ws.add_documents(accepted, progress=bar)
     for doc_id, why in report.duplicates:
         _err(f"skipped {doc_id}: duplicate, {why}")
     for doc_id, lang in report.non_english:
         _err(f"flagged {doc_id}: not English (detected {lang!r}); stored but not tagged")
     print(f"added {report.added} document(s) to {ws.path}; {len(report.duplicates)} duplicate(s), "
-          f"{rejected} rejected, {len(report.non_english)} flagged non-English")
+          f"{rejected[0]} rejected, {len(report.non_english)} flagged non-English")
     if args.classify:
         return _classify_workspace(args)
     if report.added:
