@@ -249,7 +249,8 @@ class TransformerTagger(Tagger):
         _check_int("seed", self.seed, 0)
         if not isinstance(self.device, str) or not (
                 self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"transformer tagger: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+            raise ValueError("transformer tagger: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                             f"got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"transformer tagger: precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {self.precision!r}")
@@ -539,7 +540,7 @@ class TransformerTagger(Tagger):
                     record["val_micro_f1_at_0.5"] = _micro_f1(Y_val, scores >= 0.5)
                     improved = best is None or record["val_micro_f1"] > best[0] + 1e-9
                     if improved:
-                        state = {k: v.detach().clone() for k, v in _trainable_state(encoder, head).items()}
+                        state = {name: v.detach().clone() for name, v in _trainable_state(encoder, head).items()}
                         best, stale = (record["val_micro_f1"], state, thresholds, epoch), 0
                     else:
                         stale += 1
