@@ -20,14 +20,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
+# the main job: build or update the default workspace, then open the app on it (CDPD_NO_APP=1: stop after the job)
 run: setup
 	$(BIN)/cdpd run
+	@if [ -z "$$CDPD_NO_APP" ]; then $(BIN)/cdpd app; fi
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 app: setup
-	$(BIN)/streamlit run app.py --server.headless true --server.address 127.0.0.1
+	$(BIN)/cdpd app
 
 benchmark: setup
 	$(BIN)/python benchmarks/tagging.py

@@ -1,24 +1,26 @@
-"""cdpd's Streamlit front end (placeholder until the app issue): shows the workspace summary.
+"""cdpd's Streamlit front end: classify documents, browse corpus-wide trends, read the CD-PD diagram, annotate,
+and retrain.
 
-    streamlit run app.py
+    make app        # or: streamlit run app.py
+
+The workspace is ``$CDPD_HOME`` (default ``./workspace``) and models come from ``$CDPD_MODELS`` (default
+``./models``), as for the command line.
 """
 
-import html
+from pathlib import Path
 
 import streamlit as st
 
-from nlp.workspace import Workspace, WorkspaceError
+PAGES = Path(__file__).resolve().parent / "nlp" / "app" / "pages"
 
-st.set_page_config(page_title="cdpd", layout="wide")
-st.title("cdpd: City Diplomacy - Public Diplomacy")
-st.write("Tag documents with diplomacy functions and security domains, and map where cities and states converge.")
-try:
-    with Workspace(create=False) as ws:
-        st.subheader("Documents per source")
-        st.dataframe(ws.documents_per_source())
-        model = ws.latest_model()
-        if model:
-            st.subheader(f"Share of documents per label by issuer type ({html.escape(model)})")
-            st.dataframe((ws.label_shares(model) * 100).round(1))
-except WorkspaceError as exc:
-    st.info(f"{exc}. Build the default workspace with `make run`.")
+st.set_page_config(page_title="cdpd: City Diplomacy - Public Diplomacy", page_icon=":material/public:",
+                   layout="wide")
+navigation = st.navigation([
+    st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:", default=True),
+    st.Page(PAGES / "corpus.py", title="Corpus & trends", icon=":material/trending_up:"),
+    st.Page(PAGES / "diagram.py", title="CD-PD diagram", icon=":material/scatter_plot:"),
+    st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:"),
+    st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
+])
+st.sidebar.caption("cdpd: where cities and the national government converge and diverge in diplomacy.")
+navigation.run()

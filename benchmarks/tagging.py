@@ -43,7 +43,6 @@ import datetime as dt  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -568,20 +567,12 @@ def goals(train: dict, results: dict):
         yield key, desc, target, values[key], values[key] >= target
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the tagging section of ``path`` (up to the next level-2 heading), or add it; keep the rest."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = ("# Benchmarks\n\nOne section per benchmark script under `benchmarks/`; each script rewrites only its "
-                "own section.\n")
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    block = section.rstrip("\n") + "\n\n"
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+def write_section(path: Path, section: str, heading: str = SECTION) -> None:
+    """Replace the section of ``path`` that starts with ``heading`` (this script's by default) up to the next
+    level-2 heading, or add it at the end; keep the rest (``benchmarks/_results.py``, atomically)."""
+    from _results import write_section as shared  # benchmarks/ is on sys.path: this script's folder
+
+    shared(path, section, heading)
 
 
 # -- driver ------------------------------------------------------------------------------------------------------

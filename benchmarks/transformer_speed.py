@@ -46,7 +46,6 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -299,19 +298,11 @@ def render_training(train: dict) -> list[str]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this script's section of ``path`` (up to the next level-2 heading), or append it; keep the rest."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = ("# Benchmarks\n\nOne section per benchmark script under `benchmarks/`; each script rewrites only its "
-                "own section.\n")
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    block = section.rstrip("\n") + "\n\n"
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace this script's section of ``path`` (up to the next level-2 heading), or append it; keep the rest
+    (``benchmarks/_results.py``, atomically)."""
+    from _results import write_section as shared  # benchmarks/ is on sys.path: this script's folder
+
+    shared(path, section, SECTION)
 
 
 def main(argv=None) -> int:

@@ -2,6 +2,11 @@
 
 Functions here only read; they return pandas DataFrames with named axes (rows: labels in codebook order;
 columns: groups, sorted). Filters are parameterised SQL; the only names put into SQL text come from allow-lists.
+
+Document counts are read from the workspace's pre-aggregated ``label_counts`` and ``group_counts`` whenever the
+filters allow it (filters on metadata, years, and date bounds given to the month, ``2021`` or ``2021-09``); other
+filters (a date, a language, a bound to the day) and passage counts fall back to a scan of the predictions, with
+the same results.
 """
 
 from __future__ import annotations
@@ -9,13 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .schema import METADATA_FIELDS
-from .workspace import GROUP_FIELDS, Workspace, WorkspaceError
+from .workspace import COUNT_FIELDS, GROUP_FIELDS, ROLLUPS, Workspace, WorkspaceError
 
 FILTER_FIELDS = tuple(f for f in METADATA_FIELDS if f not in ("title", "url")) + ("year", "lang")
 UNITS = ("documents", "passages")
+#: Trend periods and the length of the ``date`` prefix that names one ("2021", "2021-09").
+PERIODS = {"year": 4, "month": 7}
+#: What a trend can be split by (besides nothing).
+TREND_GROUPS = COUNT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -37,29 +47,86 @@ class Filters:
             where.setdefault(name.strip(), []).extend(v.strip() for v in value.split(","))
         return cls(where, date_from, date_to)
 
-    def sql(self, alias: str = "d") -> tuple[str, list[str]]:
+    def sql(self, alias: str = "d", date_column: str = "date") -> tuple[str, list[str]]:
+        """A WHERE clause and its parameters. ``date_column="month"`` reads a counts table (``substr(date, 1, 7)``),
+        which answers the same as ``date`` when :attr:`aggregable` holds."""
+        if date_column not in ("date", "month") or not alias.isidentifier():
+            raise ValueError(f"bad column reference {alias}.{date_column}")
         clauses, params = [], []
         for name, values in self.where.items():
             if name not in FILTER_FIELDS:
                 raise WorkspaceError(f"cannot filter on {name!r}; filter fields are {', '.join(FILTER_FIELDS)}")
-            column = f"substr({alias}.date, 1, 4)" if name == "year" else f"{alias}.{name}"
+            if date_column == "month" and name not in (*COUNT_FIELDS, "year"):
+                raise WorkspaceError(f"the pre-aggregated counts cannot filter on {name!r}")
+            column = f"substr({alias}.{date_column}, 1, 4)" if name == "year" else f"{alias}.{name}"
             values = list(values)
             clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
         # partial dates ("2021-09") compare as prefixes: pad the bounds so that a month or year is included whole
         if self.date_from:
-            clauses.append(f"{alias}.date != '' AND {alias}.date >= ?")
+            clauses.append(f"{alias}.{date_column} != '' AND {alias}.{date_column} >= ?")
             params.append(self.date_from)
         if self.date_to:
-            clauses.append(f"{alias}.date != '' AND {alias}.date <= ?")
+            clauses.append(f"{alias}.{date_column} != '' AND {alias}.{date_column} <= ?")
             params.append(self.date_to + "\uffff")
         return (" AND ".join(clauses) or "1"), params
 
+    @property
+    def aggregable(self) -> bool:
+        """Whether the pre-aggregated counts can answer these filters: metadata kept there (source, issuer type,
+        issuer, country, city, year) and date bounds no finer than a month. A string compares with a bound of at
+        most 7 characters as its first 7 characters do, so such bounds select the same documents by month."""
+        return (all(name in (*COUNT_FIELDS, "year") for name in self.where)
+                and all(bound is None or len(bound) <= PERIODS["month"] for bound in (self.date_from, self.date_to)))
 
-def _group_column(by: str, alias: str = "d") -> str:
+
+def _group_column(by: str, alias: str = "d", date_column: str = "date") -> str:
     if by not in GROUP_FIELDS:
         raise WorkspaceError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_FIELDS)}")
-    return f"substr({alias}.date, 1, 4)" if by == "year" else f"{alias}.{by}"
+    return f"substr({alias}.{date_column}, 1, 4)" if by == "year" else f"{alias}.{by}"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where document counts come from: the pre-aggregated tables (``alias`` c/g, dates as ``month``) or a scan of
+    predictions/classified joined with documents (``alias`` d). Every string is fixed here, never user input."""
+
+    labels_from: str  # FROM ... for label counts, restricted by `labels_where` (model, axis)
+    labels_where: str
+    totals_from: str  # FROM ... for classified documents, restricted by `totals_where` (model)
+    totals_where: str
+    count: str  # the aggregate that counts documents
+    label: str  # the label column
+    labels_alias: str
+    totals_alias: str
+    date_column: str
+
+
+_COUNTS = _Source("label_counts c", "c.model = ? AND c.axis = ?", "group_counts g", "g.model = ?",
+                  "sum({a}.documents)", "c.label", "c", "g", "month")
+#: What every rollup keeps (``labels_by_*``, ``groups_by_*``): enough for trends overall, by source or issuer type.
+ROLLUP_FIELDS = ("source", "issuer_type", "year")
+#: The rollups by the one further field they keep (None: labels_by_month and groups_by_month).
+_ROLLUPS = {field or None: _Source(f"labels_by_{name} c", "c.model = ? AND c.axis = ?", f"groups_by_{name} g",
+                                   "g.model = ?", "sum({a}.documents)", "c.label", "c", "g", "month")
+            for name, field in ROLLUPS.items()}
+_SCAN = _Source("predictions p JOIN documents d ON d.doc_id = p.doc_id",
+                "p.model = ? AND p.axis = ? AND p.selected = 1",
+                "classified c JOIN documents d ON d.doc_id = c.doc_id", "c.model = ?", "count(*)", "p.label", "d", "d",
+                "date")
+
+
+def _source(filters: Filters, by: str | None = None) -> _Source:
+    """The smallest table that answers: a rollup (by month; by country, issuer or city), the full counts, or a
+    scan of the predictions (filters on a day, a date or a language)."""
+    if not filters.aggregable:
+        return _SCAN
+    extra = (set(filters.where) | ({by} if by else set())) - set(ROLLUP_FIELDS)
+    if not extra:
+        return _ROLLUPS[None]
+    if len(extra) == 1 and next(iter(extra)) in _ROLLUPS:
+        return _ROLLUPS[next(iter(extra))]
+    return _COUNTS
 
 
 def _axis_labels(ws: Workspace, model: str, axis: str) -> list[str]:
@@ -91,20 +158,24 @@ def label_table(ws: Workspace, model: str, *, axis: str = "functions", by: str =
     if unit not in UNITS:
         raise WorkspaceError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
     labels = _axis_labels(ws, model, axis)
-    where, params = (filters or Filters()).sql()
-    group = _group_column(by)
+    filters = filters or Filters()
     if unit == "documents":
-        sql = (f"SELECT p.label AS label, {group} AS grp, count(*) AS n FROM predictions p "
-               f"JOIN documents d ON d.doc_id = p.doc_id WHERE p.model = ? AND p.axis = ? AND p.selected = 1 "
-               f"AND {where} GROUP BY label, grp")
+        src = _source(filters, by)
+        a = src.labels_alias
+        where, params = filters.sql(a, src.date_column)
+        group = _group_column(by, a, src.date_column)
+        sql = (f"SELECT {src.label} AS label, {group} AS grp, {src.count.format(a=a)} AS n FROM {src.labels_from} "
+               f"WHERE {src.labels_where} AND {where} GROUP BY label, grp")
     else:
+        where, params = filters.sql()
+        group = _group_column(by)
         sql = (f"SELECT pl.label AS label, {group} AS grp, count(*) AS n FROM passage_labels pl "
                f"JOIN passages ps ON ps.passage_id = pl.passage_id JOIN documents d ON d.doc_id = ps.doc_id "
                f"WHERE pl.model = ? AND pl.label IN ({', '.join('?' * len(labels))}) AND {where} "
                f"GROUP BY label, grp")
     args = [model, axis, *params] if unit == "documents" else [model, *labels, *params]
     counts = pd.read_sql_query(sql, ws.conn, params=args)
-    groups = sorted(_groups(ws, model, by, filters or Filters()))
+    groups = sorted(_groups(ws, model, by, filters))
     table = (counts.pivot_table(index="label", columns="grp", values="n", aggfunc="sum", fill_value=0)
              .reindex(index=labels, columns=groups, fill_value=0).astype(int))
     table.index.name = axis
@@ -114,21 +185,20 @@ def label_table(ws: Workspace, model: str, *, axis: str = "functions", by: str =
 
 def _groups(ws: Workspace, model: str, by: str, filters: Filters) -> list[str]:
     """Every group with at least one classified document, so that groups with no label still show as zeros."""
-    where, params = filters.sql()
-    rows = ws.conn.execute(
-        f"SELECT DISTINCT {_group_column(by)} FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
-        f"WHERE c.model = ? AND {where}", [model, *params]).fetchall()
-    return [r[0] for r in rows]
+    return list(group_totals(ws, model, by=by, filters=filters).index)
 
 
 def group_totals(ws: Workspace, model: str, *, by: str = "issuer_type", filters: Filters | None = None) -> pd.Series:
     """Classified documents per group: the denominators of label shares."""
-    where, params = (filters or Filters()).sql()
-    group = _group_column(by)
+    filters = filters or Filters()
+    src = _source(filters, by)
+    a = src.totals_alias
+    where, params = filters.sql(a, src.date_column)
+    group = _group_column(by, a, src.date_column)
     df = pd.read_sql_query(
-        f"SELECT {group} AS grp, count(*) AS n FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
-        f"WHERE c.model = ? AND {where} GROUP BY grp", ws.conn, params=[model, *params])
-    series = df.set_index("grp")["n"].sort_index()
+        f"SELECT {group} AS grp, {src.count.format(a=a)} AS n FROM {src.totals_from} "
+        f"WHERE {src.totals_where} AND {where} GROUP BY grp", ws.conn, params=[model, *params])
+    series = df.set_index("grp")["n"].astype(int).sort_index()
     series.index.name = by
     return series
 
@@ -153,3 +223,58 @@ def cooccurrence(ws: Workspace, model: str, *, rows: str = "functions", cols: st
     table.index.name = rows
     table.columns.name = cols
     return table
+
+
+def trends(ws: Workspace, model: str, *, axis: str = "functions", period: str = "year", by: str | None = None,
+           filters: Filters | None = None) -> pd.DataFrame:
+    """Label shares over time, in long form: columns ``period`` ("2021" or "2021-09"), ``group`` (the value of
+    ``by``; only when ``by`` is given), ``label``, ``documents`` (classified documents of that period and group
+    carrying the label), ``total`` (classified documents of that period and group) and ``share``
+    (documents / total).
+
+    Every label of ``axis`` (codebook order) appears for every period and group with a classified document, zeros
+    included; rows are sorted by period, then group. Documents without a date are left out (and, by month, those
+    dated to the year only). ``by`` is one of source, issuer_type, issuer, country or city. Read from the
+    pre-aggregated counts unless the filters need a scan (see :attr:`Filters.aggregable`).
+    """
+    if period not in PERIODS:
+        raise WorkspaceError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+    if by is not None and by not in TREND_GROUPS:
+        raise WorkspaceError(f"cannot split trends by {by!r}; choose one of {', '.join(TREND_GROUPS)}")
+    labels = _axis_labels(ws, model, axis)
+    filters = filters or Filters()
+    src = _source(filters, by)
+    size = int(PERIODS[period])
+    keys = ["period"] + (["group"] if by else [])
+
+    def query(alias: str, relation: str, restriction: str, value: str, params: list) -> pd.DataFrame:
+        where, extra = filters.sql(alias, src.date_column)
+        date = f"{alias}.{src.date_column}"
+        group = f", {alias}.{by} AS grp" if by else ""
+        label = f", {src.label} AS label" if value == "documents" else ""
+        sql = (f"SELECT substr({date}, 1, {size}) AS period{group}{label}, {src.count.format(a=alias)} AS {value} "
+               f"FROM {relation} WHERE {restriction} AND length({date}) >= {size} AND {where} "
+               f"GROUP BY period{', grp' if by else ''}{', label' if label else ''} "
+               f"ORDER BY period{', grp' if by else ''}")
+        return pd.read_sql_query(sql, ws.conn, params=[*params, *extra]).rename(columns={"grp": "group"})
+
+    totals = query(src.totals_alias, src.totals_from, src.totals_where, "total", [model])
+    columns = [*keys, "label", "documents", "total", "share"]
+    if totals.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("documents", "total") else
+                                          "float64" if c == "share" else "object") for c in columns})
+    counts = query(src.labels_alias, src.labels_from, src.labels_where, "documents", [model, axis])
+    # one row per (period, group) and label: laid out with numpy, the counts dropped into place by row number
+    n, width = len(totals), len(labels)
+    placed = counts.merge(totals[keys].assign(_row=np.arange(n)), on=keys, how="inner")
+    column = placed["label"].map({label: j for j, label in enumerate(labels)})
+    placed = placed[column.notna()]
+    documents = np.zeros(n * width, dtype=np.int64)
+    documents[placed["_row"].to_numpy() * width + column[column.notna()].to_numpy(dtype=np.int64)] = \
+        placed["documents"].to_numpy(dtype=np.int64)
+    out = pd.DataFrame({k: np.repeat(totals[k].to_numpy(), width) for k in keys})
+    out["label"] = np.tile(np.array(labels, dtype=object), n)
+    out["documents"] = documents
+    out["total"] = np.repeat(totals["total"].to_numpy(dtype=np.int64), width)
+    out["share"] = out["documents"] / out["total"]
+    return out[columns]

@@ -56,7 +56,16 @@ def _codebook(args):
 def _load(args, codebook):
     from .models import load_model
 
-    return load_model(getattr(args, "model", None), codebook)
+    return load_model(getattr(args, "model", None), codebook, cache=_embedding_cache(args))
+
+
+def _embedding_cache(args) -> Path:
+    """The workspace's persistent embedding cache (``--workspace`` or ``$CDPD_HOME``), used by every tagger that
+    embeds text: a retrain or a second classification of the same passages encodes nothing again."""
+    from .embeddings import CACHE_FILE, default_cache_path
+
+    workspace = getattr(args, "workspace", None)
+    return Path(workspace) / CACHE_FILE if workspace else default_cache_path()
 
 
 def _workspace(args, create=True):
@@ -99,13 +108,14 @@ def cmd_classify(args) -> int:
 
     codebook = _codebook(args)
     tagger, info = _load(args, codebook)
-    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    runner = None if getattr(args, "dask", None) else DocumentTagger(tagger, TextProcessor(codebook))
     skipped = [0]
     accepted = _accepted_documents(args, skipped, english_only=not args.any_language)
 
     n = 0
-    with atomic_output(args.output) as out, _progress(None, "classifying", quiet=args.quiet) as bar:
-        for tagged in runner.tag(accepted, batch_size=args.batch_size):
+    with _dask_tagger(args, tagger, info, codebook) as on_dask, atomic_output(args.output) as out, \
+            _progress(None, "classifying", quiet=args.quiet) as bar:
+        for tagged in (on_dask or runner).tag(accepted, batch_size=args.batch_size):
             record = tagged.to_record(tagger.labels, info.ref, getattr(tagger, "zero_shot", None))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
@@ -132,7 +142,7 @@ def cmd_train(args) -> int:
     if data is None:
         data, source = _seed_and_workspace_annotations(args, codebook, say)
     info, metrics = train(data, codebook, tagger=args.model, name=args.name, params=params, progress=say,
-                          source=source)
+                          source=source, cache=_embedding_cache(args))
     print(info.ref)
     if previous and previous != info.ref and not args.quiet:
         _print_comparison(read_meta(previous), info.meta)
@@ -144,22 +154,9 @@ def cmd_train(args) -> int:
 
 
 def _seed_and_workspace_annotations(args, codebook, say):
-    """The seed annotations merged with the workspace's (deduplicated by text; conflicts reported, latest wins)."""
-    from .annotations import SEED_ANNOTATIONS, merge_annotations, read_annotations
-    from .workspace import Workspace
+    from .training import seed_and_workspace_annotations
 
-    seed = read_annotations(SEED_ANNOTATIONS, codebook)
-    home = Path(args.workspace) if args.workspace else None
-    own = []
-    if (home or Path(os.environ.get("CDPD_HOME", "workspace"))).joinpath("cdpd.sqlite").exists():
-        with Workspace(home, create=False) as ws:
-            own = ws.annotation_units(codebook)
-    report = merge_annotations(seed, own)
-    for kept, new, old_labels, new_labels in report.conflicts:
-        say(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels}); using {new}")
-    say(f"{len(seed)} seed + {len(own)} workspace annotations -> {len(report.merged)} units "
-        f"({len(report.duplicates)} duplicate(s), {len(report.conflicts)} conflict(s))")
-    return report.merged, f"seed + workspace ({len(own)} annotations)"
+    return seed_and_workspace_annotations(codebook, Path(args.workspace) if args.workspace else None, say)
 
 
 def cmd_annotations(args) -> int:
@@ -207,29 +204,21 @@ def cmd_annotations(args) -> int:
 
 
 def cmd_queue(args) -> int:
-    from .queue import choose
-    from .text import Passage, TextProcessor
+    from .queue import workspace_queue
 
     codebook = _codebook(args)
     tagger, info = _load(args, codebook)
-    processor = TextProcessor(codebook, passage_words=10**9)  # a stored passage stays one passage
     with _workspace(args, create=False) as ws:
-        rows = ws.candidate_passages(limit=args.pool, seed=args.seed)
-    if not rows:
+        picked = workspace_queue(ws, tagger, codebook, args.n, strategy=args.strategy, axes=args.axis,
+                                 pool=args.pool, seed=args.seed)
+    if not picked:
         raise CLIError("no unannotated passage in the workspace: run `cdpd run` (or ingest and classify) first")
-    texts = [text[start:end] for _pid, _doc, start, end, text in rows]
-    passages = [ps[0] if ps else Passage(0, 0, 0, [], "") for ps in processor.process(texts)]
-    picked, margin, scores = choose(tagger, passages, args.n, strategy=args.strategy, axes=args.axis, seed=args.seed)
     with atomic_output(args.output) as out:
-        for i in picked:
-            pid, doc, *_ = rows[i]
-            record = {"passage_id": pid, "document": doc, "text": texts[i], "margin": round(float(margin[i]), 4),
-                      "suggested": {axis: [lab for j, lab in enumerate(labs)
-                                           if scores[axis][i, j] >= tagger.thresholds_[axis][j]]
-                                    for axis, labs in tagger.labels.items()},
-                      "model": info.ref}
+        for cand in picked:
+            record = {"passage_id": cand.passage_id, "document": cand.document, "text": cand.text,
+                      "margin": cand.margin, "suggested": cand.suggested, "model": info.ref}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    _err(f"{len(picked)} passage(s) chosen by {args.strategy} from {len(rows)} candidates ({info.ref})")
+    _err(f"{len(picked)} passage(s) chosen by {args.strategy} (pool of up to {args.pool} candidates; {info.ref})")
     return 0
 
 
@@ -278,7 +267,7 @@ def cmd_evaluate(args) -> int:
                                                            "version": "-"}
         title = f"{args.cv}-fold cross-validation of {meta['tagger']} ({meta.get('name')} settings)"
         report = cross_validate(annotations, codebook, tagger=meta["tagger"], params=meta.get("params"), k=args.cv,
-                                progress=(lambda _m: None) if args.quiet else _err)
+                                progress=(lambda _m: None) if args.quiet else _err, cache=_embedding_cache(args))
         model_ref = f"{meta['tagger']} (cross-validated)"
     else:
         tagger, info = _load(args, codebook)
@@ -336,20 +325,46 @@ def _classify_workspace(args, codebook=None) -> int:
 
     codebook = codebook or _codebook(args)
     tagger, info = _load(args, codebook)
-    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    runner = None if getattr(args, "dask", None) else DocumentTagger(tagger, TextProcessor(codebook))
     with _workspace(args) as ws:
         ws.register_model(info.ref, info.name, info.version, info.tagger, tagger.labels)
         todo = ws.count_unclassified(info.ref)
         if not todo:
             _err(f"every document is already classified with {info.ref}")
             return 0
-        with _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
-            for batch in ws.unclassified(info.ref, batch_size=256):
-                tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))
-                ws.save_predictions(info.ref, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
-                                    tagger.thresholds_)
-                bar.update(len(batch))
+        with _dask_tagger(args, tagger, info, codebook) as on_dask, \
+                _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
+            if on_dask is not None:
+                from .distributed import classify_workspace
+
+                classify_workspace(ws, on_dask, progress=bar)
+            else:
+                for batch in ws.unclassified(info.ref, batch_size=256):
+                    tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))
+                    ws.save_predictions(info.ref, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
+                                        tagger.thresholds_)
+                    bar.update(len(batch))
     return 0
+
+
+@contextmanager
+def _dask_tagger(args, tagger, info, codebook):
+    """With ``--dask``: a DaskTagger on that cluster (started, for local:N, and shut down on exit); else None."""
+    spec = getattr(args, "dask", None)
+    if not spec:
+        yield None
+        return
+    from .distributed import DEFAULT_PARTITION, DaskTagger, connect, parse_target
+
+    target = parse_target(spec)
+    if not args.quiet:
+        _err(f"connecting to {target.describe()} ...")
+    with connect(target) as client, DaskTagger(client, tagger, info, codebook,
+                                               partition_size=getattr(args, "partition_size", None)
+                                               or DEFAULT_PARTITION) as runner:
+        if not args.quiet:
+            _err(f"tagging on Dask: {runner.describe()}")
+        yield runner
 
 
 def _import_shipped_corpus(args) -> None:
@@ -419,6 +434,27 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    """Serve app.py with Streamlit (blocks until stopped with Ctrl-C)."""
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.exists():
+        raise CLIError(f"{app} not found: the app runs from a checkout of cdpd (app.py beside nlp/)")
+    env = dict(os.environ)
+    if args.workspace:
+        env["CDPD_HOME"] = str(Path(args.workspace).resolve())
+    if args.codebook:
+        env["CDPD_CODEBOOK"] = str(Path(args.codebook).resolve())
+    _err(f"cdpd app on http://{args.address}:{args.port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+               "--server.address", args.address, "--server.port", str(args.port)]
+    try:
+        return subprocess.call(command, env=env, cwd=app.parent)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_search(args) -> int:
     with _workspace(args, create=False) as ws:
         hits = ws.search(args.query, limit=args.limit)
@@ -470,52 +506,28 @@ def cmd_ca(args) -> int:
 def cmd_diagram(args) -> int:
     import pandas as pd
 
-    from .aggregate import Filters, cooccurrence, group_totals, label_table, resolve_model
-    from .ca import bootstrap_ellipses, correspondence_analysis, mds_profiles
-    from .diagram import READING_RULE, convergence_table, export
+    from .aggregate import Filters, resolve_model
+    from .analysis import build_diagram
+    from .diagram import READING_RULE, export
 
     codebook = _codebook(args)
     filters = Filters.parse(args.where or [], args.date_from, args.date_to)
     with _workspace(args, create=False) as ws:
         model = resolve_model(ws, args.model)
-        table = label_table(ws, model, axis=args.rows, by=args.by, unit=args.unit, filters=filters)
-        by_type = label_table(ws, model, axis=args.rows, by="issuer_type", unit=args.unit, filters=filters)
-        totals = group_totals(ws, model, by="issuer_type", filters=filters)
-        other = next((a for a in codebook.axis_names if a != args.rows), None)
-        co = cooccurrence(ws, model, rows=args.rows, cols=other, filters=filters) if other else None
-    sup_cols = _names(args.sup_cols)
-    result = correspondence_analysis(table, n_components=2, sup_cols=sup_cols, sup_rows=_names(args.sup_rows))
-    ellipses = None
-    if args.ellipses:
-        if result.n_components >= 2:
-            ellipses = bootstrap_ellipses(table, result, n_replicates=args.ellipses, seed=args.seed)
-        else:
-            _err("no ellipses: the map has a single dimension (two groups); group by source or issuer for a 2-D map")
-    tables = {"ca_rows": result.rows, "ca_cols": result.cols, "eigenvalues": result.eigenvalues, "counts": table}
-    if {"city", "national"} <= set(by_type.columns):
-        conv = convergence_table(by_type, totals, codebook)
-        tables["convergence"] = conv
-    else:
-        conv = None
-        _err("no convergence table: the filtered documents do not include both city and national issuers")
-    if co is not None:
-        tables["cooccurrence"] = co
-    active = table.drop(columns=[c for c in sup_cols if c in table.columns])
-    active = active.loc[active.sum(axis=1) > 0, active.sum(axis=0) > 0]
-    mds = None
-    if min(active.shape) >= 3:
-        mds = mds_profiles(active, axis="rows")
-        tables["mds_rows"] = mds[0].assign(stress=mds[1])
-    title = f"CD-PD diagram: {args.rows} by {args.by} ({model})"
-    out = export(args.out, result, tables, codebook, ellipses=ellipses, title=title, mds=mds)
+        d = build_diagram(ws, codebook, model, rows=args.rows, by=args.by, unit=args.unit, filters=filters,
+                          sup_cols=_names(args.sup_cols), sup_rows=_names(args.sup_rows), ellipses=args.ellipses,
+                          seed=args.seed)
+    for note in d.notes:
+        _err(note)
+    out = export(args.out, d.result, d.tables, codebook, ellipses=d.ellipses, title=d.title, mds=d.mds)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"{title}\n")
-        print(result.eigenvalues.round(4).to_string(), "\n")
-        if conv is not None:
-            print(conv.round(3).to_string())
+        print(f"{d.title}\n")
+        print(d.result.eigenvalues.round(4).to_string(), "\n")
+        if d.convergence is not None:
+            print(d.convergence.round(3).to_string())
             print(f"\nReading rule: {READING_RULE}")
-        if mds is not None:
-            print(f"\nMDS of {args.rows} profiles: Kruskal stress-1 = {mds[1]:.3f}")
+        if d.mds is not None:
+            print(f"\nMDS of {args.rows} profiles: Kruskal stress-1 = {d.mds[1]:.3f}")
     _err(f"wrote {out.figure} and {len(out.tables)} table(s): " + ", ".join(p.name for p in out.tables))
     return 0
 
@@ -554,7 +566,8 @@ def cmd_models(args) -> int:
 
         codebook = _codebook(args)
         annotations = read_annotations(args.annotations, codebook)
-        reports = [evaluate(annotations, load_model(ref, codebook)[0], codebook) for ref in args.refs[:2]]
+        reports = [evaluate(annotations, load_model(ref, codebook, cache=_embedding_cache(args))[0], codebook)
+                   for ref in args.refs[:2]]
         _print_side_by_side(f"{a['name']}@{a['version']}", reports[0], f"{b['name']}@{b['version']}", reports[1],
                             f"{len(annotations)} units of {args.annotations}")
         return 0
@@ -576,12 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR", default=os.environ.get("CDPD_HOME"),
                         help="workspace folder (default: $CDPD_HOME or ./workspace)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    dask = argparse.ArgumentParser(add_help=False)
+    dask.add_argument("--dask", metavar="local[:N]|tcp://HOST:PORT",
+                      help="tag on Dask: a local cluster of N worker processes, or an existing scheduler "
+                      "(needs pip install 'cdpd[dask]')")
+    dask.add_argument("--partition-size", type=int, metavar="N", help=argparse.SUPPRESS)
     meta = argparse.ArgumentParser(add_help=False)
     for flag in ("issuer", "issuer-type", "date", "source", "country", "city"):
         meta.add_argument(f"--{flag}", help=f"{flag.replace('-', '_')} for documents that do not set it themselves")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("classify", parents=[common, meta], help="tag files, folders, tables or stdin; JSON lines out")
+    s = sub.add_parser("classify", parents=[common, meta, dask],
+                       help="tag files, folders, tables or stdin; JSON lines out")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, .jsonl/.csv/.parquet, or - for stdin")
     s.add_argument("--model", help="model name or NAME@VERSION (default: the active model; 'lexicon' needs no "
                    "training)")
@@ -609,13 +628,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("ingest", parents=[common, meta], help="add documents to the workspace")
+    s = sub.add_parser("ingest", parents=[common, meta, dask], help="add documents to the workspace")
     s.add_argument("inputs", nargs="+", metavar="PATH")
     s.add_argument("--classify", action="store_true", help="tag the new documents right away")
     s.add_argument("--model", help="model for --classify (default: linear)")
     s.set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("run", parents=[common], help="build the default workspace: import, train if needed, "
+    s = sub.add_parser("run", parents=[common, dask], help="build the default workspace: import, train if needed, "
                        "classify, summarise")
     s.add_argument("--model", help="model name (default: linear, trained on the seed annotations if missing)")
     s.add_argument("--by", default="issuer_type", help="grouping of the label-share summary (default: issuer_type)")
@@ -626,6 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--by", default="issuer_type",
                    help="issuer_type (default), issuer, source, country, city or year")
     s.set_defaults(func=cmd_summary)
+
+    s = sub.add_parser("app", parents=[common], help="open the Streamlit app on the workspace")
+    s.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    s.add_argument("--address", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    s.set_defaults(func=cmd_app)
 
     s = sub.add_parser("search", parents=[common], help="full-text search of the workspace (FTS5 syntax)")
     s.add_argument("query")
@@ -693,6 +717,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "dask", None):  # a malformed --dask fails before any work
+            from .distributed import parse_target
+
+            parse_target(args.dask)
         return args.func(args) or 0
     except (CLIError, WorkspaceError, ValueError) as exc:
         _err(f"cdpd {args.command}: error: {exc}")

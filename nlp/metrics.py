@@ -81,3 +81,23 @@ def calibration_table(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) ->
 def expected_calibration_error(table: list[dict]) -> float:
     n = sum(r["n"] for r in table)
     return float(sum(r["n"] * abs(r["mean_score"] - r["observed"]) for r in table) / n) if n else 0.0
+
+
+def side_by_side(report_a: dict, report_b: dict) -> "pd.DataFrame":
+    """Per-label F1 of two evaluation reports (as :func:`axis_report` per axis) in one table: rows (axis, label),
+    columns ``A``, ``B``, ``B - A`` and ``support``; the micro and macro F1 of each axis come first."""
+    import pandas as pd
+
+    rows = []
+    for axis, ra in report_a.items():
+        rb = report_b.get(axis)
+        if not isinstance(ra, dict) or not isinstance(rb, dict) or "labels" not in ra:
+            continue
+        rows.append((axis, "(micro)", ra["micro"]["f1"], rb["micro"]["f1"], None))
+        rows.append((axis, "(macro)", ra["macro_f1"], rb["macro_f1"], None))
+        for label, m in ra["labels"].items():
+            if label in rb["labels"]:
+                rows.append((axis, label, m["f1"], rb["labels"][label]["f1"], m["support"]))
+    frame = pd.DataFrame(rows, columns=["axis", "label", "A", "B", "support"]).set_index(["axis", "label"])
+    frame.insert(2, "B - A", frame["B"] - frame["A"])
+    return frame

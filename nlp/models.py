@@ -158,13 +158,63 @@ def model_card(meta: dict[str, Any]) -> str:
             lines.append("")
     else:
         lines += ["## Metrics", "", "No held-out evaluation was recorded for this model.", ""]
-    lines += ["## Limits", "",
-              "- Labels with few annotated examples (see support above) have unstable scores; a label with no "
-              "example is never predicted by the linear tier.",
+    lines += ["## Limits", ""]
+    lines += [f"- {line}" for line in TIER_LIMITS.get(meta.get("tagger", ""), [])]
+    zero_shot = sorted(lab for labels in meta.get("zero_shot", {}).values() for lab in labels)
+    if zero_shot:
+        lines.append(f"- Zero-shot labels (no annotated example; scored from the codebook's text alone, their "
+                     f"calibration fitted on other labels, never checked against annotations of their own): "
+                     f"{', '.join(zero_shot)}. Treat their tags as suggestions of what to annotate.")
+    lines += ["- Labels with few annotated examples (see support above) have unstable scores and thresholds.",
               "- Thresholds were tuned on short annotated units; long documents are scored by their best passage.",
               "- Trained on English press releases, resolutions, plans and UN speeches; other genres may differ.",
               "- Scores are evidence for a reader, not a verdict: check the evidence sentences.", ""]
     return "\n".join(lines)
+
+
+#: What each tier is weak at, for its model card (figures from benchmarks/RESULTS.md, 2 CPU cores).
+TIER_LIMITS: dict[str, list[str]] = {
+    "lexicon": [
+        "Seed phrases only, matched on lemmas: a label is found only when one of its seeds is said, so recall "
+        "is as good as the codebook's seed lists; no context and no negation (\"no sanctions\" matches sanctions).",
+        "Scores are not probabilities (1 - 2^-matches: one match reaches 0.5) and nothing is learned from "
+        "annotations: the transparent baseline, far below the trained tiers.",
+    ],
+    "linear": [
+        "A bag of lemmas plus seed counts: word order, negation and context are ignored, and a word never seen "
+        "in training carries no weight.",
+        "A label with no annotated example is never predicted (its classifier is a constant 0).",
+        "Class-balanced logistic regression: scores rank well but are not calibrated probabilities; compare a "
+        "score with its label's threshold, not with 0.5.",
+    ],
+    "embedding": [
+        "A passage is one frozen MiniLM vector: text longer than 256 word pieces is embedded in 256-piece windows "
+        "whose vectors are averaged, so a short on-topic stretch of a long passage is diluted; the encoder was "
+        "trained for general English sentence similarity, not on diplomacy, and is not fine-tuned.",
+        "Zero-shot labels (a label without annotations) are scored by similarity to the label's definition, "
+        "includes and seeds, mapped to a probability with a calibration fitted on the other labels: uncalibrated "
+        "against annotations of that label (no annotation of it exists to measure it by).",
+        "Every passage and evidence sentence goes through the encoder: on 2 CPU cores it tags about 1 document "
+        "a second where the linear tier tags about 100 (a GPU helps); retraining is fast only while the embeddings "
+        "are cached in the workspace (`embeddings.sqlite`): a first fit encodes every unit (minutes).",
+    ],
+    "ensemble": [
+        "The linear and embedding taggers' logits averaged: it keeps both members' blind spots (bag of words; "
+        "averaged 256-piece windows) and costs as much as both together, the embedding member's encoder "
+        "dominating; it gains little where the two agree.",
+        "A zero-shot label is scored by the embedding member alone, with that member's limits.",
+    ],
+    "transformer": [
+        "Reads at most 256 word pieces of each passage: 65% of the seed passages are cut and about a third of "
+        "their words never read, in training and in tagging alike.",
+        "Fine-tuning on a CPU is slow (about 15 minutes on 2 cores for the seed data, with the lower 4 of 6 "
+        "layers frozen by default, which also limits what it can learn), and so is tagging (about 1 document a "
+        "second on 2 cores); with ~1,300 annotated units it scored below the linear tier on held-out units "
+        "(benchmarks/RESULTS.md).",
+        "Thresholds and the best epoch are chosen on a 15% validation split: few positives for rare labels, so "
+        "their thresholds are unstable; a label without annotations gets no meaningful score.",
+    ],
+}
 
 
 def save_model(tagger: Tagger, name: str, *, training: dict[str, Any] | None = None,
@@ -218,8 +268,13 @@ def read_meta(name: str, folder: Path | None = None) -> dict[str, Any]:
     return _read_json(resolve(name, folder) / META_FILE)
 
 
-def load_model(name: str | None, codebook: Codebook, folder: Path | None = None) -> tuple[Tagger, ModelInfo]:
-    """Load a model: ``None`` is the active one (or the default ``linear``); ``lexicon`` needs no files."""
+def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
+               cache: str | Path | None = None) -> tuple[Tagger, ModelInfo]:
+    """Load a model: ``None`` is the active one (or the default ``linear``); ``lexicon`` needs no files.
+
+    ``cache``: an embedding cache file (``nlp.embeddings.default_cache_path()`` is the workspace's) for taggers that
+    embed text (embedding, ensemble); without one they embed in memory and store nothing.
+    """
     root = _root(folder)
     name = name or active_ref(root) or DEFAULT_MODEL
     if name == "lexicon" and not (root / "lexicon").exists():
@@ -239,6 +294,8 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None)
         tagger.load_state(path)
     except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops or numpy errors alike
         raise ModelError(f"model {name!r}: cannot load its state ({type(exc).__name__}: {exc}); retrain it") from None
+    if cache is not None and "cache" in getattr(tagger, "_runtime_names", ()):
+        tagger.set_params(cache=str(cache))
     return tagger, ModelInfo(meta.get("name", name), meta["version"], meta["tagger"], meta, path)
 
 

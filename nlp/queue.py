@@ -80,3 +80,27 @@ def _one_per_cluster(tagger, pool_passages, pool, margin, n, seed) -> np.ndarray
             picked.append(pool[members[np.argmin(margin[pool[members]])]])
     picked = sorted(picked, key=lambda i: margin[i])
     return np.asarray(picked[:n])
+
+
+def workspace_queue(ws, tagger: Tagger, codebook, n: int, *, strategy: str = "uncertainty",
+                    axes: Sequence[str] | None = None, pool: int = 2000, seed: int = 0) -> list[Candidate]:
+    """The ``n`` workspace passages to annotate next (none whose text is annotated already), most useful first,
+    with the model's scores and suggested labels. Used by `cdpd queue` and the app's Annotate page."""
+    from .text import Passage, TextProcessor
+
+    rows = ws.candidate_passages(limit=pool, seed=seed)
+    if not rows:
+        return []
+    processor = TextProcessor(codebook, passage_words=10**9)  # a stored passage stays one passage
+    texts = [text[start:end] for _pid, _doc, start, end, text in rows]
+    passages = [ps[0] if ps else Passage(0, 0, 0, [], "") for ps in processor.process(texts)]
+    picked, margin, scores = choose(tagger, passages, n, strategy=strategy, axes=axes, seed=seed)
+    out = []
+    for i in picked:
+        pid, doc, *_ = rows[i]
+        out.append(Candidate(
+            pid, doc, texts[i], round(float(margin[i]), 4),
+            {axis: {lab: float(scores[axis][i, j]) for j, lab in enumerate(labs)} for axis, labs in tagger.labels.items()},
+            {axis: [lab for j, lab in enumerate(labs) if scores[axis][i, j] >= tagger.thresholds_[axis][j]]
+             for axis, labs in tagger.labels.items()}))
+    return out

@@ -37,6 +37,19 @@ def evaluate_tagger(tagger: Tagger, units, y: dict[str, np.ndarray], codebook: C
     return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis)) for axis in codebook.axis_names}
 
 
+def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str | Path | None = None
+                    ) -> dict[str, Any]:
+    """``params`` plus the runtime settings a tagger class takes: for those that embed text (``cache`` among their
+    runtime settings), the persistent embedding cache (``cache``, by default ``$CDPD_HOME/embeddings.sqlite``)
+    unless ``params`` names one, so that a retrain does not encode the same passages again."""
+    settings = dict(params or {})
+    if "cache" in getattr(cls, "_runtime_names", ()) and "cache" not in settings:
+        from .embeddings import default_cache_path
+
+        settings["cache"] = str(cache if cache is not None else default_cache_path())
+    return settings
+
+
 def annotations_sha256(annotations: list[Annotation]) -> str:
     """A hash of annotation content (texts and labels, in order): the training-data identity of a model."""
     h = hashlib.sha256()
@@ -48,11 +61,12 @@ def annotations_sha256(annotations: list[Annotation]) -> str:
 def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *, tagger: str = "linear",
           name: str | None = None, params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
           models_folder: Path | None = None, progress: Progress = _quiet,
-          source: str | None = None) -> tuple[ModelInfo, dict[str, Any]]:
+          source: str | None = None, cache: str | Path | None = None) -> tuple[ModelInfo, dict[str, Any]]:
     """Train on all units but a held-out fifth of the random sample, report on that fifth, then refit on all.
 
     The saved model is fitted on every unit; its recorded metrics are those of the same settings fitted
     without the held-out units, so they are honest estimates of what the saved model does on new data.
+    Taggers that embed text keep their embeddings in ``cache`` (default ``$CDPD_HOME/embeddings.sqlite``).
     """
     if isinstance(annotations_path, list):
         annotations = annotations_path
@@ -70,12 +84,13 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     y = label_matrix(annotations, codebook)
     progress(f"processed {sum(len(u) for u in units)} passages in {time.perf_counter() - t0:.1f}s")
     cls = get_tagger_class(tagger)
+    params = tagger_settings(cls, params, cache)
     metrics: dict[str, Any] = {}
     train_idx, test_idx = heldout_split(annotations, holdout, seed)
     if cls.trainable and test_idx:
         progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out random units")
-        model = cls(codebook, **(params or {})).fit([units[i] for i in train_idx],
-                                                    {a: v[train_idx] for a, v in y.items()})
+        model = cls(codebook, **params).fit([units[i] for i in train_idx],
+                                            {a: v[train_idx] for a, v in y.items()})
         metrics = {"heldout": evaluate_tagger(model, [units[i] for i in test_idx],
                                               {a: v[test_idx] for a, v in y.items()}, codebook),
                    "heldout_units": len(test_idx), "heldout_seed": seed}
@@ -84,7 +99,7 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
             progress(f"  held-out {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}")
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
-    model = cls(codebook, **(params or {})).fit(units, y)
+    model = cls(codebook, **params).fit(units, y)
     fit_seconds = time.perf_counter() - t0
     training = {"path": source, "sha256": data_hash, "n_units": len(units), "fit_seconds": round(fit_seconds, 2)}
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
@@ -94,17 +109,19 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
 
 def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                        params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
-                       progress: Progress = _quiet) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                       progress: Progress = _quiet, cache: str | Path | None = None
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(labels, scores) per axis, each unit scored by a model fitted on the folds that do not hold it."""
     from .annotations import stratified_folds
 
     units = annotation_units(annotations, TextProcessor(codebook))
     y = label_matrix(annotations, codebook)
     cls = get_tagger_class(tagger)
+    params = tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
-        model = cls(codebook, **(params or {})).fit([units[i] for i in train_idx],
-                                                    {a: v[train_idx] for a, v in y.items()})
+        model = cls(codebook, **params).fit([units[i] for i in train_idx],
+                                            {a: v[train_idx] for a, v in y.items()})
         proba = model.predict_proba([units[i] for i in test_idx])
         for axis in y:
             scores[axis][test_idx] = proba[axis]
@@ -114,7 +131,7 @@ def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tag
 
 def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                  params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
-                 progress: Progress = _quiet) -> list[dict[str, Any]]:
+                 progress: Progress = _quiet, cache: str | Path | None = None) -> list[dict[str, Any]]:
     """Likely label errors, by cleanlab's confident learning on out-of-fold scores (multi-label, per axis).
 
     Returns one row per suspect (unit, axis), most suspicious first: the unit's labels, the labels the model
@@ -124,7 +141,7 @@ def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: s
     from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
     y, scores = out_of_fold_scores(annotations, codebook, tagger=tagger, params=params, k=k, seed=seed,
-                                   progress=progress)
+                                   progress=progress, cache=cache)
     rows = []
     for axis in codebook.axis_names:
         labels = codebook.labels(axis)
@@ -144,7 +161,7 @@ def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: s
 
 def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                    params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
-                   progress: Progress = _quiet) -> dict[str, Any]:
+                   progress: Progress = _quiet, cache: str | Path | None = None) -> dict[str, Any]:
     """K-fold cross-validation on iteratively stratified folds: each unit is predicted by a model that never saw
     it; the report covers every unit once, with a calibration table of the out-of-fold scores."""
     from .annotations import stratified_folds
@@ -154,11 +171,12 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
     cls = get_tagger_class(tagger)
+    params = tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
-        model = cls(codebook, **(params or {})).fit([units[i] for i in train_idx],
-                                                    {a: v[train_idx] for a, v in y.items()})
+        model = cls(codebook, **params).fit([units[i] for i in train_idx],
+                                            {a: v[train_idx] for a, v in y.items()})
         held = [units[i] for i in test_idx]
         proba = model.predict_proba(held)
         for axis in y:
@@ -225,3 +243,24 @@ def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) 
         report[axis]["calibration"] = table
         report[axis]["ece"] = expected_calibration_error(table)
     return report
+
+
+def seed_and_workspace_annotations(codebook: Codebook, home: str | Path | None = None,
+                                   say: Callable[[str], None] = _quiet) -> tuple[list[Annotation], str]:
+    """The seed annotations merged with the workspace's (deduplicated by text; a conflict is reported and the
+    workspace's label wins), and a one-line description of that training source."""
+    from .annotations import SEED_ANNOTATIONS, merge_annotations
+    from .workspace import DB_FILE, Workspace, default_home
+
+    seed = read_annotations(SEED_ANNOTATIONS, codebook)
+    folder = Path(home) if home is not None else default_home()
+    own = []
+    if (folder / DB_FILE).exists():
+        with Workspace(folder, create=False) as ws:
+            own = ws.annotation_units(codebook)
+    report = merge_annotations(seed, own)
+    for kept, new, old_labels, new_labels in report.conflicts:
+        say(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels}); using {new}")
+    say(f"{len(seed)} seed + {len(own)} workspace annotations -> {len(report.merged)} units "
+        f"({len(report.duplicates)} duplicate(s), {len(report.conflicts)} conflict(s))")
+    return report.merged, f"seed + workspace ({len(own)} annotations)"

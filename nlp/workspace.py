@@ -3,6 +3,11 @@
 Every write runs in a transaction of a bounded batch, so an interrupted import or classification leaves the
 workspace consistent, and running it again carries on where it stopped: documents are deduplicated on their
 normalised text, and a document counts as classified by a model only once its predictions are committed.
+
+Label counts are also kept pre-aggregated (``label_counts``: documents carrying each label per model, axis, source,
+issuer type, issuer, country, city and month; ``group_counts``: classified documents per model and group), so that
+trends and tables need not scan the predictions. SQL triggers maintain them inside the transaction of every write
+to ``predictions``, ``classified`` or a document's metadata: a re-saved document is never counted twice.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import pandas as pd
 
 from .schema import METADATA_FIELDS, Document
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: pre-aggregated label_counts and group_counts, kept by triggers
 DB_FILE = "cdpd.sqlite"
 #: Groupings a user may ask summaries and tables by; also the only column names ever put into SQL text.
 GROUP_FIELDS = ("issuer_type", "issuer", "source", "country", "city", "year")
 TAGGABLE_LANGUAGES = ("en", "und")
+#: Document fields the pre-aggregated counts keep (besides the month, ``substr(date, 1, 7)``).
+COUNT_FIELDS = ("source", "issuer_type", "issuer", "country", "city")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,6 +121,196 @@ CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE OF title, text ON documen
 END;
 """
 
+# -- pre-aggregated counts (schema v2) ---------------------------------------------------------------------------
+# Writers must update predictions and classified in place (INSERT ... ON CONFLICT DO UPDATE), never with INSERT OR
+# REPLACE: a REPLACE deletes the old row without firing delete triggers (unless recursive_triggers is on).
+_KEY = "source, issuer_type, issuer, country, city, month"
+_LABEL_KEY = f"model, axis, label, {_KEY}"
+_GROUP_KEY = f"model, {_KEY}"
+_MODELS = "(SELECT model FROM models)"  # every predictions row has a registered model: PRIMARY KEY lookups by doc
+
+
+def _doc_key(doc: str) -> str:
+    """The counts key of document ``doc`` (``new`` or ``old`` inside a documents trigger)."""
+    return f"{doc}.source, {doc}.issuer_type, {doc}.issuer, {doc}.country, {doc}.city, substr({doc}.date, 1, 7)"
+
+
+_DOC_KEY_OF = ("(SELECT d.source, d.issuer_type, d.issuer, d.country, d.city, substr(d.date, 1, 7) "
+               "FROM documents d WHERE d.doc_id = {row}.doc_id)")
+
+
+def _label_add(row: str) -> str:
+    return (f"INSERT INTO label_counts ({_LABEL_KEY}, documents) SELECT {row}.model, {row}.axis, {row}.label, "
+            f"{_doc_key('d')}, 1 FROM documents d WHERE d.doc_id = {row}.doc_id "
+            f"ON CONFLICT ({_LABEL_KEY}) DO UPDATE SET documents = documents + 1;")
+
+
+def _label_remove(row: str) -> str:
+    where = (f"model = {row}.model AND axis = {row}.axis AND label = {row}.label "
+             f"AND ({_KEY}) = {_DOC_KEY_OF.format(row=row)}")
+    return (f"UPDATE label_counts SET documents = documents - 1 WHERE {where};"
+            f"DELETE FROM label_counts WHERE {where} AND documents <= 0;")
+
+
+def _group_add(row: str) -> str:
+    return (f"INSERT INTO group_counts ({_GROUP_KEY}, documents) SELECT {row}.model, {_doc_key('d')}, 1 "
+            f"FROM documents d WHERE d.doc_id = {row}.doc_id "
+            f"ON CONFLICT ({_GROUP_KEY}) DO UPDATE SET documents = documents + 1;")
+
+
+def _group_remove(row: str) -> str:
+    where = f"model = {row}.model AND ({_KEY}) = {_DOC_KEY_OF.format(row=row)}"
+    return (f"UPDATE group_counts SET documents = documents - 1 WHERE {where};"
+            f"DELETE FROM group_counts WHERE {where} AND documents <= 0;")
+
+
+_SAME_PREDICTION = ("new.model = old.model AND new.doc_id = old.doc_id AND new.axis = old.axis "
+                    "AND new.label = old.label")
+_OLD_KEY = ("source = old.source AND issuer_type = old.issuer_type AND issuer = old.issuer AND country = old.country "
+            "AND city = old.city AND month = substr(old.date, 1, 7)")
+_DOC_SELECTED = (f"SELECT p.model, p.axis, p.label FROM predictions p "
+                 f"WHERE p.model IN {_MODELS} AND p.doc_id = {{doc}}.doc_id AND p.selected = 1")
+_DOC_CLASSIFIED = f"SELECT c.model FROM classified c WHERE c.model IN {_MODELS} AND c.doc_id = {{doc}}.doc_id"
+
+_COUNTS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS label_counts (
+    model       TEXT NOT NULL,
+    axis        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    issuer_type TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    country     TEXT NOT NULL,
+    city        TEXT NOT NULL,
+    month       TEXT NOT NULL,
+    documents   INTEGER NOT NULL,
+    PRIMARY KEY ({_LABEL_KEY})
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_counts (
+    model       TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    issuer_type TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    country     TEXT NOT NULL,
+    city        TEXT NOT NULL,
+    month       TEXT NOT NULL,
+    documents   INTEGER NOT NULL,
+    PRIMARY KEY ({_GROUP_KEY})
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS predictions_counts_ai AFTER INSERT ON predictions WHEN new.selected = 1 BEGIN
+    {_label_add("new")}
+END;
+CREATE TRIGGER IF NOT EXISTS predictions_counts_ad AFTER DELETE ON predictions WHEN old.selected = 1 BEGIN
+    {_label_remove("old")}
+END;
+CREATE TRIGGER IF NOT EXISTS predictions_counts_au_old AFTER UPDATE ON predictions
+WHEN old.selected = 1 AND NOT (new.selected = 1 AND {_SAME_PREDICTION}) BEGIN
+    {_label_remove("old")}
+END;
+CREATE TRIGGER IF NOT EXISTS predictions_counts_au_new AFTER UPDATE ON predictions
+WHEN new.selected = 1 AND NOT (old.selected = 1 AND {_SAME_PREDICTION}) BEGIN
+    {_label_add("new")}
+END;
+CREATE TRIGGER IF NOT EXISTS classified_counts_ai AFTER INSERT ON classified BEGIN
+    {_group_add("new")}
+END;
+CREATE TRIGGER IF NOT EXISTS classified_counts_ad AFTER DELETE ON classified BEGIN
+    {_group_remove("old")}
+END;
+CREATE TRIGGER IF NOT EXISTS classified_counts_au AFTER UPDATE OF model, doc_id ON classified
+WHEN new.model IS NOT old.model OR new.doc_id IS NOT old.doc_id BEGIN
+    {_group_remove("old")}
+    {_group_add("new")}
+END;
+-- a deleted document's predictions go first, while its metadata can still be read (cascades run after the delete)
+CREATE TRIGGER IF NOT EXISTS documents_counts_bd BEFORE DELETE ON documents BEGIN
+    DELETE FROM predictions WHERE model IN {_MODELS} AND doc_id = old.doc_id;
+    DELETE FROM classified WHERE model IN {_MODELS} AND doc_id = old.doc_id;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_counts_au AFTER UPDATE OF {", ".join(COUNT_FIELDS)}, date ON documents
+WHEN ({_doc_key("old")}) IS NOT ({_doc_key("new")}) BEGIN
+    UPDATE label_counts SET documents = documents - 1
+        WHERE (model, axis, label) IN ({_DOC_SELECTED.format(doc="old")}) AND {_OLD_KEY};
+    DELETE FROM label_counts WHERE (model, axis, label) IN ({_DOC_SELECTED.format(doc="old")}) AND {_OLD_KEY}
+        AND documents <= 0;
+    INSERT INTO label_counts ({_LABEL_KEY}, documents) SELECT p.model, p.axis, p.label, {_doc_key("new")}, 1
+        FROM ({_DOC_SELECTED.format(doc="new")}) p WHERE 1
+        ON CONFLICT ({_LABEL_KEY}) DO UPDATE SET documents = documents + 1;
+    UPDATE group_counts SET documents = documents - 1
+        WHERE model IN ({_DOC_CLASSIFIED.format(doc="old")}) AND {_OLD_KEY};
+    DELETE FROM group_counts WHERE model IN ({_DOC_CLASSIFIED.format(doc="old")}) AND {_OLD_KEY} AND documents <= 0;
+    INSERT INTO group_counts ({_GROUP_KEY}, documents) SELECT c.model, {_doc_key("new")}, 1
+        FROM ({_DOC_CLASSIFIED.format(doc="new")}) c WHERE 1
+        ON CONFLICT ({_GROUP_KEY}) DO UPDATE SET documents = documents + 1;
+END;
+"""
+
+# The same counts rolled up: labels_by_month and groups_by_month keep source, issuer type and month only; the
+# by_country, by_issuer and by_city tables keep that field too. Corpora such as the UN General Debate have one
+# speech per speaker (and country) per session, so label_counts holds about one row per selected prediction; a trend
+# overall, by source or issuer type, or for some countries (issuers, cities) reads a rollup instead, whose primary
+# key starts with the field it keeps. Triggers on the counts keep the rollups (a count changes by +-1, or a row
+# comes or goes; its key never changes in place).
+#: Rollups: name suffix -> the field kept besides source, issuer type and month ("" for none).
+ROLLUPS = {"month": "", "country": "country", "issuer": "issuer", "city": "city"}
+
+
+def _rollup(fine: str, coarse: str, key: list[str]) -> str:
+    """The table ``coarse`` keyed by ``key`` (+ documents) and the triggers that keep it equal to ``fine``'s sums."""
+    columns = ",\n    ".join(f"{c} TEXT NOT NULL" for c in key)
+    match_new = " AND ".join(f"{c} = new.{c}" for c in key)
+    match_old = " AND ".join(f"{c} = old.{c}" for c in key)
+    values = ", ".join(f"new.{c}" for c in key)
+    return f"""
+CREATE TABLE IF NOT EXISTS {coarse} (
+    {columns},
+    documents INTEGER NOT NULL,
+    PRIMARY KEY ({", ".join(key)})
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS {coarse}_ai AFTER INSERT ON {fine} BEGIN
+    INSERT INTO {coarse} ({", ".join(key)}, documents) VALUES ({values}, new.documents)
+        ON CONFLICT ({", ".join(key)}) DO UPDATE SET documents = documents + excluded.documents;
+END;
+CREATE TRIGGER IF NOT EXISTS {coarse}_au AFTER UPDATE OF documents ON {fine} BEGIN
+    UPDATE {coarse} SET documents = documents + new.documents - old.documents WHERE {match_new};
+    DELETE FROM {coarse} WHERE {match_new} AND documents <= 0;
+END;
+CREATE TRIGGER IF NOT EXISTS {coarse}_ad AFTER DELETE ON {fine} BEGIN
+    UPDATE {coarse} SET documents = documents - old.documents WHERE {match_old};
+    DELETE FROM {coarse} WHERE {match_old} AND documents <= 0;
+END;
+"""
+
+
+def _rollup_key(kind: str, field: str) -> list[str]:
+    head = ["model", "axis"] if kind == "labels" else ["model"]
+    tail = ["label"] if kind == "labels" else []
+    return head + ([field] if field else []) + tail + ["source", "issuer_type", "month"]
+
+
+ROLLUP_TABLES = [f"{kind}_by_{name}" for name in ROLLUPS for kind in ("labels", "groups")]
+_COUNTS_SCHEMA += "".join(
+    _rollup("label_counts" if kind == "labels" else "group_counts", f"{kind}_by_{name}", _rollup_key(kind, field))
+    for name, field in ROLLUPS.items() for kind in ("labels", "groups"))
+
+#: Recount the pre-aggregated tables from predictions and classified (the v1 -> v2 migration; a repair). The
+#: rollups are emptied first, then filled by their triggers as the counts are inserted.
+_REBUILD_COUNTS = f"""
+{"".join(f"DELETE FROM {t};" for t in ROLLUP_TABLES)}
+DELETE FROM label_counts;
+DELETE FROM group_counts;
+{"".join(f"DELETE FROM {t};" for t in ROLLUP_TABLES)}
+INSERT INTO label_counts ({_LABEL_KEY}, documents)
+    SELECT p.model, p.axis, p.label, {_doc_key("d")}, count(*)
+    FROM predictions p JOIN documents d ON d.doc_id = p.doc_id
+    WHERE p.selected = 1 GROUP BY p.model, p.axis, p.label, {_doc_key("d")};
+INSERT INTO group_counts ({_GROUP_KEY}, documents)
+    SELECT c.model, {_doc_key("d")}, count(*) FROM classified c JOIN documents d ON d.doc_id = c.doc_id
+    GROUP BY c.model, {_doc_key("d")};
+"""
+#: SQL run, after the schema, when a workspace older than the key's version is upgraded.
+_UPGRADES = {2: _REBUILD_COUNTS}
+
 
 class WorkspaceError(RuntimeError):
     """The workspace cannot be opened or used (newer schema, corrupt file, bad query)."""
@@ -194,11 +391,19 @@ class Workspace:
                 "upgrade cdpd"
             )
         if version < SCHEMA_VERSION:
-            # one script, one transaction: a crash mid-way leaves no half-made schema
+            # one script, one transaction: a crash mid-way leaves no half-made schema (nor half-counted counts)
+            upgrades = "".join(sql for v, sql in sorted(_UPGRADES.items()) if 0 < version < v)
             self.conn.executescript(
-                "BEGIN IMMEDIATE;" + _SCHEMA
+                "BEGIN IMMEDIATE;" + _SCHEMA + _COUNTS_SCHEMA + upgrades
                 + f"INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{int(SCHEMA_VERSION)}');"
                 + "COMMIT;")
+
+    def rebuild_counts(self) -> None:
+        """Recount the pre-aggregated ``label_counts`` and ``group_counts`` from the predictions, in one
+        transaction (the triggers keep them right; this is for repairs and the v1 -> v2 upgrade)."""
+        with self.transaction() as conn:
+            for statement in filter(str.strip, _REBUILD_COUNTS.split(";")):
+                conn.execute(statement)
 
     @property
     def schema_version(self) -> int:
@@ -304,18 +509,19 @@ class Workspace:
     def save_predictions(self, model: str, items: Sequence[tuple[int, Any]], thresholds: dict[str, Any]) -> None:
         """Store tagged documents (``nlp.pipeline.TaggedDocument``) in one transaction, passages included.
 
-        Passages depend on the text only, so a document classified by a second model reuses its passages.
+        Passages depend on the text only, so a document classified by a second model reuses its passages. Saving a
+        document again replaces its predictions (rows are updated in place, so the pre-aggregated counts move
+        with them and nothing is counted twice).
         """
         now = _now()
         labels_by_axis = self._labels(model)
         with self.transaction() as conn:
             for doc_id, tagged in items:
-                passage_ids = []
-                for p in tagged.passages:
-                    conn.execute("INSERT OR IGNORE INTO passages (doc_id, idx, start, end, n_words) "
-                                 "VALUES (?, ?, ?, ?, ?)", (doc_id, p.index, p.start, p.end, p.n_words))
-                    passage_ids.append(conn.execute("SELECT passage_id FROM passages WHERE doc_id = ? AND idx = ?",
-                                                    (doc_id, p.index)).fetchone()[0])
+                conn.executemany("INSERT OR IGNORE INTO passages (doc_id, idx, start, end, n_words) "
+                                 "VALUES (?, ?, ?, ?, ?)",
+                                 [(doc_id, p.index, p.start, p.end, p.n_words) for p in tagged.passages])
+                stored = dict(conn.execute("SELECT idx, passage_id FROM passages WHERE doc_id = ?", (doc_id,)))
+                passage_ids = [stored[p.index] for p in tagged.passages]
                 rows, passage_rows = [], []
                 for axis, scores in tagged.scores.items():
                     labels = labels_by_axis[axis]
@@ -328,9 +534,15 @@ class Workspace:
                         for pid, s in zip(passage_ids, column):
                             if s >= thresholds[axis][j]:
                                 passage_rows.append((model, pid, label, float(s)))
-                conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany(
+                    "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, doc_id, label) DO UPDATE "
+                    "SET axis = excluded.axis, score = excluded.score, selected = excluded.selected, "
+                    "evidence = excluded.evidence", rows)
+                conn.execute("DELETE FROM passage_labels WHERE model = ? AND passage_id IN "
+                             "(SELECT passage_id FROM passages WHERE doc_id = ?)", (model, doc_id))
                 conn.executemany("INSERT OR REPLACE INTO passage_labels VALUES (?, ?, ?, ?)", passage_rows)
-                conn.execute("INSERT OR REPLACE INTO classified VALUES (?, ?, ?)", (model, doc_id, now))
+                conn.execute("INSERT INTO classified VALUES (?, ?, ?) ON CONFLICT (model, doc_id) DO UPDATE "
+                             "SET classified_at = excluded.classified_at", (model, doc_id, now))
 
     def _labels(self, model: str) -> dict[str, list[str]]:
         cache = self.__dict__.setdefault("_label_cache", {})
@@ -357,21 +569,28 @@ class Workspace:
             "ORDER BY source", self.conn).set_index("source")
 
     def label_shares(self, model: str, by: str = "issuer_type") -> pd.DataFrame:
-        """Share of classified documents carrying each label (rows: axis, label; columns: the groups)."""
-        column = _group_expr(by)
+        """Share of classified documents carrying each label (rows: axis, label; columns: the groups).
+
+        Read from the pre-aggregated counts (the rollup that keeps ``by``): no scan of the predictions."""
+        column = _group_expr(by, "c", "month")
+        rollup = by if by in ROLLUPS else "month"  # a fixed table name: labels_by_* / groups_by_*
         counts = pd.read_sql_query(
-            f"SELECT {column} AS grp, p.axis, p.label, sum(p.selected) AS n FROM predictions p "
-            "JOIN documents d ON d.doc_id = p.doc_id WHERE p.model = ? GROUP BY grp, p.axis, p.label",
-            self.conn, params=(model,))
+            f"SELECT {column} AS grp, c.axis, c.label, sum(c.documents) AS n FROM labels_by_{rollup} c "
+            "WHERE c.model = ? GROUP BY grp, c.axis, c.label", self.conn, params=(model,))
         totals = pd.read_sql_query(
-            f"SELECT {column} AS grp, count(*) AS total FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
-            "WHERE c.model = ? GROUP BY grp", self.conn, params=(model,)).set_index("grp")["total"]
-        if counts.empty:
+            f"SELECT {column} AS grp, sum(c.documents) AS total FROM groups_by_{rollup} c "
+            "WHERE c.model = ? GROUP BY grp", self.conn, params=(model,)).set_index("grp")["total"].sort_index()
+        if totals.empty:
             return pd.DataFrame()
-        table = counts.pivot_table(index=["axis", "label"], columns="grp", values="n", aggfunc="sum", fill_value=0)
         order = self._labels(model)
-        index = [(axis, label) for axis in order for label in order[axis] if (axis, label) in table.index]
-        table = table.loc[index] / totals.reindex(table.columns).to_numpy()
+        index = pd.MultiIndex.from_tuples([(axis, label) for axis in order for label in order[axis]],
+                                          names=["axis", "label"])
+        if counts.empty:
+            table = pd.DataFrame(0, index=index, columns=totals.index)
+        else:
+            table = (counts.pivot_table(index=["axis", "label"], columns="grp", values="n", aggfunc="sum",
+                                        fill_value=0).reindex(index=index, columns=totals.index, fill_value=0))
+        table = table / totals.to_numpy()
         table.columns.name = by
         return table
 
@@ -404,6 +623,11 @@ class Workspace:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now()))
             return int(cur.lastrowid)
+
+    def delete_annotation(self, annotation_id: int) -> bool:
+        """Undo: remove one annotation (True if it existed)."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM annotations WHERE annotation_id = ?", (int(annotation_id),)).rowcount == 1
 
     def candidate_passages(self, limit: int = 2000, seed: int = 0) -> list[tuple[int, str, int, int, str]]:
         """Up to ``limit`` passages of English documents, none whose text is annotated already, drawn at random
@@ -443,10 +667,14 @@ class Workspace:
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
 
 
-def _group_expr(by: str) -> str:
+def _group_expr(by: str, alias: str = "d", date_column: str = "date") -> str:
+    """SQL for a grouping: ``by`` must be one of GROUP_FIELDS; ``alias`` and ``date_column`` come from callers'
+    fixed strings (``documents d`` and its ``date``, or a counts table and its ``month``)."""
     if by not in GROUP_FIELDS:
         raise WorkspaceError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_FIELDS)}")
-    return "substr(d.date, 1, 4)" if by == "year" else f"d.{by}"
+    if date_column not in ("date", "month") or not alias.isidentifier():
+        raise ValueError(f"bad column reference {alias}.{date_column}")
+    return f"substr({alias}.{date_column}, 1, 4)" if by == "year" else f"{alias}.{by}"
 
 
 def _row_document(row: sqlite3.Row) -> Document:

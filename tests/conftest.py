@@ -169,3 +169,34 @@ def small_linear(codebook, small_units):
     from nlp.taggers.linear import LinearTagger
 
     return LinearTagger(codebook, cv_folds=3).fit(units, y)
+
+
+@pytest.fixture(scope="session")
+def classify_workspace(linear_model):
+    """A function classifying every unclassified document of the workspace at ``home`` with the session's linear
+    model, as `cdpd run` does."""
+    from nlp.cli import _classify_workspace
+
+    def run(home, model: str = "linear") -> None:
+        class Args:
+            workspace = str(home)
+            codebook = None
+            quiet = True
+
+        Args.model = model
+        _classify_workspace(Args())
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def shipped_documents():
+    """A few hundred real documents of every shipped corpus (city and national), as Documents."""
+    import pandas as pd
+
+    from nlp.schema import Document
+
+    frames = [pd.read_parquet(CORPORA / f"{name}.parquet").head(n) for name, n in
+              [("nyc_council", 150), ("ccc", 150), ("king_county", 60), ("state_department", 120),
+               ("white_house", 80), ("ungdc_sample", 40)]]
+    return [Document.from_record(r) for f in frames for r in f.to_dict("records")]

@@ -171,25 +171,12 @@ def test_cli_ca_bad_tables(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def real_workspace(tmp_path_factory, linear_model):
+def real_workspace(tmp_path_factory, shipped_documents, classify_workspace):
     """A workspace of 600 real documents from the shipped corpus, classified with the default model."""
-    from nlp.cli import CORPORA, _classify_workspace
-
     home = tmp_path_factory.mktemp("real_ws")
-    frames = [pd.read_parquet(CORPORA / f"{name}.parquet").head(n) for name, n in
-              [("nyc_council", 150), ("ccc", 150), ("king_county", 60), ("state_department", 120),
-               ("white_house", 80), ("ungdc_sample", 40)]]
-    docs = [Document.from_record(r) for f in frames for r in f.to_dict("records")]
     with Workspace(home) as ws:
-        ws.add_documents(docs)
-
-    class Args:
-        workspace = str(home)
-        codebook = None
-        model = "linear"
-        quiet = True
-
-    _classify_workspace(Args())
+        ws.add_documents(shipped_documents)
+    classify_workspace(home)
     return home
 
 

@@ -441,3 +441,52 @@ def test_run_with_the_lexicon_model(capsys, tmp_path, small_corpus):
     code, out, err = run_cli(capsys, "run", "--workspace", tmp_path / "ws", "--model", "lexicon", "-q")
     assert code == 0, err
     assert any(line.startswith("Share of documents per label by issuer_type (model lexicon@") for line in out)
+
+
+def test_embedding_train_and_classify_use_the_workspace_cache(capsys, monkeypatch, tmp_path, small_seed_rows):
+    """`train --model embedding` and `classify` with an embedding model keep their embeddings in the workspace's
+    cache: a second train encodes nothing (the encoder is never called, the cache gains no row)."""
+    import sqlite3
+
+    from nlp import embeddings
+
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    home = tmp_path / "ws"
+    cache = home / embeddings.CACHE_FILE
+    rows = small_seed_rows[:30]
+    ann = tmp_path / "tiny.jsonl"
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def count() -> int:
+        with sqlite3.connect(cache) as conn:
+            return conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--workspace", home, "-q")
+    assert code == 0, err
+    first, n_rows = out[0], count()
+    assert n_rows >= len(rows)  # every unit's passages, and the labels' prototype texts
+
+    def no_encoding(*_a, **_k):
+        raise AssertionError("the encoder was called although every text is cached")
+
+    monkeypatch.setattr(embeddings, "embed", no_encoding)
+    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--workspace", home, "-q")
+    assert code == 0, err
+    assert out == [first] and count() == n_rows  # same data, same settings: same version, nothing encoded
+    monkeypatch.undo()
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+
+    # classify: the first pass stores what it embeds (passages, evidence sentences), the second reads them back
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows[:3]), encoding="utf-8")
+    code, out1, err = run_cli(capsys, "classify", docs, "--model", "embedding", "--workspace", home, "-q")
+    assert code == 0, err
+    grown = count()
+    monkeypatch.setattr(embeddings, "embed", no_encoding)
+    code, out2, err = run_cli(capsys, "classify", docs, "--model", "embedding", "--workspace", home, "-q")
+    assert code == 0, err
+    assert out2 == out1 and count() == grown
+    # without --workspace the cache is $CDPD_HOME's
+    monkeypatch.setenv("CDPD_HOME", str(home))
+    args = nlp.cli.build_parser().parse_args(["classify", str(docs)])
+    assert nlp.cli._embedding_cache(args) == cache

@@ -49,21 +49,12 @@ def test_most_uncertain_first(codebook, processor):
         choose(tagger, passages, 2, axes=["colours"])
 
 
-def test_cli_queue_on_a_workspace(tmp_path, capsys, linear_model, state_department, monkeypatch):
-    from nlp.cli import _classify_workspace
-
+def test_cli_queue_on_a_workspace(tmp_path, capsys, classify_workspace, state_department, monkeypatch):
     home = tmp_path / "ws"
     docs = [Document.from_record(r) for r in state_department.head(40).to_dict("records")]
     with Workspace(home) as ws:
         ws.add_documents(docs)
-
-    class Args:
-        workspace = str(home)
-        codebook = None
-        model = "linear"
-        quiet = True
-
-    _classify_workspace(Args())
+    classify_workspace(home)
     out = tmp_path / "queue.jsonl"
     assert main(["queue", "--workspace", str(home), "-n", "5", "--model", "linear", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]

@@ -87,3 +87,21 @@ def test_zero_shot_labels_are_recorded_and_marked(registry, codebook):
     assert "zero_shot" not in doc.to_record(codebook.label_sets(), "m@1", {"functions": []})
     record = doc.to_record(codebook.label_sets(), "m@1", {"functions": ["twinning"], "domains": []})
     assert record["zero_shot"] == ["twinning"]
+
+
+def test_model_cards_say_what_each_tier_is_weak_at():
+    from nlp.models import TIER_LIMITS, model_card
+    from nlp.taggers import TAGGERS
+
+    assert set(TIER_LIMITS) >= set(TAGGERS)  # a new tier needs its limits written down
+    cards = {name: model_card({"name": name, "version": "0", "tagger": name}) for name in TAGGERS}
+    for name, card in cards.items():
+        limits = card.split("## Limits", 1)[1]
+        assert all(line in limits for line in TIER_LIMITS[name])
+    assert "256 word pieces" in cards["embedding"] and "Zero-shot" in cards["embedding"]
+    assert "256 word pieces" in cards["transformer"] and "CPU" in cards["transformer"]
+    assert "never predicted" in cards["linear"] and "negation" in cards["lexicon"]
+    zero_shot = model_card({"name": "e", "version": "0", "tagger": "embedding",
+                            "zero_shot": {"functions": ["sister_city_festival"], "domains": []}})
+    assert "Zero-shot labels (no annotated example" in zero_shot and "sister_city_festival" in zero_shot
+    assert "sister_city_festival" not in cards["embedding"]

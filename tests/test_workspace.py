@@ -95,18 +95,19 @@ def test_wal_mode_and_schema_version(tmp_path):
     with Workspace(home) as ws:
         assert ws.path == home / DB_FILE and ws.path.exists()
         assert ws.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert ws.schema_version == SCHEMA_VERSION == 1
+        assert ws.schema_version == SCHEMA_VERSION == 2
         assert ws.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in ws.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"documents", "passages", "predictions", "classified", "annotations", "documents_fts"} <= tables
+        assert {"documents", "passages", "predictions", "classified", "annotations", "documents_fts",
+                "label_counts", "group_counts"} <= tables
     raw = sqlite3.connect(home / DB_FILE)
     try:  # WAL is a property of the file: another connection sees it too
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+        assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     finally:
         raw.close()
     with Workspace(home, create=False) as again:  # reopening migrates nothing and keeps the version
-        assert again.schema_version == 1
+        assert again.schema_version == 2
 
 
 def test_missing_workspace_without_create(tmp_path):
@@ -119,12 +120,12 @@ def test_newer_schema_is_refused(tmp_path):
     home = tmp_path / "ws"
     Workspace(home).close()
     raw = sqlite3.connect(home / DB_FILE)
-    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     with pytest.raises(WorkspaceError) as info:
         Workspace(home)
-    assert "v2" in str(info.value) and "v1" in str(info.value) and "upgrade" in str(info.value)
+    assert "v3" in str(info.value) and "v2" in str(info.value) and "upgrade" in str(info.value)
 
 
 def test_not_a_database_is_refused(tmp_path):

@@ -41,6 +41,9 @@ class Tagger:
 
     name: ClassVar[str] = "tagger"
     trainable: ClassVar[bool] = True
+    #: Whether ``fit`` leaves ``oof_passage_scores_``: out-of-fold passage scores of the training units, per axis
+    #: (what the ensemble tier tunes its thresholds on).
+    out_of_fold: ClassVar[bool] = False
     _param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, codebook: Codebook):

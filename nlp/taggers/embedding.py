@@ -63,6 +63,7 @@ def sentence_text(passage: Passage, sentence) -> str:
 
 @register_tagger("embedding")
 class EmbeddingTagger(Tagger):
+    out_of_fold = True
     _param_names = ("C", "seed_weight", "cv_folds", "max_tokens", "random_state")
     #: Settings of how to compute, not of what is computed: accepted by the constructor and set_params, left out
     #: of get_params (so of meta.json and the model version).
@@ -194,6 +195,7 @@ class EmbeddingTagger(Tagger):
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
 
         oof = {axis: np.zeros((n, len(labs))) for axis, labs in self.labels.items()}
+        oof_passages = {axis: np.zeros((len(flat), len(labs))) for axis, labs in self.labels.items()}
         folds = KFold(n_splits=min(self.cv_folds, n), shuffle=True, random_state=self.random_state)
         # one BLAS thread: these matrices are small, and threads fighting over 2 cores made fitting 15x slower
         with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
@@ -203,12 +205,15 @@ class EmbeddingTagger(Tagger):
                 for axis in self.labels:
                     coef, intercept = self._fit_axis(X_units[train_idx], Y[axis][train_idx])
                     scores = _sigmoid(X_passages[in_test] @ coef.T + intercept)
+                    oof_passages[axis][in_test] = scores
                     oof[axis][test_idx] = aggregate_max(scores, owners[in_test], n)[test_idx]
             fitted = {axis: self._fit_axis(X_units, Y[axis]) for axis in self.labels}
         self.coef_ = {axis: c for axis, (c, _) in fitted.items()}
         self.intercept_ = {axis: b for axis, (_, b) in fitted.items()}
         self.zero_shot_mask_ = {axis: Y[axis].sum(axis=0) == 0 for axis in self.labels}
         self.thresholds_ = {axis: tune_thresholds(Y[axis], oof[axis]) for axis in self.labels}
+        # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
+        self.oof_passage_scores_ = oof_passages
 
         # zero-shot: calibrate (cosine to prototype, own seeds) on the labels that have data, then score the others
         self.prototypes_ = self._prototype_vectors()
@@ -274,9 +279,19 @@ class EmbeddingTagger(Tagger):
         self._check_fitted()
         if not passages:
             return {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
+        self.__dict__.pop("_sentence_memo", None)  # a new batch: the evidence of the last one is not asked for again
         vectors = self._embed([p.text for p in passages])
         seeds = [p.seed_counts() for p in passages]
         return {axis: _sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
+
+    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of sentences, remembered until the next :meth:`passage_proba` batch: the pipeline asks for
+        the evidence of a batch once per axis, mostly about the same passages, and nothing is embedded twice."""
+        memo = self.__dict__.setdefault("_sentence_memo", {})
+        missing = list(dict.fromkeys(t for t in texts if t not in memo))
+        if missing:
+            memo.update(zip(missing, self._embed(missing)))
+        return np.array([memo[t] for t in texts], dtype=np.float32).reshape(len(texts), _DIM)
 
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """Per passage, (n_sentences, n_labels): each sentence's logit, scored alone, minus the passage's mean."""
@@ -284,7 +299,7 @@ class EmbeddingTagger(Tagger):
         sentences = [(p, s) for p in passages for s in p.sentences]
         if not sentences:
             return [np.zeros((0, len(self.labels[axis]))) for _ in passages]
-        vectors = self._embed([sentence_text(p, s) for p, s in sentences])
+        vectors = self._sentence_vectors([sentence_text(p, s) for p, s in sentences])
         logits = self._logits(vectors, [s.seeds for _, s in sentences], axis)
         out, start = [], 0
         for p in passages:

@@ -36,6 +36,7 @@ def _joined(tokens: Sequence[str]) -> str:
 
 @register_tagger("linear")
 class LinearTagger(Tagger):
+    out_of_fold = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state")
 
     def __init__(self, codebook, *, C: float = 4.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
@@ -123,14 +124,18 @@ class LinearTagger(Tagger):
         X_passages = self._features(self.vectorizer_, [p.tokens for p in flat], [p.seed_counts() for p in flat])
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
         oof = {axis: np.zeros((n, len(labs))) for axis, labs in self.labels.items()}
+        oof_passages = {axis: np.zeros((len(flat), len(labs))) for axis, labs in self.labels.items()}
         folds = KFold(n_splits=min(self.cv_folds, n), shuffle=True, random_state=self.random_state)
         for train_idx, test_idx in folds.split(np.arange(n)):
             in_test = np.isin(owners, test_idx)
             for axis in self.labels:
                 clf = self._new_classifier().fit(X_units[train_idx], Y[axis][train_idx])
-                scores = aggregate_max(_positive_proba(clf, X_passages[in_test]), owners[in_test], n)
-                oof[axis][test_idx] = scores[test_idx]
+                passage_scores = _positive_proba(clf, X_passages[in_test])
+                oof_passages[axis][in_test] = passage_scores
+                oof[axis][test_idx] = aggregate_max(passage_scores, owners[in_test], n)[test_idx]
         self.thresholds_ = {axis: tune_thresholds(Y[axis], oof[axis]) for axis in self.labels}
+        # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
+        self.oof_passage_scores_ = oof_passages
         self.classifiers_ = {axis: self._new_classifier().fit(X_units, Y[axis]) for axis in self.labels}
         self._forget_caches()
         return self

@@ -1,0 +1,130 @@
+"""Models: the registered versions with their held-out scores, retraining on the seed and workspace annotations,
+a per-label comparison of a version with the active one, and activation."""
+
+import pandas as pd
+import streamlit as st
+
+from nlp.app import common as c
+from nlp.metrics import side_by_side
+from nlp.models import activate, active_ref, list_models, model_card, read_meta
+from nlp.training import seed_and_workspace_annotations, train
+
+#: Training stages (first words of train()'s progress messages) and how far along each one is.
+STAGES = (("read ", 0.05), ("training on", 0.05), ("processed", 0.3), ("fitting", 0.35), ("  held-out", 0.6),
+          ("saved model", 1.0))
+TIERS = {"linear": "linear: TF-IDF + seeds, logistic regression (~20 s)",
+         "embedding": "embedding: frozen MiniLM + logistic regression (seconds once embeddings are cached; the "
+                      "first time ~3 min on 2 cores)",
+         "transformer": "transformer: fine-tuned MiniLM (slow on CPU: ~15 min or more)"}
+
+st.title("Models")
+cb = c.codebook()
+
+
+def ref_of(meta) -> str:
+    return f"{meta['name']}@{meta['version']}"
+
+
+def table(models) -> pd.DataFrame:
+    rows = []
+    for meta in reversed(models):
+        held = meta.get("metrics", {}).get("heldout", {})
+        row = {"model": ref_of(meta), "active": bool(meta.get("active")), "tagger": meta.get("tagger"),
+               "created": meta.get("created_at", ""), "units": meta.get("training", {}).get("n_units"),
+               "data": meta.get("training", {}).get("path", "")}
+        for axis in cb.axis_names:
+            if axis in held:
+                row[f"{axis} micro-F1"] = round(held[axis]["micro"]["f1"], 3)
+                row[f"{axis} macro-F1"] = round(held[axis]["macro_f1"], 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+if "models_flash" in st.session_state:
+    flash, log = st.session_state.pop("models_flash")
+    st.success(flash)
+    with st.expander("Training log"):
+        st.code("\n".join(log), language=None)
+
+models = list_models()
+active = active_ref()
+if models:
+    st.dataframe(table(models), hide_index=True, width="stretch")
+    st.caption("Scores are micro/macro F1 on the held-out fifth of the randomly sampled annotated units, from the "
+               "same settings fitted without them.")
+else:
+    st.info("No trained model yet: train one below (or run `make run`).")
+
+st.subheader("Retrain")
+with st.form("retrain"):
+    tier = st.selectbox("Tagger", list(TIERS), format_func=TIERS.get, key="retrain_tier")
+    name = st.text_input("Name", value="", placeholder="default: the tagger's name", key="retrain_name")
+    make_active = st.checkbox("Activate the new version when done", key="retrain_activate")
+    go = st.form_submit_button("Train on seed + workspace annotations", type="primary")
+if go:
+    bar = st.progress(0.0, text="Reading annotations ...")
+    log: list[str] = []
+
+    def progress(message: str) -> None:
+        log.append(message)
+        done = next((f for prefix, f in STAGES if message.startswith(prefix)), None)
+        if done is not None:
+            progress.value = max(progress.value, done)
+        bar.progress(progress.value, text=message.strip())
+
+    progress.value = 0.0
+    try:
+        with st.status("Training ...", expanded=False) as status:
+            data, source = seed_and_workspace_annotations(cb, say=progress)
+            params = None
+            if tier == "embedding":
+                from nlp.embeddings import default_cache_path
+
+                params = {"cache": str(default_cache_path())}
+            info, _ = train(data, cb, tagger=tier, name=name.strip() or None, params=params, source=source,
+                            progress=progress)
+            for line in log:
+                st.write(line)
+            status.update(label=f"Trained {info.ref}", state="complete")
+        st.session_state["trained"] = info.ref
+        if make_active or active is None:
+            activate(info.ref)
+            flash = f"Trained {info.ref}; it is now the active model."
+        else:
+            flash = f"Trained and registered {info.ref}. Compare it with the active model below, then activate it."
+        st.session_state["models_flash"] = (flash, log)
+        st.rerun()  # the listing above now includes the new version
+    except Exception as exc:
+        st.error(f"Training failed: {c.friendly(exc)}")
+
+models = list_models()
+refs = [ref_of(m) for m in reversed(models)]
+active = active_ref()
+if len(refs) >= 1:
+    st.subheader("Compare and activate")
+    default = refs.index(st.session_state["trained"]) if st.session_state.get("trained") in refs else 0
+    left, right = st.columns(2)
+    chosen = left.selectbox("Version", refs, index=default, key="models_chosen")
+    baseline = right.selectbox("Against", refs, index=refs.index(active) if active in refs else 0,
+                               key="models_baseline")
+    a, b = read_meta(baseline), read_meta(chosen)
+    ha, hb = a.get("metrics", {}).get("heldout"), b.get("metrics", {}).get("heldout")
+    if chosen == baseline:
+        st.caption("Pick two different versions to compare them.")
+    elif ha and hb:
+        same = a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
+        frame = side_by_side(ha, hb).rename(columns={"A": f"{baseline} (A)", "B": f"{chosen} (B)"})
+        st.dataframe(frame.round(3), width="stretch")
+        st.caption("Per-label held-out F1. " + (
+            "Both were measured on the same held-out units of the same training data." if same else
+            "The two were trained on different data (e.g. more workspace annotations), so their held-out units "
+            "may differ; for a strict comparison run `cdpd models compare A B --annotations FILE`."))
+    else:
+        st.caption("One of the two has no held-out scores (e.g. the lexicon tagger).")
+    if chosen != active and st.button(f"Activate {chosen}", key="models_activate"):
+        activate(chosen)
+        st.success(f"{chosen} is now the active model: Classify, Annotate and `cdpd classify` use it.")
+    elif chosen == active:
+        st.caption(f"{chosen} is the active model.")
+    with st.expander("Model card"):
+        st.markdown(model_card(read_meta(chosen)))

@@ -1,0 +1,68 @@
+"""Reading the workspace a page at a time: document lists under filters, a label and a full-text query, and the
+values a filter can take. Bounded queries only (LIMIT), so pages stay fast on large workspaces."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+
+from .aggregate import FILTER_FIELDS, Filters
+from .workspace import Workspace, WorkspaceError
+
+#: Columns of the document table, in order.
+DOCUMENT_COLUMNS = ("id", "date", "source", "issuer", "issuer_type", "country", "city", "title", "labels")
+
+
+def filter_values(ws: Workspace, name: str, limit: int = 500) -> list[str]:
+    """The most frequent values of a filter field (``year`` included), most frequent first."""
+    if name not in FILTER_FIELDS:
+        raise WorkspaceError(f"cannot filter on {name!r}; filter fields are {', '.join(FILTER_FIELDS)}")
+    column = "substr(date, 1, 4)" if name == "year" else name
+    rows = ws.conn.execute(f"SELECT {column} AS v, count(*) AS n FROM documents WHERE {column} != '' "
+                           "GROUP BY v ORDER BY n DESC, v LIMIT ?", (limit,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def date_range(ws: Workspace) -> tuple[str, str] | None:
+    row = ws.conn.execute("SELECT min(date), max(date) FROM documents WHERE date != ''").fetchone()
+    return (row[0], row[1]) if row and row[0] else None
+
+
+def document_table(ws: Workspace, model: str | None, *, filters: Filters | None = None, label: str | None = None,
+                   query: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """Documents matching the filters (newest first), with the labels ``model`` gave them (comma-separated).
+
+    ``label`` keeps documents carrying that label; ``query`` is an FTS5 full-text query (a malformed one raises
+    WorkspaceError with the reason, never a traceback from SQLite)."""
+    where, params = (filters or Filters()).sql()
+    joins, args = [], []
+    if query and query.strip():
+        joins.append("JOIN documents_fts f ON f.rowid = d.doc_id AND documents_fts MATCH ?")
+        args.append(query.strip())
+    if label:
+        if model is None:
+            raise WorkspaceError("filtering by label needs a model that has classified the workspace")
+        joins.append("JOIN predictions pl ON pl.doc_id = d.doc_id AND pl.model = ? AND pl.label = ? "
+                     "AND pl.selected = 1")
+        args.extend([model, label])
+    sql = (f"SELECT d.doc_id, d.id, d.date, d.source, d.issuer, d.issuer_type, d.country, d.city, d.title "
+           f"FROM documents d {' '.join(joins)} WHERE {where} ORDER BY d.date DESC, d.doc_id LIMIT ?")
+    try:
+        docs = pd.read_sql_query(sql, ws.conn, params=[*args, *params, int(limit)])
+    except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
+        raise WorkspaceError(f"cannot search for {query!r}: {exc}") from None
+    docs["labels"] = ""
+    if model is not None and not docs.empty:
+        ids = docs["doc_id"].tolist()
+        tags = pd.read_sql_query(
+            f"SELECT doc_id, label FROM predictions WHERE model = ? AND selected = 1 "
+            f"AND doc_id IN ({', '.join('?' * len(ids))})", ws.conn, params=[model, *ids])
+        joined = tags.groupby("doc_id")["label"].agg(", ".join)
+        docs["labels"] = docs["doc_id"].map(joined).fillna("")
+    return docs[list(DOCUMENT_COLUMNS)]
+
+
+def count_documents(ws: Workspace, filters: Filters | None = None) -> int:
+    where, params = (filters or Filters()).sql()
+    return ws.conn.execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]

@@ -1,0 +1,449 @@
+"""Classification on a Dask cluster: ``--dask local[:N]`` (a LocalCluster of N one-thread worker processes) or
+``--dask tcp://HOST:PORT`` (an existing scheduler). Optional: ``pip install 'cdpd[dask]'``.
+
+How work is split:
+
+* The client process streams documents in **partitions** (shards of JSON lines holding id, title and text: never
+  a whole-corpus list), keeps a bounded number of them in flight (two per worker thread), and gets back, per
+  document, what the workspace stores: passage spans, scores, selected labels and evidence.
+* Each **worker loads the model once**. The model's files (its safe on-disk format: skops, safetensors, JSON) reach
+  every worker through a worker plugin, so a worker that joins later or is restarted after a crash gets them too;
+  the loaded tagger is cached in the worker process by model ref and codebook fingerprint.
+* Only the **client writes** the workspace (SQLite has a single writer): each partition's predictions go in one
+  transaction as the partition comes back, in any order. Predictions are keyed by (model, document) and a document
+  counts as classified only once its partition is committed, so a run cut short (a dead worker, Ctrl-C) leaves the
+  workspace consistent and running the command again tags exactly the documents that are missing.
+
+Dask moves tasks and results with its own serialisation between processes of the cluster, which must be trusted
+(a Dask cluster runs whatever code a client sends it); nothing is stored pickled, and no model is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from .schema import Document
+
+try:  # the base class of worker plugins; without the extra, connect() explains what to install
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - exercised by the test that hides dask
+    _WorkerPlugin = object
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .codebook import Codebook
+    from .models import ModelInfo
+    from .pipeline import TaggedDocument
+
+EXTRA_HINT = "pip install 'cdpd[dask]'"
+DEFAULT_PARTITION = 64  # documents per partition: ~0.2 s of linear-tier work on corpus documents
+CONNECT_TIMEOUT = 10.0
+_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+K = TypeVar("K")
+
+
+class DaskError(ValueError):
+    """Dask is missing, the cluster cannot be reached, or a partition could not be tagged: one line for the user."""
+
+
+# -- where to run ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DaskTarget:
+    """A LocalCluster (``address`` None; ``workers`` None means one per CPU) or a scheduler's address."""
+
+    address: str | None = None
+    workers: int | None = None
+
+    def describe(self) -> str:
+        if self.address:
+            return f"the Dask scheduler at {self.address}"
+        return f"a local Dask cluster of {self.workers or _cpus()} worker process(es)"
+
+
+def parse_target(spec: str) -> DaskTarget:
+    """``local``, ``local:N`` or ``tcp://HOST:PORT`` (``tls://`` too); anything else is a DaskError."""
+    spec = (spec or "").strip()
+    if spec == "local":
+        return DaskTarget()
+    if spec.startswith("local:"):
+        n = spec.partition(":")[2]
+        if not n.isdigit() or int(n) < 1:
+            raise DaskError(f"--dask {spec!r}: the number of local workers must be a whole number >= 1 (local:2)")
+        return DaskTarget(workers=int(n))
+    match = _ADDRESS.match(spec)
+    if match is None or not 0 < int(match.group(3)) < 65536:
+        raise DaskError(f"--dask {spec!r}: expected local, local:N or a scheduler address tcp://HOST:PORT")
+    return DaskTarget(address=spec)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DaskError(f"--dask needs Dask's distributed scheduler, which is not installed: {EXTRA_HINT}") from None
+    return distributed
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Fail at once, in one line, when nothing listens at the address (the Dask client would retry until its
+    timeout and then print a traceback)."""
+    match = _ADDRESS.match(address)
+    assert match is not None
+    host = match.group(2).strip("[]")
+    try:
+        socket.create_connection((host, int(match.group(3))), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DaskError(f"cannot reach the Dask scheduler at {address} ({reason}); start one with `dask scheduler` "
+                        "and workers with `dask worker ADDRESS`") from None
+
+
+@contextmanager
+def connect(target: DaskTarget | str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator["Client"]:
+    """A Dask client for ``target``; a LocalCluster is started (one thread per worker process, no dashboard) and
+    shut down on exit. A scheduler that cannot be reached, or that has no worker within ``timeout`` seconds, is a
+    DaskError."""
+    target = parse_target(target) if isinstance(target, str) else target
+    distributed = _distributed()
+    if target.address is None:
+        cluster = distributed.LocalCluster(n_workers=target.workers or _cpus(), threads_per_worker=1,
+                                           processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+        try:
+            with distributed.Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    _check_reachable(target.address, timeout)
+    try:
+        client = distributed.Client(target.address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise DaskError(f"cannot connect to the Dask scheduler at {target.address} ({exc})") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise DaskError(f"the Dask scheduler at {target.address} has no worker after {timeout:g} s; start some "
+                            f"with `dask worker {target.address}`") from None
+        yield client
+    finally:
+        client.close()
+
+
+# -- the model, shipped to workers -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelPayload:
+    """What a worker needs to load a model: its ref, its files as bytes (relative path -> content; none for the
+    lexicon tagger) and the codebook."""
+
+    ref: str
+    files: dict[str, bytes] = field(repr=False)
+    codebook: "Codebook" = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.ref, self.codebook.fingerprint()
+
+
+def model_payload(info: "ModelInfo", codebook: "Codebook") -> ModelPayload:
+    """The files of the model folder ``info.path`` (as saved by ``nlp.models.save_model``)."""
+    files: dict[str, bytes] = {}
+    if info.path is not None:
+        root = Path(info.path)
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+                files[rel.as_posix()] = path.read_bytes()
+    return ModelPayload(info.ref, files, codebook)
+
+
+class ModelPlugin(_WorkerPlugin):
+    """Puts the model's payload on every worker, present and future; the model itself loads at the first task."""
+
+    idempotent = False
+
+    def __init__(self, name: str, payload: ModelPayload):
+        self.name = name
+        self.payload = payload
+
+    def setup(self, worker=None) -> None:
+        with _LOCK:
+            _PAYLOADS[self.name] = self.payload
+
+    def teardown(self, worker=None) -> None:
+        with _LOCK:
+            _PAYLOADS.pop(self.name, None)
+
+
+# worker-process state: payloads by plugin name, loaded runners by model key (the two most recent), load counts
+_LOCK = threading.Lock()
+_TAGGING = threading.Lock()  # one partition tagged at a time per process (run workers with one thread each)
+_PAYLOADS: dict[str, ModelPayload] = {}
+_RUNNERS: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
+_MAX_RUNNERS = 2
+LOADS: dict[str, int] = {}
+
+
+def _load_runner(payload: ModelPayload):
+    """A DocumentTagger for the payload: its files written to a temporary registry folder and loaded from there by
+    ``nlp.models.load_model`` (skops with trusted types only, safetensors, JSON)."""
+    from .models import load_model
+    from .pipeline import DocumentTagger
+    from .text import TextProcessor
+
+    name, _, version = payload.ref.partition("@")
+    tmp = Path(tempfile.mkdtemp(prefix="cdpd-dask-model-"))
+    try:
+        if payload.files:
+            folder = tmp / name / version
+            for rel, data in payload.files.items():
+                target = folder / rel
+                if ".." in Path(rel).parts or Path(rel).is_absolute():
+                    raise ValueError(f"model file {rel!r}: not a relative path inside the model folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            tagger, _info = load_model(payload.ref, payload.codebook, folder=tmp)
+        else:
+            tagger, _info = load_model(name, payload.codebook, folder=tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return DocumentTagger(tagger, TextProcessor(payload.codebook))
+
+
+def worker_runner(plugin: str):
+    """The model behind plugin ``plugin``, loaded once per worker process (thread-safe)."""
+    with _LOCK:
+        payload = _PAYLOADS.get(plugin)
+        if payload is None:
+            raise RuntimeError(f"model plugin {plugin!r} is not installed on this worker")
+        runner = _RUNNERS.get(payload.key)
+        if runner is None:
+            runner = _load_runner(payload)
+            LOADS[payload.ref] = LOADS.get(payload.ref, 0) + 1
+            _RUNNERS[payload.key] = runner
+            while len(_RUNNERS) > _MAX_RUNNERS:
+                _RUNNERS.popitem(last=False)
+        else:
+            _RUNNERS.move_to_end(payload.key)
+    return runner
+
+
+def preload(plugin: str) -> int:
+    """Load the model of ``plugin`` now (``client.run(preload, name)`` loads it on every worker at once);
+    returns how many times this process has loaded it."""
+    worker_runner(plugin)
+    return LOADS.get(_PAYLOADS[plugin].ref, 0)
+
+
+def model_loads() -> dict[str, int]:
+    """How many times this process loaded each model (``client.run(model_loads)`` asks every worker)."""
+    return dict(LOADS)
+
+
+# -- partitions --------------------------------------------------------------------------------------------------
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items (the last one shorter), read lazily from ``items``."""
+    if size < 1:
+        raise ValueError("partition size must be at least 1")
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def encode_shard(docs: Sequence[Document]) -> bytes:
+    """A partition as JSON lines: id, title and text are all that tagging reads."""
+    return "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n"
+                   for d in docs).encode("utf-8")
+
+
+def decode_shard(shard: bytes) -> list[Document]:
+    return [Document(id=r["id"], text=r["text"], title=r["title"])
+            for r in map(json.loads, io.StringIO(shard.decode("utf-8")))]
+
+
+@dataclass(frozen=True)
+class PassageSpan:
+    """Where a passage lies in the tagged text: what the workspace stores of it."""
+
+    index: int
+    start: int
+    end: int
+    n_words: int
+
+
+def tag_shard(plugin: str, shard: bytes) -> list[dict[str, Any]]:
+    """The task run on a worker: tag one partition with the worker's cached model; per document, its passage spans,
+    scores, selected labels and evidence (sentences and tokens stay on the worker)."""
+    runner = worker_runner(plugin)
+    docs = decode_shard(shard)
+    out = []
+    with _TAGGING:  # spaCy's vocabulary and the tagger's caches are not shared between threads safely
+        tagged = list(runner.tag(docs, batch_size=max(len(docs), 1)))
+    for t in tagged:
+        spans = np.array([(p.index, p.start, p.end, p.n_words) for p in t.passages], dtype=np.int64).reshape(-1, 4)
+        out.append({"passages": spans, "scores": t.scores, "passage_scores": t.passage_scores,
+                    "selected": t.selected, "evidence": t.evidence})
+    return out
+
+
+def _rebuild(doc: Document, result: dict[str, Any]) -> "TaggedDocument":
+    from .pipeline import TaggedDocument
+
+    passages = [PassageSpan(*map(int, row)) for row in result["passages"]]
+    return TaggedDocument(doc, passages, result["scores"], result["passage_scores"], result["selected"],
+                          result["evidence"])
+
+
+# -- the client side ---------------------------------------------------------------------------------------------
+class DaskTagger:
+    """Tags documents on a Dask cluster, with ``DocumentTagger``'s ``tag`` interface (results in input order) and
+    :meth:`tag_partitions` (results per partition, as they come back). Use as a context manager: on exit the
+    model plugin is removed from the cluster.
+
+    ``task`` replaces :func:`tag_shard` (it is called as ``task(plugin_name, shard)`` on a worker; tests use it to
+    make a worker die)."""
+
+    def __init__(self, client: "Client", tagger, info: "ModelInfo", codebook: "Codebook", *,
+                 partition_size: int = DEFAULT_PARTITION, max_in_flight: int | None = None,
+                 task: Callable[[str, bytes], list[dict[str, Any]]] | None = None):
+        if partition_size < 1:
+            raise ValueError("partition size must be at least 1")
+        self.client = client
+        self.labels = tagger.labels
+        self.thresholds_ = tagger.thresholds_
+        self.ref = info.ref
+        self.partition_size = partition_size
+        self.threads = sum(client.nthreads().values()) or 1
+        self.max_in_flight = max_in_flight or 2 * self.threads
+        self.task = task or tag_shard
+        self.plugin = f"cdpd-model-{info.ref}-{uuid.uuid4().hex[:8]}"
+        self._token = uuid.uuid4().hex[:12]
+        client.register_plugin(ModelPlugin(self.plugin, model_payload(info, codebook)), name=self.plugin)
+
+    def __enter__(self) -> "DaskTagger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.client.unregister_worker_plugin(self.plugin)
+        except Exception:  # noqa: BLE001 - a cluster going away takes its plugins with it
+            pass
+
+    def warm_up(self) -> None:
+        """Load the model on every worker now, in parallel (otherwise each loads it with its first partition)."""
+        self.client.run(preload, self.plugin)
+
+    def describe(self) -> str:
+        return (f"{len(self.client.nthreads())} worker(s), {self.threads} thread(s), partitions of "
+                f"{self.partition_size} documents")
+
+    def tag(self, docs: Iterable[Document], batch_size: int | None = None) -> Iterator["TaggedDocument"]:
+        """Every document tagged, in input order (``batch_size`` is ignored: partitions have ``partition_size``)."""
+        for _key, tagged in self.tag_partitions(((None, part) for part in chunked(docs, self.partition_size)),
+                                                ordered=True):
+            yield from tagged
+
+    def tag_partitions(self, parts: Iterable[tuple[K, Sequence[Document]]], *,
+                       ordered: bool = False) -> Iterator[tuple[K, list["TaggedDocument"]]]:
+        """(key, documents) partitions in, (key, tagged documents) out: as they complete, or in input order with
+        ``ordered``. At most ``max_in_flight`` partitions are submitted or held back at a time, so memory does not
+        grow with the corpus. A partition whose workers died too often (Dask retries it on another worker first)
+        is a DaskError; partitions yielded before it were complete."""
+        distributed = _distributed()
+        parts = iter(parts)
+        pending: dict[Any, tuple[int, K, Sequence[Document]]] = {}
+        done: dict[int, tuple[K, list[TaggedDocument]]] = {}
+        completed = distributed.as_completed()
+        seq = emitted = 0
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal seq, exhausted
+            while not exhausted and len(pending) + len(done) < self.max_in_flight:
+                nxt = next(parts, None)
+                if nxt is None:
+                    exhausted = True
+                    return
+                key, docs = nxt
+                if not docs:
+                    continue
+                future = self.client.submit(self.task, self.plugin, encode_shard(docs), pure=False,
+                                            key=f"cdpd-tag-{self._token}-{seq}")
+                pending[future] = (seq, key, docs)
+                completed.add(future)
+                seq += 1
+
+        try:
+            fill()
+            while pending:
+                future = next(completed)
+                number, key, docs = pending.pop(future)
+                try:
+                    results = future.result()
+                except distributed.KilledWorker as exc:
+                    raise DaskError(
+                        f"partition {number} ({len(docs)} documents from {docs[0].id}) killed the Dask workers that "
+                        f"ran it ({exc}); what was written is kept: run the command again to resume") from None
+                finally:
+                    future.release()
+                tagged = [_rebuild(doc, res) for doc, res in zip(docs, results)]
+                if len(tagged) != len(docs):
+                    raise DaskError(f"partition {number}: {len(tagged)} results for {len(docs)} documents")
+                if ordered:
+                    done[number] = (key, tagged)
+                    fill()
+                    while emitted in done:
+                        yield done.pop(emitted)
+                        emitted += 1
+                        fill()
+                else:
+                    fill()
+                    yield key, tagged
+        finally:
+            if pending:
+                self.client.cancel(list(pending))
+
+
+def classify_workspace(ws, runner: DaskTagger, *, progress=None) -> int:
+    """Tag on the cluster every document of ``ws`` that ``runner``'s model has not classified; the client saves
+    each partition in one transaction as it comes back. Returns the number of documents saved."""
+    batches = ws.unclassified(runner.ref, batch_size=runner.partition_size)
+    saved = 0
+    for ids, tagged in runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches)):
+        ws.save_predictions(runner.ref, list(zip(ids, tagged)), runner.thresholds_)
+        saved += len(ids)
+        if progress is not None:
+            progress.update(len(ids))
+    return saved

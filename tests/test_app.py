@@ -1,0 +1,265 @@
+"""The Streamlit app, page by page, with streamlit's AppTest on a workspace of real documents."""
+
+import json
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nlp.app.common import MAX_UPLOAD_BYTES, documents_from_input, highlight
+from nlp.workspace import Workspace
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = {name: f"nlp/app/pages/{name}.py" for name in ("classify", "corpus", "diagram", "annotate", "models")}
+HOSTILE = ('Sister city agreement with Kyoto: the mayor signed a twinning accord and a student exchange. '
+           '<script>alert("x")</script> <img src=x onerror="alert(1)">')
+
+
+@pytest.fixture(scope="module")
+def app_home(tmp_path_factory, shipped_documents, classify_workspace):
+    """CDPD_HOME pointed at a classified workspace of 600 real documents for this module, and CDPD_MODELS at a
+    copy of the session's registry (the Models page trains and activates versions: other tests must not see them)."""
+    import os
+    import shutil
+
+    home = tmp_path_factory.mktemp("app_ws")
+    with Workspace(home) as ws:
+        ws.add_documents(shipped_documents)
+    classify_workspace(home)
+    models = tmp_path_factory.mktemp("app_models") / "models"
+    shutil.copytree(os.environ["CDPD_MODELS"], models)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CDPD_HOME", str(home))
+    mp.setenv("CDPD_MODELS", str(models))
+    yield home
+    mp.undo()
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if name != "classify":
+        at.switch_page(PAGES[name]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [m.value for m in at.info]
+    parts += [m.value for m in at.warning] + [m.value for m in at.error] + [m.value for m in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+def test_highlight_escapes_markup_and_marks_evidence():
+    out = highlight(HOSTILE, {"twinning": ["the mayor signed a twinning accord and a student exchange."],
+                              "<b>evil</b>": ['<script>alert("x")</script>']})
+    assert "<script>" not in out and "<img" not in out
+    assert "&lt;script&gt;" in out and "&lt;img src=x onerror=" in out
+    assert '<mark title="twinning">the mayor signed a twinning accord' in out
+    assert 'title="&lt;b&gt;evil&lt;/b&gt;"' in out  # a label name cannot inject markup either
+    assert out.count("<mark") == 2
+
+
+def test_highlight_finds_clipped_sentences_and_limits_length():
+    text = "A. " + "word " * 400 + "end."
+    clipped = ("word " * 200)[:599].strip() + "…"
+    assert "<mark" in highlight(text, [clipped])
+    assert "more characters not shown" in highlight("x" * 50, [], limit=10)
+
+
+# -- uploads -------------------------------------------------------------------------------------------------
+def upload(name: str, data: bytes, size: int | None = None):
+    return SimpleNamespace(name=name, size=len(data) if size is None else size, getvalue=lambda: data)
+
+
+def test_uploads_bad_input_gets_clear_messages(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    pdf = tmp_path / "note.pdf"
+    c = canvas.Canvas(str(pdf))
+    c.drawString(72, 720, "The city council welcomed the consul general of Japan.")
+    c.save()
+    docs, problems = documents_from_input("", "", [
+        upload("empty.txt", b""),
+        upload("image.txt", bytes(range(256)) * 40),
+        upload("huge.txt", b"x", size=50 * 2**20),
+        upload("note.pdf", pdf.read_bytes()),
+        upload("../../etc/passwd.md", "Sister cities. <script>x</script>".encode()),
+    ])
+    reasons = "\n".join(problems)
+    assert "empty.txt: the file is empty" in reasons
+    assert "image.txt:" in reasons and "binary" in reasons.lower()
+    assert f"huge.txt: 50.0 MB is over the {MAX_UPLOAD_BYTES // 2**20} MB limit" in reasons
+    assert [d.id for d in docs] == ["note.pdf", "passwd.md"]  # no path from the browser reaches the disk
+    assert "consul general" in docs[0].text and "<script>" in docs[1].text  # kept as text, escaped when shown
+
+
+def test_uploaded_table_gives_one_document_per_row():
+    rows = "\n".join(json.dumps({"id": f"r{i}", "text": f"Press release {i} on trade missions abroad."})
+                     for i in range(3))
+    docs, problems = documents_from_input("", "", [upload("batch.jsonl", rows.encode())])
+    assert not problems and [d.id for d in docs] == ["batch.jsonl:r0", "batch.jsonl:r1", "batch.jsonl:r2"]
+
+
+# -- pages ----------------------------------------------------------------------------------------------------
+def test_every_page_renders(app_home):
+    titles = {}
+    for name in PAGES:
+        at = page(name)
+        titles[name] = at.title[0].value
+    assert titles == {"classify": "Classify documents", "corpus": "Corpus & trends",
+                      "diagram": "City Diplomacy - Public Diplomacy diagram", "annotate": "Annotate",
+                      "models": "Models"}
+
+
+def test_classify_pasted_text_renders_inert_and_is_added_to_the_workspace(app_home):
+    at = page("classify")
+    at.text_area(key="classify_text").input(HOSTILE)
+    at.button[0].click().run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "<script>" not in shown and "<img" not in shown and "&lt;script&gt;" in shown
+    assert "twinning" in shown  # the label, in the per-axis summary
+    assert len(at.dataframe) == 2  # one score table per axis
+    before = Workspace(app_home).count_documents()
+    at.button(key="add_0").click().run()
+    assert "added to the workspace" in all_text(at)
+    with Workspace(app_home) as ws:
+        assert ws.count_documents() == before + 1
+        doc = next(d for d in [ws.get_document(r[0]) for r in ws.conn.execute(
+            "SELECT id FROM documents WHERE id LIKE 'pasted-%'")])
+        assert "twinning" in {k for k, v in ws.predictions_for(doc.id, ws.latest_model()).items() if v["selected"]}
+    at.button(key="add_0").click().run()
+    assert "not added again" in all_text(at)
+
+
+def test_classify_nothing_and_non_english(app_home):
+    at = page("classify")
+    at.button[0].click().run()
+    assert "Nothing to classify" in all_text(at)
+    at.text_area(key="classify_text").input(
+        "Le conseil municipal a adopté une résolution sur le jumelage avec la ville de Kyoto et les échanges "
+        "culturels entre les deux villes.")
+    at.button[0].click().run()
+    assert "not English" in all_text(at) and not at.dataframe
+
+
+def test_corpus_filters_search_and_document(app_home):
+    at = page("corpus")
+    assert len(at.get("plotly_chart")) >= 1
+    assert "document(s) match the filters" in all_text(at)
+    for view in ("By actor", "Function x domain"):
+        at.radio(key="corpus_view").set_value(view).run()
+        assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.radio(key="corpus_view").set_value("Documents").run()
+    at.text_input(key="corpus_query").input('"unbalanced').run()  # malformed FTS5 query
+    assert not at.exception and "cannot be run" in all_text(at)
+    at.text_input(key="corpus_query").input("climate").run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert len(table) > 0 and set(table.columns) >= {"id", "title", "labels"}
+    at.multiselect(key="corpus_issuer_type").select("city").run()
+    assert set(at.dataframe[-1].value["issuer_type"]) == {"city"}
+    at.text_input(key="corpus_query").input("").run()
+    at.selectbox(key="corpus_label").select("advocacy").run()
+    shown = at.dataframe[-1].value
+    assert len(shown) > 0 and all("advocacy" in labels for labels in shown["labels"])
+    assert "functions" in all_text(at)  # the opened document lists its tags per axis
+
+
+def test_diagram_page_controls(app_home):
+    at = page("diagram")
+    assert len(at.get("plotly_chart")) >= 2  # biplot and scree plot
+    text = all_text(at)
+    assert "Reading rule" in text and "Total inertia" in text
+    at.selectbox(key="diagram_by").select("issuer_type").run()
+    assert "single dimension" not in all_text(at)  # ellipses are off: nothing to warn about
+    at.multiselect(key="diagram_issuer_type").select("city").select("national")  # pasted documents have none
+    at.checkbox(key="diagram_ellipses").check().run()
+    assert "no ellipses" in all_text(at)  # two groups: one dimension
+    at.selectbox(key="diagram_by").select("source").run()
+    assert not at.exception and "no ellipses" not in all_text(at)
+
+
+def test_annotate_save_undo_skip_commit_at_once(app_home):
+    at = page("annotate")
+    assert "Enter your name" in all_text(at)
+    at.text_input(key="annotator").input("ana").run()
+    first = at.session_state["queue"][0]
+    at.button(key="annotate_save").click().run()
+    assert not at.exception
+    # committed: a fresh connection (another process in real life) sees it at once
+    rows = sqlite3.connect(app_home / "cdpd.sqlite").execute(
+        "SELECT text, labels, annotator FROM annotations").fetchall()
+    assert rows[-1][0] == first.text and rows[-1][2] == "ana"
+    assert json.loads(rows[-1][1]) == {axis: labs for axis, labs in first.suggested.items()}
+    assert at.session_state["queue_pos"] == 1
+    at.button(key="annotate_undo").click().run()
+    assert at.session_state["queue_pos"] == 0
+    assert sqlite3.connect(app_home / "cdpd.sqlite").execute("SELECT count(*) FROM annotations").fetchone()[0] == 0
+    at.button(key="annotate_skip").click().run()
+    assert at.session_state["queue_pos"] == 1
+
+
+def test_annotate_agreement_between_two_annotators(app_home):
+    at = page("annotate")
+    item = at.session_state["queue"][0]
+    with Workspace(app_home) as ws:
+        for name in ("ben", "cem"):
+            ws.add_annotation(item.text, {"functions": ["advocacy"], "domains": []}, name)
+    at = page("annotate")
+    frames = [d.value for d in at.dataframe]
+    assert frames and {"units", "kappa", "alpha"} <= set(frames[-1].columns)
+    assert at.get("download_button")
+
+
+def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
+    at = page("models")
+    listing = at.dataframe[0].value
+    assert len(listing) >= 1 and {"model", "active", "tagger", "units"} <= set(listing.columns)
+    at.selectbox(key="retrain_tier").select("linear")
+    at.text_input(key="retrain_name").input("apptest")
+    at.button[0].click().run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("apptest@" in s.value for s in at.success)
+    from nlp.models import list_models
+
+    assert any(m["name"] == "apptest" for m in list_models())
+    listing = at.dataframe[0].value.set_index("model")
+    new = next(ref for ref in listing.index if ref.startswith("apptest@"))
+    assert 0.5 < listing.at[new, "functions micro-F1"] <= 1  # held-out score of the retrained version
+    assert "it is now the active model" in all_text(at)  # the first version trained with no active one
+    # a second version with held-out scores (trained on ~120 units): compared per label, then activated
+    from nlp.annotations import Annotation
+    from nlp.training import train
+
+    small = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"])
+             for r in small_seed_rows]
+    other, _ = train(small, codebook, name="small")
+    at.run()
+    at.selectbox(key="models_chosen").select(other.ref)
+    at.selectbox(key="models_baseline").select(new).run()
+    frame = at.dataframe[-1].value
+    assert ("functions", "(micro)") in frame.index and frame.shape[0] == 2 * 2 + sum(
+        len(codebook.labels(a)) for a in codebook.axis_names)
+    at.button(key="models_activate").click().run()
+    from nlp.models import active_ref
+
+    assert active_ref() == other.ref
+
+
+def test_cdpd_app_serves_app_py_on_localhost(monkeypatch, tmp_path):
+    import subprocess
+
+    from nlp.cli import main
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env, cwd: seen.update(cmd=cmd, env=env, cwd=cwd) or 0)
+    assert main(["app", "--workspace", str(tmp_path), "--port", "8765"]) == 0
+    cmd = seen["cmd"]
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4] == APP
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1" and cmd[cmd.index("--server.port") + 1] == "8765"
+    assert seen["env"]["CDPD_HOME"] == str(tmp_path.resolve())
