@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 EXTRA_HINT = "pip install 'cdpd[dask]'"
 DEFAULT_PARTITION = 64  # documents per partition: ~0.2 s of linear-tier work on corpus documents
 CONNECT_TIMEOUT = 10.0
+LOW_LEVEL_LOG = 16  # messages Dask keeps per stream for debugging (its default, 1,000, holds partitions in memory)
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 K = TypeVar("K")
 
@@ -129,29 +130,35 @@ def connect(target: DaskTarget | str, *, timeout: float = CONNECT_TIMEOUT) -> It
     DaskError."""
     target = parse_target(target) if isinstance(target, str) else target
     distributed = _distributed()
-    if target.address is None:
-        cluster = distributed.LocalCluster(n_workers=target.workers or _cpus(), threads_per_worker=1,
-                                           processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+    import dask
+
+    # Dask keeps the last `low-level-log-length` (1,000) messages of every batched stream for debugging; each of our
+    # messages carries a partition (up to a megabyte of text), so that log alone would grow the client (and a local
+    # scheduler) by up to a gigabyte over a long run. A short log keeps memory flat.
+    with dask.config.set({"distributed.admin.low-level-log-length": LOW_LEVEL_LOG}):
+        if target.address is None:
+            cluster = distributed.LocalCluster(n_workers=target.workers or _cpus(), threads_per_worker=1,
+                                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            try:
+                with distributed.Client(cluster) as client:
+                    yield client
+            finally:
+                cluster.close()
+            return
+        _check_reachable(target.address, timeout)
         try:
-            with distributed.Client(cluster) as client:
-                yield client
+            client = distributed.Client(target.address, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise DaskError(f"cannot connect to the Dask scheduler at {target.address} ({exc})") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=timeout)
+            except TimeoutError:
+                raise DaskError(f"the Dask scheduler at {target.address} has no worker after {timeout:g} s; start "
+                                f"some with `dask worker {target.address}`") from None
+            yield client
         finally:
-            cluster.close()
-        return
-    _check_reachable(target.address, timeout)
-    try:
-        client = distributed.Client(target.address, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
-        raise DaskError(f"cannot connect to the Dask scheduler at {target.address} ({exc})") from None
-    try:
-        try:
-            client.wait_for_workers(1, timeout=timeout)
-        except TimeoutError:
-            raise DaskError(f"the Dask scheduler at {target.address} has no worker after {timeout:g} s; start some "
-                            f"with `dask worker {target.address}`") from None
-        yield client
-    finally:
-        client.close()
+            client.close()
 
 
 # -- the model, shipped to workers -------------------------------------------------------------------------------
