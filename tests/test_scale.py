@@ -6,7 +6,7 @@ migration of an old workspace."""
 from __future__ import annotations
 
 import functools
-import json
+import importlib.util
 import os
 import shutil
 import socket
@@ -23,9 +23,10 @@ from nlp.cli import main
 from nlp.schema import Document
 from nlp.workspace import DB_FILE, ROLLUP_TABLES, ROLLUPS, Workspace, WorkspaceError
 
-pytest.importorskip("distributed")
+from nlp import distributed as nd  # works without Dask; only connect() needs it
 
-from nlp import distributed as nd  # noqa: E402
+HAS_DASK = importlib.util.find_spec("distributed") is not None
+needs_dask = pytest.mark.skipif(not HAS_DASK, reason="the dask extra is not installed (pip install 'cdpd[dask]')")
 
 CORPORA = Path(__file__).resolve().parents[1] / "corpora"
 # a few hundred real documents: dated to the day, to the month (UN speeches), and not at all (climate contracts)
@@ -182,6 +183,7 @@ def test_dask_targets_are_parsed():
     assert nd.decode_shard(nd.encode_shard(docs)) == docs
 
 
+@needs_dask
 def test_bad_scheduler_and_missing_dask_are_one_line_errors(corpus_file, model_ref, capsys, monkeypatch):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -198,6 +200,7 @@ def test_bad_scheduler_and_missing_dask_are_one_line_errors(corpus_file, model_r
 
 
 # ------------------------------------------------------------------------------------------ same results as in-process
+@needs_dask
 def test_dask_classify_matches_in_process(tmp_path, corpus_file, model_ref, address, dask_client):
     local, remote = tmp_path / "local.jsonl", tmp_path / "dask.jsonl"
     assert main(["classify", str(corpus_file), "--model", model_ref, "-q", "-o", str(local)]) == 0
@@ -211,6 +214,7 @@ def test_dask_classify_matches_in_process(tmp_path, corpus_file, model_ref, addr
     assert sorted(loads) == [1, 1]
 
 
+@needs_dask
 def test_dask_workspace_matches_in_process(tmp_path, corpus_file, model_ref, address, in_process_ws):
     home = tmp_path / "ws"
     assert main(["ingest", str(corpus_file), "--classify", "--model", model_ref, "--workspace", str(home), "-q",
@@ -224,6 +228,7 @@ def test_dask_workspace_matches_in_process(tmp_path, corpus_file, model_ref, add
 
 
 # ------------------------------------------------------------------------------------------------- a worker dies
+@needs_dask
 def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file, model_ref, dask_client,
                                                           in_process_ws):
     home = tmp_path / "ws"
@@ -239,6 +244,7 @@ def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file,
     assert_consistent(home, model_ref)
 
 
+@needs_dask
 def test_a_run_stopped_by_a_dead_worker_resumes(tmp_path, corpus_file, model_ref, dask_client, in_process_ws,
                                                 address, capsys):
     home = tmp_path / "ws"
