@@ -20,11 +20,12 @@ threshold: the linear member would only say "never". :attr:`EnsembleTagger.zero_
 Which combination. Chosen by 5-fold cross-validation of the 1,296 training units of the standard held-out split
 (never on the held-out units). Functions micro/macro-F1: linear 0.737/0.557, embedding 0.733/0.540; logits
 averaged with equal weights 0.742/0.564, and 0.748/0.575 with the linear member's C raised from 4 to 16 (C 2, 8, 32:
-0.738, 0.747, 0.746; bigrams: 0.747 at best; the embedding member's C from 0.02 to 0.3 or seed weight 2 or 8 instead: 0.745-0.747).
-Averaging probabilities (0.743), weights tuned per axis on out-of-fold scores (they moved between 0.3 and 0.7 from
-fold to fold; 0.749) and logistic stacking per axis (0.743) or per label (0.66) did no better or worse. Domains
-moved by half a point at most (0.800 linear, 0.808 this ensemble). Held-out results: benchmarks/RESULTS.md,
-"Models".
+0.738, 0.747, 0.746; bigrams: 0.747 at best; the embedding member's C from 0.02 to 0.3 or seed weight 2 or 8
+instead: 0.745-0.747). Averaging probabilities (0.743), weights tuned per axis on out-of-fold scores (they moved
+between 0.3 and 0.7 from fold to fold; 0.749) and logistic stacking per axis (0.743) or per label (0.66) did no
+better or worse. Domains moved by less than a point (0.800 linear, 0.808 this ensemble). On the held-out units it
+is level with linear on functions micro-F1 (0.807 vs 0.806, macro 0.622 vs 0.659) and better on domains (0.832 vs
+0.816): benchmarks/RESULTS.md, "Models".
 
 State: each member's own state in a subfolder named after it (skops files; the members' formats), and
 ``ensemble.json`` with the members' thresholds and zero-shot labels. No pickle anywhere.
@@ -189,7 +190,8 @@ class EnsembleTagger(Tagger):
         parts = {name: t.sentence_contributions(passages, axis) for name, t in self.taggers_.items()}
         out = []
         for k in range(len(passages)):
-            block = sum(w * np.asarray(parts[name][k], dtype=np.float64) for name, w in zip(self.members, self._weights))
+            block = sum(w * np.asarray(parts[name][k], dtype=np.float64)
+                        for name, w in zip(self.members, self._weights))
             for j, source in enumerate(self.zero_shot_source_[axis]):
                 if source is not None:
                     block[:, j] = np.asarray(parts[source][k])[:, j]
@@ -219,8 +221,10 @@ class EnsembleTagger(Tagger):
             raise ValueError(f"{folder / STATE_FILE}: the state's labels differ from the codebook's")
         for name, tagger in self.taggers_.items():
             tagger.load_state(folder / name)
-            tagger.thresholds_ = {axis: np.asarray(v, dtype=float) for axis, v in state["member_thresholds"][name].items()}
-        sources = {axis: [s if s in self.taggers_ else None for s in v] for axis, v in state["zero_shot_source"].items()}
+            tagger.thresholds_ = {axis: np.asarray(v, dtype=float)
+                                  for axis, v in state["member_thresholds"][name].items()}
+        sources = {axis: [s if s in self.taggers_ else None for s in v]
+                   for axis, v in state["zero_shot_source"].items()}
         if any(len(sources.get(axis, ())) != len(labs) for axis, labs in self.labels.items()):
             raise ValueError(f"{folder / STATE_FILE}: zero-shot sources do not match the labels")
         self.zero_shot_source_ = sources
