@@ -208,11 +208,13 @@ def cooccurrence(ws: Workspace, model: str, *, rows: str = "functions", cols: st
     """Documents carrying both a ``rows`` label and a ``cols`` label (e.g. function x domain)."""
     row_labels, col_labels = _axis_labels(ws, model, rows), _axis_labels(ws, model, cols)
     where, params = (filters or Filters()).sql()
+    # documents are joined only to filter on their metadata: the unfiltered table reads the covering index alone
+    join = "" if where == "1" else " JOIN documents d ON d.doc_id = p.doc_id"
 
     def selected(axis: str) -> pd.DataFrame:
         # two scans of the covering index, joined in pandas: a self-join in SQL degrades to a quadratic plan
         return pd.read_sql_query(
-            "SELECT p.doc_id, p.label FROM predictions p JOIN documents d ON d.doc_id = p.doc_id "
+            f"SELECT p.doc_id, p.label FROM predictions p{join} "
             f"WHERE p.model = ? AND p.selected = 1 AND p.axis = ? AND {where}", ws.conn, params=[model, axis, *params])
 
     pairs = selected(rows).merge(selected(cols), on="doc_id", suffixes=("_r", "_c"))
@@ -226,7 +228,7 @@ def cooccurrence(ws: Workspace, model: str, *, rows: str = "functions", cols: st
 
 
 def trends(ws: Workspace, model: str, *, axis: str = "functions", period: str = "year", by: str | None = None,
-           filters: Filters | None = None) -> pd.DataFrame:
+           top: int | None = None, filters: Filters | None = None) -> pd.DataFrame:
     """Label shares over time, in long form: columns ``period`` ("2021" or "2021-09"), ``group`` (the value of
     ``by``; only when ``by`` is given), ``label``, ``documents`` (classified documents of that period and group
     carrying the label), ``total`` (classified documents of that period and group) and ``share``
@@ -234,8 +236,11 @@ def trends(ws: Workspace, model: str, *, axis: str = "functions", period: str = 
 
     Every label of ``axis`` (codebook order) appears for every period and group with a classified document, zeros
     included; rows are sorted by period, then group. Documents without a date are left out (and, by month, those
-    dated to the year only). ``by`` is one of source, issuer_type, issuer, country or city. Read from the
-    pre-aggregated counts unless the filters need a scan (see :attr:`Filters.aggregable`).
+    dated to the year only). ``by`` is one of source, issuer_type, issuer, country or city; ``top`` keeps the
+    ``top`` groups with the most dated classified documents under the filters (ties by name): a chart compares a handful
+    of countries or speakers, while all of them at once (200 countries, or one issuer per UN speech) is a table of
+    hundreds of thousands of rows. Read from the pre-aggregated counts unless the filters need a scan (see
+    :attr:`Filters.aggregable`).
     """
     if period not in PERIODS:
         raise WorkspaceError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
@@ -243,6 +248,11 @@ def trends(ws: Workspace, model: str, *, axis: str = "functions", period: str = 
         raise WorkspaceError(f"cannot split trends by {by!r}; choose one of {', '.join(TREND_GROUPS)}")
     labels = _axis_labels(ws, model, axis)
     filters = filters or Filters()
+    if top is not None:
+        if by is None:
+            raise WorkspaceError("top needs by: the groups to keep the largest of")
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise WorkspaceError(f"top must be a whole number >= 1, not {top!r}")
     src = _source(filters, by)
     size = int(PERIODS[period])
     keys = ["period"] + (["group"] if by else [])
@@ -258,6 +268,15 @@ def trends(ws: Workspace, model: str, *, axis: str = "functions", period: str = 
                f"ORDER BY period{', grp' if by else ''}")
         return pd.read_sql_query(sql, ws.conn, params=[*params, *extra]).rename(columns={"grp": "group"})
 
+    if top is not None:
+        # ranked by the documents the trend counts (dated ones), in SQL, so that only those groups are read
+        a = src.totals_alias
+        where, extra = filters.sql(a, src.date_column)
+        keep = [row[0] for row in ws.conn.execute(
+            f"SELECT {a}.{by} AS grp FROM {src.totals_from} WHERE {src.totals_where} "
+            f"AND length({a}.{src.date_column}) >= {size} AND {where} GROUP BY grp "
+            f"ORDER BY {src.count.format(a=a)} DESC, grp LIMIT ?", [model, *extra, int(top)])]
+        filters = Filters({**filters.where, by: keep}, filters.date_from, filters.date_to)
     totals = query(src.totals_alias, src.totals_from, src.totals_where, "total", [model])
     columns = [*keys, "label", "documents", "total", "share"]
     if totals.empty:

@@ -411,6 +411,31 @@ def test_trends_on_a_small_real_workspace(in_process_ws, model_ref, codebook):
         assert trends(ws, model_ref, filters=Filters.parse(["country=NOWHERE"])).empty
 
 
+def test_trends_keep_the_largest_groups(in_process_ws, model_ref):
+    with Workspace(in_process_ws, create=False) as ws:
+        every = trends(ws, model_ref, by="country")
+        sizes = ws.conn.execute(
+            "SELECT d.country, count(*) FROM classified c JOIN documents d USING (doc_id) WHERE c.model = ? "
+            "AND d.date != '' GROUP BY d.country ORDER BY count(*) DESC, d.country LIMIT 3", (model_ref,)).fetchall()
+        largest = [country for country, _ in sizes]  # by the documents a trend counts: dated ones
+        top = trends(ws, model_ref, by="country", top=3)
+        assert sorted(top.group.unique()) == sorted(largest)
+        # the same rows as the full split, restricted to those groups
+        want = every[every.group.isin(largest)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(top.reset_index(drop=True), want)
+        # with a filter, the largest groups are those under the filter
+        national = Filters.parse(["issuer_type=national"])
+        top_national = trends(ws, model_ref, by="country", top=2, filters=national)
+        assert top_national.group.nunique() == 2
+        assert set(top_national.group) <= set(trends(ws, model_ref, by="country", filters=national).group)
+        assert len(trends(ws, model_ref, by="country", top=10_000)) == len(every)
+        with pytest.raises(WorkspaceError, match="top needs by"):
+            trends(ws, model_ref, top=3)
+        for bad in (0, -1, 2.5, True):
+            with pytest.raises(WorkspaceError, match="top must be a whole number"):
+                trends(ws, model_ref, by="country", top=bad)
+
+
 # --------------------------------------------------------------------------------------------------- migration
 def test_a_v1_workspace_is_migrated_with_its_counts(tmp_path, in_process_ws, model_ref):
     home = tmp_path / "old"

@@ -14,6 +14,7 @@ from nlp.workspace import WorkspaceError
 GROUPINGS = {"issuer_type": "Issuer type", "source": "Source", "issuer": "Issuer", "country": "Country",
              "city": "City"}
 MAX_GROUPS = 25
+MAX_SERIES = 20  # lines in one trend chart
 VIEWS = ("Trends over time", "By actor", "Function x domain", "Documents")
 
 st.title("Corpus & trends")
@@ -53,21 +54,36 @@ with c.workspace() as ws:
 
     if model:
         if view == VIEWS[0]:
-            period = st.radio("Period", ["year", "month"], horizontal=True, key="corpus_period")
-            data = trends(ws, model, axis=axis, period=period, filters=filters)
+            left, middle, right = st.columns([1, 1, 1])
+            period = left.radio("Period", ["year", "month"], horizontal=True, key="corpus_period")
+            split = middle.selectbox("Compare", [None, *GROUPINGS], key="corpus_split",
+                                     format_func=lambda k: "labels" if k is None else f"{GROUPINGS[k].lower()}s",
+                                     help="Labels against each other, or one label across issuers, countries, ...")
+            top = right.slider("Groups", 2, MAX_SERIES, 8, key="corpus_top", disabled=split is None,
+                               help="The groups with the most dated documents under the filters; filter the "
+                                    "sidebar (e.g. some countries) to compare others")
+            if split is not None and label is None:
+                label = st.selectbox("Label", labels, key="corpus_split_label",
+                                     help="One label, followed across the groups")
+            data = trends(ws, model, axis=axis, period=period, by=split,
+                          top=top if split is not None else None, filters=filters)
             if label:
                 data = data[data["label"] == label]
             if data.empty:
                 st.info("No classified document matches the filters.")
             else:
                 data = data.assign(share_pct=100 * data["share"])
-                fig = px.line(data, x="period", y="share_pct", color="label", markers=True,
-                              labels={"share_pct": "% of documents", "period": period},
-                              title=f"Share of documents carrying each {axis} label, by {period}")
+                series = "label" if split is None else "group"
+                title = (f"Share of documents carrying each {axis} label, by {period}" if split is None else
+                         f"Share of documents carrying “{label}”, by {period}: the {data['group'].nunique()} "
+                         f"{GROUPINGS[split].lower()}s with the most documents")
+                fig = px.line(data, x="period", y="share_pct", color=series, markers=True, title=title,
+                              hover_data={"documents": True, "total": True},
+                              labels={"share_pct": "% of documents", "period": period})
                 fig.update_layout(template="plotly_white", height=480, legend_title_text="")
                 st.plotly_chart(fig, key="trend_chart")
-                wide = data.pivot_table(index="period", columns="label", values="share", aggfunc="first")
-                csv_button(wide, f"trends_{axis}_{period}", "dl_trends")
+                wide = data.pivot_table(index="period", columns=series, values="share", aggfunc="first")
+                csv_button(wide, f"trends_{axis}_{period}" + (f"_by_{split}" if split else ""), "dl_trends")
 
         if view == VIEWS[1]:
             by = st.selectbox("Group by", list(GROUPINGS), format_func=GROUPINGS.get, key="corpus_by")
