@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,13 @@ def resolve(ref: str, folder: Path | None = None) -> Path:
             known = ", ".join(f"{name}@{m['version']}" for m, _ in _versions(root, name)) or "none"
             raise ModelError(f"no model {ref!r} in {root} (versions of {name!r}: {known})")
         return path
-    if (root / name / META_FILE).is_file():  # a model saved before versions had folders
-        return root / name
     active = active_ref(root)
     if active and _split_ref(active)[0] == name and (root / name / _split_ref(active)[1] / META_FILE).is_file():
         return root / name / _split_ref(active)[1]
     versions = _versions(root, name)
+    if not versions and (root / name / META_FILE).is_file():  # as list_models, which does not offer it
+        raise ModelError(f"model {name!r} in {root} was saved before versions had folders; retrain it with "
+                         f"`cdpd train --name {name}`")
     if not versions:
         raise ModelError(f"no model named {name!r} in {root} (train one with `cdpd train`)")
     return versions[-1][1]
@@ -299,17 +301,37 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     return tagger, ModelInfo(meta.get("name", name), meta["version"], meta["tagger"], meta, path)
 
 
+#: Folders list_models skipped and warned about (once each per process).
+_SKIPPED: set[str] = set()
+
+
+def _skip(path: Path, why: str) -> None:
+    if str(path) not in _SKIPPED:
+        _SKIPPED.add(str(path))
+        warnings.warn(f"{path}: not listed as a model ({why})", UserWarning, stacklevel=3)
+
+
 def list_models(folder: Path | None = None) -> list[dict[str, Any]]:
-    """Every registered version's meta, oldest first, with ``active`` (bool) and ``path`` added."""
+    """Every registered version's meta, oldest first, with ``active`` (bool) and ``path`` added.
+
+    Only what ``NAME@VERSION`` resolves to is listed (pickers offer these refs): a folder of the old layout
+    (``NAME/meta.json``, no version folder) or whose meta names another model is skipped with a warning."""
     root = _root(folder)
     active = active_ref(root)
+    for meta_path in sorted(root.glob(f"*/{META_FILE}")):
+        if not meta_path.parent.name.startswith("."):
+            _skip(meta_path.parent, "a model saved before versions had folders; retrain it")
     out = []
-    for meta_path in sorted(root.glob(f"*/{META_FILE}")) + sorted(root.glob(f"*/*/{META_FILE}")):
+    for meta_path in sorted(root.glob(f"*/*/{META_FILE}")):
         if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
             continue
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError):
+        except (ValueError, OSError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            continue
+        name, version = meta_path.parent.parent.name, meta_path.parent.name
+        if not isinstance(meta, dict) or (meta.get("name"), meta.get("version")) != (name, version):
+            _skip(meta_path.parent, f"its {META_FILE} does not name it {name}@{version}, so that ref cannot load it")
             continue
         meta["active"] = f"{meta.get('name')}@{meta.get('version')}" == active
         meta["path"] = str(meta_path.parent)

@@ -310,6 +310,10 @@ INSERT INTO group_counts ({_GROUP_KEY}, documents)
 """
 #: SQL run, after the schema, when a workspace older than the key's version is upgraded.
 _UPGRADES = {2: _REBUILD_COUNTS}
+#: Indexes for the sidebar's distinct-value queries (browse.filter_values), added to schema v2 without a version
+#: bump (an older cdpd can still open the workspace): made on open wherever one is missing.
+_FILTER_INDEXES = {name: f"CREATE INDEX IF NOT EXISTS documents_{name} ON documents({name});"
+                   for name in ("issuer", "country", "city")}
 
 
 class WorkspaceError(RuntimeError):
@@ -394,9 +398,14 @@ class Workspace:
             # one script, one transaction: a crash mid-way leaves no half-made schema (nor half-counted counts)
             upgrades = "".join(sql for v, sql in sorted(_UPGRADES.items()) if 0 < version < v)
             self.conn.executescript(
-                "BEGIN IMMEDIATE;" + _SCHEMA + _COUNTS_SCHEMA + upgrades
+                "BEGIN IMMEDIATE;" + _SCHEMA + "".join(_FILTER_INDEXES.values()) + _COUNTS_SCHEMA + upgrades
                 + f"INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{int(SCHEMA_VERSION)}');"
                 + "COMMIT;")
+            return
+        present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        missing = [sql for name, sql in _FILTER_INDEXES.items() if f"documents_{name}" not in present]
+        if missing:  # a workspace made before these indexes: built once, on this open
+            self.conn.executescript("BEGIN IMMEDIATE;" + "".join(missing) + "COMMIT;")
 
     def rebuild_counts(self) -> None:
         """Recount the pre-aggregated ``label_counts`` and ``group_counts`` from the predictions, in one

@@ -104,6 +104,29 @@ def test_uploaded_table_gives_one_document_per_row():
     assert not problems and [d.id for d in docs] == ["batch.jsonl:r0", "batch.jsonl:r1", "batch.jsonl:r2"]
 
 
+# -- resources ------------------------------------------------------------------------------------------------
+def test_app_models_use_the_workspace_embedding_cache(monkeypatch, tmp_path):
+    """As `cdpd classify` does: the Classify page's embedding tagger reuses (and fills) the workspace's cache; with
+    no workspace it embeds in memory and the app creates no folder for it."""
+    from nlp.app import common
+    from nlp.embeddings import CACHE_FILE
+
+    seen = []
+    monkeypatch.setattr(common, "load_model", lambda ref, cb, folder, cache=None: seen.append(cache) or (ref, cache))
+    home = tmp_path / "ws"
+    monkeypatch.setenv("CDPD_HOME", str(home))
+    common._model.clear()
+    try:
+        common.model("linear")
+        assert not home.exists()
+        Workspace(home).close()
+        assert common.model("linear") == ("linear", str(home / CACHE_FILE))
+        common.model("linear")  # cached: not loaded again
+    finally:
+        common._model.clear()
+    assert seen == [None, str(home / CACHE_FILE)]
+
+
 # -- pages ----------------------------------------------------------------------------------------------------
 def test_every_page_renders(app_home):
     titles = {}
@@ -151,6 +174,13 @@ def test_corpus_filters_search_and_document(app_home):
     at = page("corpus")
     assert len(at.get("plotly_chart")) >= 1
     assert "document(s) match the filters" in all_text(at)
+    # one label followed across the largest groups: one line per group
+    at.selectbox(key="corpus_split").select("source").run()
+    at.slider(key="corpus_top").set_value(2).run()
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(figure["data"]) == 2 and "the 2 sources with the most documents" in figure["layout"]["title"]["text"]
+    at.selectbox(key="corpus_split").select(None).run()
     for view in ("By actor", "Function x domain"):
         at.radio(key="corpus_view").set_value(view).run()
         assert not at.exception and len(at.get("plotly_chart")) == 1
@@ -232,6 +262,7 @@ def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
     new = next(ref for ref in listing.index if ref.startswith("apptest@"))
     assert 0.5 < listing.at[new, "functions micro-F1"] <= 1  # held-out score of the retrained version
     assert "it is now the active model" in all_text(at)  # the first version trained with no active one
+    assert at.selectbox(key="models_baseline").value == new  # "Against" follows the active model, not its last value
     # a second version with held-out scores (trained on ~120 units): compared per label, then activated
     from nlp.annotations import Annotation
     from nlp.training import train
@@ -246,9 +277,13 @@ def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
     assert ("functions", "(micro)") in frame.index and frame.shape[0] == 2 * 2 + sum(
         len(codebook.labels(a)) for a in codebook.axis_names)
     at.button(key="models_activate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
     from nlp.models import active_ref
 
     assert active_ref() == other.ref
+    assert any(f"{other.ref} is now the active model" in s.value for s in at.success)
+    assert at.dataframe[0].value.set_index("model").at[other.ref, "active"]  # the listing shows it at once
+    assert at.selectbox(key="models_baseline").value == other.ref  # "Against" was `new`: it follows the activation
 
 
 def test_cdpd_app_serves_app_py_on_localhost(monkeypatch, tmp_path):

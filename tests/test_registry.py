@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,31 @@ def test_resolution_and_activation(registry, codebook):
     assert [m["active"] for m in list_models(root)] == [True, False, False]
     assert activate("other", root) == c.ref
     assert resolve("linear", root) == b.path
+
+
+def test_listing_offers_only_what_its_refs_load(registry, codebook):
+    """The app's pickers and `cdpd models list` show NAME@VERSION from list_models: each one must resolve. An
+    old-layout folder (NAME/meta.json) or a version folder whose meta names another model is left out, with one
+    warning per folder, not an error."""
+    root, a, b, c = registry
+    old = root / "stray"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({**a.meta, "name": "stray"}))
+    copied = root / "linear" / "0copy000"
+    copied.mkdir()
+    (copied / "meta.json").write_text(json.dumps(a.meta))  # still says linear@<a's version>
+    with pytest.warns(UserWarning) as caught:
+        listed = list_models(root)
+    assert sorted(str(w.message).split(":")[0] for w in caught) == sorted([str(old), str(copied)])
+    assert [m["name"] + "@" + m["version"] for m in listed] == [a.ref, b.ref, c.ref]
+    for meta in listed:
+        ref = f"{meta['name']}@{meta['version']}"
+        assert resolve(ref, root) == Path(meta["path"]) and load_model(ref, codebook, folder=root)[1].ref == ref
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per folder, not on every page run
+        assert len(list_models(root)) == 3
+    with pytest.raises(ModelError, match="saved before versions had folders; retrain"):  # not loadable either
+        resolve("stray", root)
 
 
 def test_bad_references_are_refused(registry, codebook):

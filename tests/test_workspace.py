@@ -137,6 +137,30 @@ def test_not_a_database_is_refused(tmp_path):
     assert str(home / DB_FILE) in str(info.value) and "not a usable cdpd workspace" in str(info.value)
 
 
+def test_sidebar_filter_values_read_an_index_also_in_a_workspace_made_before_it(tmp_path):
+    """The sidebar asks for every filter's values on each page: a scan of the documents (their text included)
+    took ~0.45 s at 100k documents; a covering index on the column is read instead, and opening adds it."""
+    from nlp.browse import filter_values
+
+    home = tmp_path / "ws"
+    Workspace(home).close()
+    raw = sqlite3.connect(home / DB_FILE)  # as a workspace made before the indexes
+    for name in ("issuer", "country", "city"):
+        raw.execute(f"DROP INDEX IF EXISTS documents_{name}")
+    raw.commit()
+    raw.close()
+    with Workspace(home, create=False) as ws:
+        assert ws.schema_version == SCHEMA_VERSION
+        for name in ("issuer", "country", "city"):
+            statements: list[str] = []
+            ws.conn.set_trace_callback(statements.append)
+            filter_values(ws, name)
+            ws.conn.set_trace_callback(None)
+            query = next(s for s in statements if "GROUP BY" in s)
+            plan = " ".join(row[3] for row in ws.conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+            assert f"INDEX documents_{name}" in plan, plan
+
+
 # ------------------------------------------------------------------------------------------------- documents
 
 

@@ -19,6 +19,7 @@ import streamlit as st
 
 from ..aggregate import Filters
 from ..codebook import Codebook, load_codebook
+from ..embeddings import CACHE_FILE
 from ..ingest import (MAX_FILE_BYTES, SUPPORTED_SUFFIXES, IngestError, Rejected, detect_language, iter_documents,
                       text_key)
 from ..models import ModelError, ModelInfo, active_ref, list_models, load_model, models_dir
@@ -47,13 +48,19 @@ def codebook() -> Codebook:
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
-def _model(ref: str, folder: str, fingerprint: str):
-    return load_model(ref, codebook(), Path(folder))
+def _model(ref: str, folder: str, fingerprint: str, cache: str | None):
+    return load_model(ref, codebook(), Path(folder), cache=cache)
+
+
+def embedding_cache() -> str | None:
+    """The workspace's embedding cache file, as `cdpd classify` uses it, or None without a workspace (taggers that
+    embed then embed in memory: the app creates no workspace folder just to load a model)."""
+    return str(default_home() / CACHE_FILE) if workspace_exists() else None
 
 
 def model(ref: str | None) -> tuple[Any, ModelInfo]:
-    """The tagger and its registry entry (cached per model version and models folder)."""
-    return _model(ref or active_ref() or "linear", str(models_dir()), codebook().fingerprint())
+    """The tagger and its registry entry (cached per model version, models folder and embedding cache path)."""
+    return _model(ref or active_ref() or "linear", str(models_dir()), codebook().fingerprint(), embedding_cache())
 
 
 def model_refs() -> list[str]:

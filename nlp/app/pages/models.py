@@ -40,11 +40,21 @@ def table(models) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def activate_version(ref: str) -> None:
+    """The button's callback, run before the page: the whole page then shows ``ref`` as active, and "Against" is
+    reset so that it follows the newly active model instead of keeping its last choice."""
+    activate(ref)
+    st.session_state.pop("models_baseline", None)
+    st.session_state["models_flash"] = (
+        f"{ref} is now the active model: Classify, Annotate and `cdpd classify` use it.", [])
+
+
 if "models_flash" in st.session_state:
     flash, log = st.session_state.pop("models_flash")
     st.success(flash)
-    with st.expander("Training log"):
-        st.code("\n".join(log), language=None)
+    if log:
+        with st.expander("Training log"):
+            st.code("\n".join(log), language=None)
 
 models = list_models()
 active = active_ref()
@@ -89,6 +99,7 @@ if go:
         st.session_state["trained"] = info.ref
         if make_active or active is None:
             activate(info.ref)
+            st.session_state.pop("models_baseline", None)  # "Against" follows the new active model
             flash = f"Trained {info.ref}; it is now the active model."
         else:
             flash = f"Trained and registered {info.ref}. Compare it with the active model below, then activate it."
@@ -121,10 +132,9 @@ if len(refs) >= 1:
             "may differ; for a strict comparison run `cdpd models compare A B --annotations FILE`."))
     else:
         st.caption("One of the two has no held-out scores (e.g. the lexicon tagger).")
-    if chosen != active and st.button(f"Activate {chosen}", key="models_activate"):
-        activate(chosen)
-        st.success(f"{chosen} is now the active model: Classify, Annotate and `cdpd classify` use it.")
-    elif chosen == active:
+    if chosen != active:
+        st.button(f"Activate {chosen}", key="models_activate", on_click=activate_version, args=(chosen,))
+    else:
         st.caption(f"{chosen} is the active model.")
     with st.expander("Model card"):
         st.markdown(model_card(read_meta(chosen)))
