@@ -413,8 +413,14 @@ def trend_latency(args, tmp: Path) -> dict:
         ("trends by month, one city", lambda ws: trends(ws, m, period="month",
                                                         filters=Filters({"city": ["City 7"]})), True),
         ("trends by year, one issuer", lambda ws: trends(ws, m, filters=Filters({"issuer": ["official 3"]})), True),
-        ("trends by year and country, every country", lambda ws: trends(ws, m, by="country"), True),
-        ("trends by year and issuer, every issuer", lambda ws: trends(ws, m, by="issuer"), True),
+        ("trends by year, the 10 largest countries", lambda ws: trends(ws, m, by="country", top=10), True),
+        ("trends by year, the 10 largest issuers", lambda ws: trends(ws, m, by="issuer", top=10), True),
+        ("trends by month, the 10 largest cities", lambda ws: trends(ws, m, period="month", by="city", top=10),
+         True),
+        ("full split, an export: trends by year and country, every country", lambda ws: trends(ws, m, by="country"),
+         False),
+        ("full split, an export: trends by year and issuer, every issuer", lambda ws: trends(ws, m, by="issuer"),
+         False),
         ("label_table by source (CD-PD diagram)", lambda ws: label_table(ws, m, by="source"), False),
         ("label_table by country", lambda ws: label_table(ws, m, by="country"), False),
         ("for comparison, a scan: trends by year with a bound to the day", lambda ws: trends(
@@ -531,15 +537,23 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
                   f"and the rollups, e.g. {s['labels_by_month']:,} `labels_by_month` and "
                   f"{s['labels_by_country']:,} `labels_by_country` rows, while the predictions were written "
                   f"({s['insert_seconds']:.0f} s for all rows, counts included). No `ANALYZE` statistics. Median "
-                  "and slowest of 7 calls after a warm-up; every call returns a pandas DataFrame.", "",
+                  "and slowest of 7 calls after a warm-up; every call returns a pandas DataFrame. The goal covers "
+                  "the queries a trend chart or the CLI makes (the app compares at most 20 groups in one chart, "
+                  "`top=N`); the full splits return one row per label, period and group (hundreds of thousands) "
+                  "and are listed for what an export of all of them costs; the scan and `label_table` are for "
+                  "comparison.", "",
                   table(["query", "median (ms)", "slowest (ms)", "rows out"],
-                        [[q["name"], f"{q['median_ms']:.1f}", f"{q['max_ms']:.1f}", f"{q['rows']:,}"]
-                         for q in tr["queries"]]), ""]
+                        [[q["name"] + ("" if q["goal"] else " (not in the goal)"), f"{q['median_ms']:.1f}",
+                          f"{q['max_ms']:.1f}", f"{q['rows']:,}"] for q in tr["queries"]]), ""]
         goal_q = [q for q in tr["queries"] if q["goal"]]
         missed = [q for q in goal_q if q["median_ms"] >= GOALS["trend_ms"]]
         verdicts.append(f"trend queries under {GOALS['trend_ms']:.0f} ms: {len(goal_q) - len(missed)} of "
                         f"{len(goal_q)}" + ("" if not missed else "; **not met** by " + "; ".join(
                             f"{q['name']} ({q['median_ms']:.0f} ms, {q['rows']:,} rows out)" for q in missed)))
+        exports = [q for q in tr["queries"] if q["name"].startswith("full split")]
+        if exports:
+            verdicts.append("full splits over every group (exports, outside the goal): " + "; ".join(
+                f"{q['name'].split(': ', 1)[1]} {q['median_ms']:.0f} ms for {q['rows']:,} rows" for q in exports))
     lines += ["### Goals", ""] + [f"- {v}" for v in verdicts]
     return "\n".join(lines) + "\n"
 
