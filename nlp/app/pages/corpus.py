@@ -13,6 +13,8 @@ from nlp.workspace import WorkspaceError
 
 GROUPINGS = {"issuer_type": "Issuer type", "source": "Source", "issuer": "Issuer", "country": "Country",
              "city": "City"}
+PLURALS = {"issuer_type": "issuer types", "source": "sources", "issuer": "issuers", "country": "countries",
+           "city": "cities"}
 MAX_GROUPS = 25
 MAX_SERIES = 20  # lines in one trend chart
 VIEWS = ("Trends over time", "By actor", "Function x domain", "Documents")
@@ -57,7 +59,7 @@ with c.workspace() as ws:
             left, middle, right = st.columns([1, 1, 1])
             period = left.radio("Period", ["year", "month"], horizontal=True, key="corpus_period")
             split = middle.selectbox("Compare", [None, *GROUPINGS], key="corpus_split",
-                                     format_func=lambda k: "labels" if k is None else f"{GROUPINGS[k].lower()}s",
+                                     format_func=lambda k: "labels" if k is None else PLURALS[k],
                                      help="Labels against each other, or one label across issuers, countries, ...")
             top = right.slider("Groups", 2, MAX_SERIES, 8, key="corpus_top", disabled=split is None,
                                help="The groups with the most dated documents under the filters; filter the "
@@ -76,7 +78,7 @@ with c.workspace() as ws:
                 series = "label" if split is None else "group"
                 title = (f"Share of documents carrying each {axis} label, by {period}" if split is None else
                          f"Share of documents carrying “{label}”, by {period}: the {data['group'].nunique()} "
-                         f"{GROUPINGS[split].lower()}s with the most documents")
+                         f"{PLURALS[split]} with the most documents")
                 fig = px.line(data, x="period", y="share_pct", color=series, markers=True, title=title,
                               hover_data={"documents": True, "total": True},
                               labels={"share_pct": "% of documents", "period": period})
