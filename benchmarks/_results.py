@@ -12,11 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (what `lscpu` prints), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "?"
+
+
+def git_commit(root: Path) -> str:
+    """The short hash of HEAD in ``root``, or "?" outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
 
 HEADER = ("# Benchmarks\n\nOne section per benchmark script under `benchmarks/`; each script rewrites only its "
           "own section.\n")

@@ -301,23 +301,11 @@ def measure(home: Path, repeat: int, say=print) -> dict:
 
 # -- report -------------------------------------------------------------------------------------------------------
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or "?"
-    except OSError:
-        commit = "?"
     import streamlit
+    from _results import cpu_model, git_commit  # benchmarks/ is on sys.path when this script runs
 
-    return {"cores": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
-            "streamlit": streamlit.__version__, "commit": commit}
+    return {"cores": len(os.sched_getaffinity(0)), "cpu": cpu_model(), "python": platform.python_version(),
+            "streamlit": streamlit.__version__, "commit": git_commit(ROOT)}
 
 
 def verdict(wall: float, cpu: float, goal: float, errors) -> str:

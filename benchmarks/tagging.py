@@ -394,14 +394,9 @@ def profile(runner, docs, top: int = 30) -> None:
 
 # -- report ------------------------------------------------------------------------------------------------------
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor()
+    from _results import cpu_model  # benchmarks/ is on sys.path: this script's folder
+
+    cpu = cpu_model()
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_THREAD_LIMIT")}
         nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True, env=env).stdout.strip()

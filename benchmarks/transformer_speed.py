@@ -47,7 +47,6 @@ import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -209,19 +208,9 @@ def machine() -> dict:
     import torch
     import transformers
 
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or "?"
-    except OSError:
-        commit = "?"
+    from _results import cpu_model, git_commit  # benchmarks/ is on sys.path: this script's folder
+
+    cpu, commit = cpu_model(), git_commit(ROOT)
     from nlp.taggers.transformer import cpu_has_native_bf16
 
     return {"cores": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),

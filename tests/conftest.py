@@ -200,3 +200,16 @@ def shipped_documents():
               [("nyc_council", 150), ("ccc", 150), ("king_county", 60), ("state_department", 120),
                ("white_house", 80), ("ungdc_sample", 40)]]
     return [Document.from_record(r) for f in frames for r in f.to_dict("records")]
+
+
+@pytest.fixture(scope="module")
+def torch_all_cpus():
+    """Encode with every CPU in a module that embeds (OMP_NUM_THREADS=1 above is about BLAS in small SVDs)."""
+    import torch
+
+    from nlp import embeddings
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(embeddings.available_cpus())
+    yield
+    torch.set_num_threads(before)

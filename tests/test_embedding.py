@@ -51,15 +51,7 @@ NEW_LABEL = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    """Encode with every CPU in this module (conftest's OMP_NUM_THREADS=1 is about BLAS in small SVDs)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(embeddings.available_cpus())
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_all_cpus")  # conftest: encode with every CPU
 
 
 @pytest.fixture(scope="module")

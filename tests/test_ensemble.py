@@ -14,7 +14,6 @@ import pytest
 import skops.io as sio
 import yaml
 
-from nlp import embeddings
 from nlp.annotations import Annotation, label_matrix
 from nlp.codebook import DEFAULT_CODEBOOK, load_codebook
 from nlp.metrics import tune_thresholds
@@ -32,14 +31,7 @@ from nlp.training import annotation_units
 MEMBERS_3_FOLDS = {"linear": {"cv_folds": 3}, "embedding": {"cv_folds": 3}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(embeddings.available_cpus())
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_all_cpus")  # conftest: encode with every CPU
 
 
 @pytest.fixture(scope="module")
