@@ -332,18 +332,21 @@ def _classify_workspace(args, codebook=None) -> int:
         if not todo:
             _err(f"every document is already classified with {info.ref}")
             return 0
-        with _dask_tagger(args, tagger, info, codebook) as on_dask, \
-                _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
-            if on_dask is not None:
-                from .distributed import classify_workspace
+        with _dask_tagger(args, tagger, info, codebook) as on_dask:
+            if on_dask is not None and not args.quiet:
+                _err("the workers read and write the workspace" if on_dask.shares_files else
+                     "this process sends the texts and writes the results (the workers may be on other machines)")
+            with _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
+                if on_dask is not None:
+                    from .distributed import classify_workspace
 
-                classify_workspace(ws, on_dask, progress=bar)
-            else:
-                for batch in ws.unclassified(info.ref, batch_size=256):
-                    tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))
-                    ws.save_predictions(info.ref, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
-                                        tagger.thresholds_)
-                    bar.update(len(batch))
+                    classify_workspace(ws, on_dask, progress=bar)
+                else:
+                    for batch in ws.unclassified(info.ref, batch_size=256):
+                        tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))
+                        ws.save_predictions(info.ref, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
+                                            tagger.thresholds_)
+                        bar.update(len(batch))
     return 0
 
 

@@ -3,16 +3,25 @@
 
 How work is split:
 
-* The client process streams documents in **partitions** (shards of JSON lines holding id, title and text: never
-  a whole-corpus list), keeps a bounded number of them in flight (two per worker thread), and gets back, per
-  document, what the workspace stores: passage spans, scores, selected labels and evidence.
+* The client process streams documents in **partitions** (never a whole-corpus list) and keeps a bounded number of
+  them in flight (two per worker thread).
 * Each **worker loads the model once**. The model's files (its safe on-disk format: skops, safetensors, JSON) reach
   every worker through a worker plugin, so a worker that joins later or is restarted after a crash gets them too;
   the loaded tagger is cached in the worker process by model ref and codebook fingerprint.
-* Only the **client writes** the workspace (SQLite has a single writer): each partition's predictions go in one
-  transaction as the partition comes back, in any order. Predictions are keyed by (model, document) and a document
-  counts as classified only once its partition is committed, so a run cut short (a dead worker, Ctrl-C) leaves the
-  workspace consistent and running the command again tags exactly the documents that are missing.
+* **Who touches the workspace** depends on where the workers are:
+
+  - On a LocalCluster (``--dask local[:N]``) the workers share this machine's files, so a partition is a list of
+    doc_ids: each worker reads those documents from the workspace, tags them and saves them in one transaction,
+    exactly as the in-process path does (SQLite in WAL mode serialises the writers). The client only hands out
+    ids, which keeps its CPU for the workers: on two cores, that is what lets two workers approach twice the
+    in-process throughput.
+  - On a scheduler reached by address the workers may be on other machines: the client ships each partition as
+    a shard of JSON lines (id, title, text), gets back per document what the workspace stores (passage spans,
+    scores, selected labels, evidence) and is the only writer.
+
+  Either way, predictions are keyed by (model, document), saving a document again replaces its rows, and a
+  document counts as classified only once its partition is committed, so a run cut short (a dead worker, Ctrl-C)
+  leaves the workspace consistent and running the command again tags exactly the documents that are missing.
 
 Dask moves tasks and results with its own serialisation between processes of the cluster, which must be trusted
 (a Dask cluster runs whatever code a client sends it); nothing is stored pickled, and no model is ever unpickled.
@@ -53,9 +62,19 @@ if TYPE_CHECKING:
     from .pipeline import TaggedDocument
 
 EXTRA_HINT = "pip install 'cdpd[dask]'"
-DEFAULT_PARTITION = 64  # documents per partition: ~0.2 s of linear-tier work on corpus documents
+DEFAULT_PARTITION = 128  # documents per partition: ~0.5 s of linear-tier work; tagging 64 at a time costs ~9% more CPU
 CONNECT_TIMEOUT = 10.0
 LOW_LEVEL_LOG = 16  # messages Dask keeps per stream for debugging (its default, 1,000, holds partitions in memory)
+# A LocalCluster of ours has no dashboard and silences its logs, so nothing reads what the workers' statistical
+# profiler samples (every task thread every 10 ms: about a tenth of a worker's CPU), the system monitor's history or
+# the event-loop tick's "unresponsive" warnings (every 20 ms). Left at their defaults, an idle cluster of two workers
+# costs about 0.09 of a core on polling alone; with these, 0.02. Memory limits are still enforced, checked every second.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 K = TypeVar("K")
 
@@ -137,12 +156,13 @@ def connect(target: DaskTarget | str, *, timeout: float = CONNECT_TIMEOUT) -> It
     # scheduler) by up to a gigabyte over a long run. A short log keeps memory flat.
     with dask.config.set({"distributed.admin.low-level-log-length": LOW_LEVEL_LOG}):
         if target.address is None:
-            # A LocalCluster of ours has no dashboard, so nobody reads what the workers' statistical profiler
-            # collects; sampling every task thread every 10 ms costs about a tenth of a worker's CPU.
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 cluster = distributed.LocalCluster(
                     n_workers=target.workers or _cpus(), threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=None, silence_logs=logging.ERROR,
+                    # the scheduler's HTTP routes (health, metrics) on a free local port: not 8787, which a
+                    # dashboard or a second cdpd run may hold (Dask would warn and move)
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             try:
                 with distributed.Client(cluster) as client:
                     yield client
@@ -326,6 +346,25 @@ def tag_shard(plugin: str, shard: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def tag_workspace_partition(plugin: str, home: str, model: str, doc_ids: list[int]) -> tuple[int, int]:
+    """The task run on a worker that shares the client's file system (a LocalCluster): read the partition's
+    documents from the workspace at ``home``, tag them with the worker's cached model and save them in one
+    transaction, as the in-process path does. Returns (documents, passages) saved.
+
+    Saving is idempotent (a document saved again replaces its rows and its counts), so a partition that Dask
+    retries after its worker died, even after it committed, leaves no duplicates."""
+    from .workspace import Workspace
+
+    runner = worker_runner(plugin)
+    with Workspace(home, create=False) as ws:
+        batch = ws.documents_by_id(doc_ids)
+        with _TAGGING:
+            tagged = list(runner.tag((doc for _, doc in batch), batch_size=max(len(batch), 1)))
+        ws.save_predictions(model, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
+                            runner.tagger.thresholds_)
+    return len(batch), sum(len(t.passages) for t in tagged)
+
+
 def _rebuild(doc: Document, result: dict[str, Any]) -> "TaggedDocument":
     from .pipeline import TaggedDocument
 
@@ -340,12 +379,13 @@ class DaskTagger:
     :meth:`tag_partitions` (results per partition, as they come back). Use as a context manager: on exit the
     model plugin is removed from the cluster.
 
-    ``task`` replaces :func:`tag_shard` (it is called as ``task(plugin_name, shard)`` on a worker; tests use it to
-    make a worker die)."""
+    ``task`` replaces :func:`tag_shard` and ``workspace_task`` :func:`tag_workspace_partition` (called with the same
+    arguments on a worker; tests use them to make a worker die)."""
 
     def __init__(self, client: "Client", tagger, info: "ModelInfo", codebook: "Codebook", *,
                  partition_size: int = DEFAULT_PARTITION, max_in_flight: int | None = None,
-                 task: Callable[[str, bytes], list[dict[str, Any]]] | None = None):
+                 task: Callable[[str, bytes], list[dict[str, Any]]] | None = None,
+                 workspace_task: Callable[[str, str, str, list[int]], tuple[int, int]] | None = None):
         if partition_size < 1:
             raise ValueError("partition size must be at least 1")
         self.client = client
@@ -356,6 +396,7 @@ class DaskTagger:
         self.threads = sum(client.nthreads().values()) or 1
         self.max_in_flight = max_in_flight or 2 * self.threads
         self.task = task or tag_shard
+        self.workspace_task = workspace_task or tag_workspace_partition
         self.plugin = f"cdpd-model-{info.ref}-{uuid.uuid4().hex[:8]}"
         self._token = uuid.uuid4().hex[:12]
         client.register_plugin(ModelPlugin(self.plugin, model_payload(info, codebook)), name=self.plugin)
@@ -371,6 +412,13 @@ class DaskTagger:
             self.client.unregister_worker_plugin(self.plugin)
         except Exception:  # noqa: BLE001 - a cluster going away takes its plugins with it
             pass
+
+    @property
+    def shares_files(self) -> bool:
+        """Whether every worker runs on this machine and sees its files: true of a LocalCluster (which ``--dask
+        local[:N]`` starts), not assumed of a scheduler reached by address, whose workers may be anywhere."""
+        cluster = getattr(self.client, "cluster", None)
+        return cluster is not None and type(cluster).__name__ == "LocalCluster"
 
     def warm_up(self) -> None:
         """Load the model on every worker now, in parallel (otherwise each loads it with its first partition)."""
@@ -392,10 +440,31 @@ class DaskTagger:
         ``ordered``. At most ``max_in_flight`` partitions are submitted or held back at a time, so memory does not
         grow with the corpus. A partition whose workers died too often (Dask retries it on another worker first)
         is a DaskError; partitions yielded before it were complete."""
+        jobs = (((key, docs), (self.task, self.plugin, encode_shard(docs)), docs[0].id, len(docs))
+                for key, docs in parts if docs)
+        for (key, docs), results in self._run(jobs, ordered=ordered):
+            tagged = [_rebuild(doc, res) for doc, res in zip(docs, results)]
+            if len(tagged) != len(docs):
+                raise DaskError(f"{len(tagged)} results for {len(docs)} documents from {docs[0].id}")
+            yield key, tagged
+
+    def tag_workspace(self, home: str | Path, model: str, batches: Iterable[list[int]]) -> Iterator[tuple[int, int]]:
+        """Partitions of doc_ids in, (documents, passages) saved per partition out, as they complete: the workers
+        read and write the workspace at ``home`` themselves (:func:`tag_workspace_partition`), so only ids and two
+        numbers cross the cluster. Only for workers that share this machine's files (:attr:`shares_files`)."""
+        home = str(Path(home).resolve())
+        jobs = ((None, (self.workspace_task, self.plugin, home, model, list(ids)), f"doc_id {ids[0]}", len(ids))
+                for ids in batches if ids)
+        for _none, counts in self._run(jobs, ordered=False):
+            yield counts
+
+    def _run(self, jobs: Iterable[tuple[Any, tuple, str, int]], *, ordered: bool) -> Iterator[tuple[Any, Any]]:
+        """(meta, (function, *args), first document, documents) jobs in, (meta, result) out, with at most
+        ``max_in_flight`` jobs submitted or held back for ordering at a time."""
         distributed = _distributed()
-        parts = iter(parts)
-        pending: dict[Any, tuple[int, K, Sequence[Document]]] = {}
-        done: dict[int, tuple[K, list[TaggedDocument]]] = {}
+        jobs = iter(jobs)
+        pending: dict[Any, tuple[int, Any, str, int]] = {}
+        done: dict[int, tuple[Any, Any]] = {}
         completed = distributed.as_completed()
         seq = emitted = 0
         exhausted = False
@@ -403,16 +472,13 @@ class DaskTagger:
         def fill() -> None:
             nonlocal seq, exhausted
             while not exhausted and len(pending) + len(done) < self.max_in_flight:
-                nxt = next(parts, None)
-                if nxt is None:
+                job = next(jobs, None)
+                if job is None:
                     exhausted = True
                     return
-                key, docs = nxt
-                if not docs:
-                    continue
-                future = self.client.submit(self.task, self.plugin, encode_shard(docs), pure=False,
-                                            key=f"cdpd-tag-{self._token}-{seq}")
-                pending[future] = (seq, key, docs)
+                meta, (fn, *args), first, size = job
+                future = self.client.submit(fn, *args, pure=False, key=f"cdpd-tag-{self._token}-{seq}")
+                pending[future] = (seq, meta, first, size)
                 completed.add(future)
                 seq += 1
 
@@ -420,20 +486,17 @@ class DaskTagger:
             fill()
             while pending:
                 future = next(completed)
-                number, key, docs = pending.pop(future)
+                number, meta, first, size = pending.pop(future)
                 try:
-                    results = future.result()
+                    result = future.result()
                 except distributed.KilledWorker as exc:
                     raise DaskError(
-                        f"partition {number} ({len(docs)} documents from {docs[0].id}) killed the Dask workers that "
+                        f"partition {number} ({size} documents from {first}) killed the Dask workers that "
                         f"ran it ({exc}); what was written is kept: run the command again to resume") from None
                 finally:
                     future.release()
-                tagged = [_rebuild(doc, res) for doc, res in zip(docs, results)]
-                if len(tagged) != len(docs):
-                    raise DaskError(f"partition {number}: {len(tagged)} results for {len(docs)} documents")
                 if ordered:
-                    done[number] = (key, tagged)
+                    done[number] = (meta, result)
                     fill()
                     while emitted in done:
                         yield done.pop(emitted)
@@ -441,17 +504,33 @@ class DaskTagger:
                         fill()
                 else:
                     fill()
-                    yield key, tagged
+                    yield meta, result
         finally:
             if pending:
                 self.client.cancel(list(pending))
 
 
-def classify_workspace(ws, runner: DaskTagger, *, progress=None) -> int:
-    """Tag on the cluster every document of ``ws`` that ``runner``'s model has not classified; the client saves
-    each partition in one transaction as it comes back. Returns the number of documents saved."""
-    batches = ws.unclassified(runner.ref, batch_size=runner.partition_size)
+def classify_workspace(ws, runner: DaskTagger, *, progress=None, shared: bool | None = None) -> int:
+    """Tag on the cluster every document of ``ws`` that ``runner``'s model has not classified. Returns the number
+    of documents saved; each partition is saved in one transaction as it comes back, so a run cut short keeps what
+    it finished and a re-run tags only what is missing.
+
+    Who reads and writes the workspace: with ``shared`` (by default, when the workers share this machine's files,
+    i.e. a LocalCluster) the workers do, as the in-process path does, and only doc_ids cross the cluster (SQLite in
+    WAL mode takes one writer at a time, and a partition holds the lock for a few per cent of its time). Otherwise
+    (a scheduler reached by address: its workers may be on other machines) this process ships each partition's
+    texts as JSON lines and writes what comes back."""
+    if shared is None:
+        shared = runner.shares_files
     saved = 0
+    if shared:
+        batches = ws.unclassified_ids(runner.ref, batch_size=runner.partition_size)
+        for n_docs, _passages in runner.tag_workspace(ws.home, runner.ref, batches):
+            saved += n_docs
+            if progress is not None:
+                progress.update(n_docs)
+        return saved
+    batches = ws.unclassified(runner.ref, batch_size=runner.partition_size)
     for ids, tagged in runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches)):
         ws.save_predictions(runner.ref, list(zip(ids, tagged)), runner.thresholds_)
         saved += len(ids)

@@ -495,18 +495,28 @@ class Workspace:
         Reads by increasing doc_id with a cursor on the last id seen, so memory stays flat and a batch committed
         meanwhile is never read twice.
         """
+        for ids in self.unclassified_ids(model, batch_size=batch_size):
+            yield self.documents_by_id(ids)
+
+    def unclassified_ids(self, model: str, *, batch_size: int = 256) -> Iterator[list[int]]:
+        """The doc_ids of :meth:`unclassified`, in the same batches (what a worker sharing this file needs)."""
         last = -1
         langs = ",".join("?" * len(TAGGABLE_LANGUAGES))
         while True:
-            rows = self.conn.execute(
-                f"SELECT d.* FROM documents d WHERE d.doc_id > ? AND d.lang IN ({langs}) AND NOT EXISTS "
+            ids = [row[0] for row in self.conn.execute(
+                f"SELECT d.doc_id FROM documents d WHERE d.doc_id > ? AND d.lang IN ({langs}) AND NOT EXISTS "
                 "(SELECT 1 FROM classified c WHERE c.model = ? AND c.doc_id = d.doc_id) ORDER BY d.doc_id LIMIT ?",
-                (last, *TAGGABLE_LANGUAGES, model, batch_size),
-            ).fetchall()
-            if not rows:
+                (last, *TAGGABLE_LANGUAGES, model, batch_size))]
+            if not ids:
                 return
-            last = rows[-1]["doc_id"]
-            yield [(row["doc_id"], _row_document(row)) for row in rows]
+            last = ids[-1]
+            yield ids
+
+    def documents_by_id(self, doc_ids: Sequence[int]) -> list[tuple[int, Document]]:
+        """(doc_id, document) for those of ``doc_ids`` that exist, by increasing doc_id."""
+        rows = self.conn.execute("SELECT d.* FROM documents d WHERE d.doc_id IN (SELECT value FROM json_each(?)) "
+                                 "ORDER BY d.doc_id", (json.dumps([int(i) for i in doc_ids]),)).fetchall()
+        return [(row["doc_id"], _row_document(row)) for row in rows]
 
     def count_unclassified(self, model: str) -> int:
         langs = ",".join("?" * len(TAGGABLE_LANGUAGES))

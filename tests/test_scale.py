@@ -151,6 +151,26 @@ def kill_once(plugin: str, shard: bytes, *, marker: str, victim: str):
     return nd.tag_shard(plugin, shard)
 
 
+def kill_once_in_workspace(plugin: str, home: str, model: str, doc_ids: list[int], *, marker: str, victim: int,
+                           after_commit: bool):
+    """The shared-workspace task, killing its worker the first time it meets the partition holding doc_id
+    ``victim``: before it saves anything, or just after its transaction committed (a retry then saves it again)."""
+    first = victim in doc_ids and not os.path.exists(marker)
+    if first and not after_commit:
+        Path(marker).write_text(str(os.getpid()))
+        os._exit(3)
+    result = nd.tag_workspace_partition(plugin, home, model, doc_ids)
+    if first:
+        Path(marker).write_text(str(os.getpid()))
+        os._exit(3)
+    return result
+
+
+def doc_id_of(home: Path, doc: str) -> int:
+    with Workspace(home) as ws:
+        return ws.conn.execute("SELECT doc_id FROM documents WHERE id = ?", (doc,)).fetchone()[0]
+
+
 def fresh_copy(corpus_file: Path, home: Path, partition: int) -> str:
     """An imported, unclassified workspace of the sample; returns the id of the first document of partition
     number ``partition`` (counted from 0) of a run with partitions of PARTITION documents."""
@@ -227,38 +247,75 @@ def test_dask_workspace_matches_in_process(tmp_path, corpus_file, model_ref, add
     assert_consistent(home, model_ref)
 
 
-# ------------------------------------------------------------------------------------------------- a worker dies
 @needs_dask
-def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file, model_ref, dask_client,
-                                                          in_process_ws):
+def test_workers_sharing_the_workspace_match_in_process(tmp_path, corpus_file, model_ref, dask_client,
+                                                        in_process_ws):
+    """On a LocalCluster the workers read their partition's documents from the workspace and save them
+    themselves, two writers side by side: the same rows as in-process, counts included."""
     home = tmp_path / "ws"
-    victim = fresh_copy(corpus_file, home, partition=3)
-    marker = tmp_path / "killed"
-    task = functools.partial(kill_once, marker=str(marker), victim=victim)
-    with Workspace(home) as ws, dask_tagger(dask_client, model_ref, task=task) as runner:
+    fresh_copy(corpus_file, home, partition=0)
+    with Workspace(home) as ws, dask_tagger(dask_client, model_ref) as runner:
+        assert runner.shares_files  # a LocalCluster: chosen by default
         ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
         saved = nd.classify_workspace(ws, runner)
-    assert marker.exists()  # a worker process did die
     assert saved == len(snapshot(in_process_ws)["classified"])
     assert snapshot(home) == snapshot(in_process_ws)
     assert_consistent(home, model_ref)
 
 
 @needs_dask
+def test_ingest_on_a_local_cluster_from_the_command_line(tmp_path, corpus_file, model_ref, in_process_ws, capsys):
+    home = tmp_path / "ws"
+    assert main(["ingest", str(corpus_file), "--classify", "--model", model_ref, "--workspace", str(home),
+                 "--dask", "local:1"]) == 0
+    assert "the workers read and write the workspace" in capsys.readouterr().err
+    assert snapshot(home) == snapshot(in_process_ws)
+
+
+# ------------------------------------------------------------------------------------------------- a worker dies
+@needs_dask
+@pytest.mark.parametrize("mode", ["client writes", "workers write, die before saving",
+                                  "workers write, die after saving"])
+def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file, model_ref, dask_client,
+                                                          in_process_ws, mode):
+    home = tmp_path / "ws"
+    victim = fresh_copy(corpus_file, home, partition=3)
+    marker = tmp_path / "killed"
+    shared = mode != "client writes"
+    if shared:
+        task = {"workspace_task": functools.partial(kill_once_in_workspace, marker=str(marker),
+                                                    victim=doc_id_of(home, victim), after_commit="after" in mode)}
+    else:
+        task = {"task": functools.partial(kill_once, marker=str(marker), victim=victim)}
+    with Workspace(home) as ws, dask_tagger(dask_client, model_ref, **task) as runner:
+        ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
+        saved = nd.classify_workspace(ws, runner, shared=shared)
+    assert marker.exists()  # a worker process did die
+    assert saved == len(snapshot(in_process_ws)["classified"])
+    assert snapshot(home) == snapshot(in_process_ws)  # after a retry of a committed partition, too
+    assert_consistent(home, model_ref)
+
+
+@needs_dask
+@pytest.mark.parametrize("shared", [False, True], ids=["client writes", "workers write"])
 def test_a_run_stopped_by_a_dead_worker_resumes(tmp_path, corpus_file, model_ref, dask_client, in_process_ws,
-                                                address, capsys):
+                                                address, shared):
     home = tmp_path / "ws"
     victim = fresh_copy(corpus_file, home, partition=5)
     marker = tmp_path / "killed"
-    task = functools.partial(kill_once, marker=str(marker), victim=victim)
+    if shared:
+        task = {"workspace_task": functools.partial(kill_once_in_workspace, marker=str(marker),
+                                                    victim=doc_id_of(home, victim), after_commit=False)}
+    else:
+        task = {"task": functools.partial(kill_once, marker=str(marker), victim=victim)}
     scheduler = dask_client.cluster.scheduler
     allowed = scheduler.allowed_failures
     scheduler.allowed_failures = 0  # no retry: the death stops the run
     try:
-        with Workspace(home) as ws, dask_tagger(dask_client, model_ref, task=task, max_in_flight=1) as runner:
+        with Workspace(home) as ws, dask_tagger(dask_client, model_ref, max_in_flight=1, **task) as runner:
             ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
             with pytest.raises(nd.DaskError, match="run the command again to resume"):
-                nd.classify_workspace(ws, runner)
+                nd.classify_workspace(ws, runner, shared=shared)
     finally:
         scheduler.allowed_failures = allowed
     assert marker.exists()
