@@ -8,11 +8,15 @@ What it measures
   * Throughput of workspace classification (what ``cdpd ingest --classify`` and ``cdpd run`` do after the import:
     read unclassified documents, tag them with the linear tier, write passages, predictions and the pre-aggregated
     counts) on ``--docs`` documents drawn with a fixed seed from ``corpora/*.parquet`` (``benchmarks/tagging.py``'s
-    sample: proportional to each file's rows, sources interleaved). Three configurations: in-process (the default
-    path, one process), Dask ``local:1`` and Dask ``local:2`` (LocalClusters of one-thread worker processes; the
-    client process reads and writes SQLite). Steady state: each configuration is warmed up first (model loaded in
-    every worker, spaCy caches warm) on other documents; then ``--repeat`` rounds time each configuration in turn
-    on a fresh copy of the imported workspace; the median is reported. Also one cold run of the whole command
+    sample: proportional to each file's rows, sources interleaved). Five configurations: in-process (the default
+    path, one process), Dask ``local:1`` and ``local:2`` (LocalClusters of one-thread worker processes that read
+    and write the workspace themselves, as ``--dask local:N`` does), and ``local:2`` with the client reading,
+    shipping and writing (what a scheduler reached by address gets); and, as a reference for what two cores give
+    this workload, two forked in-process runs on halves of the documents in workspaces of their own (no Dask, nothing
+    shared). ``--repeat`` rounds time each configuration
+    in turn on a fresh copy of the imported workspace, one configuration alive at a time: each Dask one starts its
+    cluster and warms it up (model loaded in every worker, spaCy caches warm) on other documents first, and shuts
+    it down after; the median is reported. Also one cold run of the whole command
     (``python -m nlp ingest SAMPLE --classify [--dask local:N]``: process start, import, model load, cluster start).
   * Peak memory at ``--passages`` passages (10k and 100k): a fresh process per size classifies a workspace of the
     shipped corpus plus the full UN General Debate (shuffled with a fixed seed, imported beforehand) until that many
@@ -55,12 +59,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import tagging as _tagging  # noqa: E402  (the corpus sample, machine description and table helpers)
+from nlp.distributed import DEFAULT_PARTITION  # noqa: E402
 from _results import write_section  # noqa: E402
 
 SECTION = "## Scale (benchmarks/scale.py)"
 UNGDC = ROOT.parent / "shared" / "corpora" / "ungdc.jsonl.gz"
 WARMUP_DOCS = 64
-CONFIGS = ("in-process", "dask local:1", "dask local:2")
+CLIENT_WRITES = "dask local:2, client writes"
+TWO_PROCESSES = "two independent processes (reference, no Dask)"
+CONFIGS = ("in-process", TWO_PROCESSES, "dask local:1", "dask local:2", CLIENT_WRITES)
 GOALS = {"speedup": 1.7, "memory": 0.10, "trend_ms": 200.0}
 
 
@@ -134,10 +141,13 @@ def classify_in_process(home: Path, runner, info, tagger, stop_at_passages: int 
                 "passages": passages}
 
 
-def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | None = None) -> dict:
-    """The same on a DaskTagger: the client reads and writes, the workers tag."""
+def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | None = None,
+                     shared: bool | None = None) -> dict:
+    """The same on a DaskTagger, as ``nlp.distributed.classify_workspace`` does it: on a LocalCluster the workers
+    read and write the workspace (``shared``), otherwise the client ships texts, gets results and writes."""
     from nlp.workspace import Workspace
 
+    shared = runner.shares_files if shared is None else shared
     with Workspace(home) as ws:
         ws.register_model(info.ref, info.name, info.version, info.tagger, tagger.labels)
         from distributed import get_task_stream
@@ -145,14 +155,22 @@ def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | N
         w0 = runner.client.run(cpu_seconds)
         t0, c0, wall0 = time.perf_counter(), time.process_time(), time.time()
         docs = passages = 0
-        batches = ws.unclassified(info.ref, batch_size=runner.partition_size)
-        parts = runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches))
+        if shared:
+            parts = runner.tag_workspace(home, info.ref, ws.unclassified_ids(info.ref, batch_size=runner.partition_size))
+        else:
+            batches = ws.unclassified(info.ref, batch_size=runner.partition_size)
+            parts = runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches))
         with get_task_stream(runner.client) as stream:
             try:
-                for ids, tagged in parts:
-                    ws.save_predictions(info.ref, list(zip(ids, tagged)), tagger.thresholds_)
-                    docs += len(ids)
-                    passages += sum(len(t.passages) for t in tagged)
+                for part in parts:
+                    if shared:
+                        n_docs, n_passages = part
+                    else:
+                        ids, tagged = part
+                        ws.save_predictions(info.ref, list(zip(ids, tagged)), tagger.thresholds_)
+                        n_docs, n_passages = len(ids), sum(len(t.passages) for t in tagged)
+                    docs += n_docs
+                    passages += n_passages
                     if stop_at_passages and passages >= stop_at_passages:
                         break
             finally:
@@ -177,60 +195,89 @@ def cpu_seconds() -> float:
 
 
 # -- throughput --------------------------------------------------------------------------------------------------
+_FORKED: dict = {}  # what the forked reference processes inherit: the runner, model info and tagger
+
+
+def _classify_forked(home: str) -> dict:
+    return classify_in_process(Path(home), _FORKED["runner"], _FORKED["info"], _FORKED["tagger"])
+
+
+def classify_two_processes(pool, homes: list[Path]) -> dict:
+    """The reference for what two cores give this workload: two forked copies of the in-process path, each on
+    its own half of the documents in its own workspace, nothing shared or coordinated."""
+    t0 = time.perf_counter()
+    halves = pool.map(_classify_forked, [str(h) for h in homes], chunksize=1)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "cpu": 0.0, "docs": sum(h["docs"] for h in halves),
+            "passages": sum(h["passages"] for h in halves), "worker_cpu": [h["cpu"] for h in halves],
+            "worker_busy": [h["seconds"] / seconds for h in halves]}
+
+
 def throughput(args, ref: str, tmp: Path) -> dict:
+    import multiprocessing
+
     from nlp.distributed import DaskTagger, connect, parse_target
     from nlp.pipeline import DocumentTagger
     from nlp.text import TextProcessor
 
-    docs, _sizes, _alloc = _tagging.sample_documents(args.docs + WARMUP_DOCS, args.seed)
+    # every round tags documents that no configuration has seen: a process that has tagged a text before knows
+    # its words (spaCy's vocabulary grows as new words come), which would flatter whoever ran before
+    docs, _sizes, _alloc = _tagging.sample_documents(args.docs * args.repeat + WARMUP_DOCS, args.seed)
     warm, docs = docs[:WARMUP_DOCS], docs[WARMUP_DOCS:]
-    template, warm_template = tmp / "sample", tmp / "warm"
-    import_workspace(template, docs)
+    rounds = [docs[r * args.docs:(r + 1) * args.docs] for r in range(args.repeat)]
+    warm_template = tmp / "warm"
     import_workspace(warm_template, warm)
     codebook, tagger, info = load(ref)
     words = sum(len(((d.title or "") + " " + d.text).split()) for d in docs)
 
-    runners, stack = {}, []
-    runners["in-process"] = ("in", DocumentTagger(tagger, TextProcessor(codebook)))
-    for name in CONFIGS[1:]:
-        t0 = time.perf_counter()
-        client_cm = connect(parse_target(name.split()[1]))
-        client = client_cm.__enter__()
-        stack.append(client_cm)
-        runner = DaskTagger(client, tagger, info, codebook)
-        stack.append(runner)
-        runner.warm_up()  # the model loaded in every worker
-        runners[name] = ("dask", runner)
-        log(f"{name}: cluster up in {time.perf_counter() - t0:.1f}s")
+    # Only one configuration is alive at a time: in-process runs with no cluster up (an idle cluster's polling
+    # would slow them), and each Dask configuration starts its cluster, warms it up (model loaded in every
+    # worker, spaCy caches warm) on other documents, runs, and shuts it down.
+    in_process = DocumentTagger(tagger, TextProcessor(codebook))
+    classify_in_process(copy_workspace(warm_template, tmp / "run"), in_process, info, tagger)
+    _FORKED.update(runner=in_process, info=info, tagger=tagger)
+    # forked now, before any Dask thread exists; idle between its runs
+    pool = multiprocessing.get_context("fork").Pool(2)
+    pool.map(_classify_forked, [str(copy_workspace(warm_template, tmp / f"warm-{i}")) for i in range(2)],
+             chunksize=1)
     results: dict[str, list[dict]] = {name: [] for name in CONFIGS}
-    try:
-        for name, (kind, runner) in runners.items():  # warm-up: models loaded everywhere, caches warm
-            home = copy_workspace(warm_template, tmp / "run")
-            t0 = time.perf_counter()
-            (classify_in_process if kind == "in" else classify_on_dask)(home, runner, info, tagger)
-            log(f"{name}: warm-up {time.perf_counter() - t0:.1f}s")
-        for r in range(args.repeat):
-            for name, (kind, runner) in runners.items():
-                home = copy_workspace(template, tmp / "run")
-                res = (classify_in_process if kind == "in" else classify_on_dask)(home, runner, info, tagger)
-                res["load"] = os.getloadavg()[0]
-                results[name].append(res)
-                log(f"round {r + 1} {name}: {res['docs']} docs in {res['seconds']:.1f}s "
-                    f"({res['docs'] / res['seconds']:.0f} docs/s; load {res['load']:.2f})")
-    finally:
-        for item in reversed(stack):
-            if isinstance(item, DaskTagger):
-                item.close()
+    for r, round_docs in enumerate(rounds):
+        template, halves = tmp / "sample", [tmp / "half-a", tmp / "half-b"]
+        for folder, part in ((template, round_docs), (halves[0], round_docs[0::2]), (halves[1], round_docs[1::2])):
+            shutil.rmtree(folder, ignore_errors=True)
+            import_workspace(folder, part)
+        for name in CONFIGS:
+            home = copy_workspace(template, tmp / "run")
+            if name == "in-process":
+                res = classify_in_process(home, in_process, info, tagger)
+            elif name == TWO_PROCESSES:
+                res = classify_two_processes(pool, [copy_workspace(h, tmp / f"run-{h.name}") for h in halves])
             else:
-                item.__exit__(None, None, None)
+                t0 = time.perf_counter()
+                with connect(parse_target(name.split()[1].rstrip(","))) as client, \
+                        DaskTagger(client, tagger, info, codebook) as runner:
+                    runner.warm_up()
+                    shared = name != CLIENT_WRITES
+                    classify_on_dask(copy_workspace(warm_template, tmp / "warm-run"), runner, info, tagger,
+                                     shared=shared)
+                    log(f"{name}: cluster up and warm in {time.perf_counter() - t0:.1f}s")
+                    res = classify_on_dask(home, runner, info, tagger, shared=shared)
+            res["load"] = os.getloadavg()[0]
+            results[name].append(res)
+            log(f"round {r + 1} {name}: {res['docs']} docs in {res['seconds']:.1f}s "
+                f"({res['docs'] / res['seconds']:.0f} docs/s; load {res['load']:.2f})")
+    pool.close()
+    pool.join()
 
     # one cold run of the whole command per configuration
     sample = tmp / "sample.jsonl"
     with open(sample, "w", encoding="utf-8") as fh:
-        for d in docs:
+        for d in rounds[0]:
             fh.write(json.dumps(d.to_dict(), ensure_ascii=False, default=str) + "\n")
     cold = {}
     for name in CONFIGS:
+        if name in (CLIENT_WRITES, TWO_PROCESSES):  # no command does these (CLIENT_WRITES: `--dask tcp://...`)
+            continue
         home = tmp / "cold"
         shutil.rmtree(home, ignore_errors=True)
         cmd = [sys.executable, "-m", "nlp", "ingest", str(sample), "--classify", "--model", ref, "--workspace",
@@ -239,8 +286,9 @@ def throughput(args, ref: str, tmp: Path) -> dict:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cold[name] = time.perf_counter() - t0
         log(f"cold command {name}: {cold[name]:.1f}s")
-    passages = results["in-process"][0]["passages"]
-    return {"docs": len(docs), "words": words, "passages": passages, "runs": results, "cold": cold}
+    passages = sum(r["passages"] for r in results["in-process"])
+    return {"docs": len(docs), "round_docs": args.docs, "words": words, "passages": passages, "runs": results,
+            "cold": cold}
 
 
 # -- memory ------------------------------------------------------------------------------------------------------
@@ -465,38 +513,54 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
         bound = {name: 1000 / max((client_ms[name] + worker_ms[name]) / 2, client_ms[name], busiest_ms[name])
                  for name in CONFIGS}
         base = med["in-process"]
+        per_doc_passages = tp["passages"] / sum(r["docs"] for r in tp["runs"]["in-process"])
         lines += ["### Throughput: workspace classification, linear tier", "",
-                  f"{tp['docs']:,} corpus documents ({tp['words'] / tp['docs']:.0f} words and "
-                  f"{tp['passages'] / tp['docs']:.2f} passages per document on average; seed {args.seed}), read "
+                  f"{tp['round_docs']:,} corpus documents per run ({tp['words'] / tp['docs']:.0f} words and "
+                  f"{per_doc_passages:.2f} passages per document on average; seed {args.seed}), read "
                   "from the workspace, tagged, and written back (passages, predictions, pre-aggregated counts). "
-                  f"Median of {args.repeat} warm runs per configuration, taken in rounds; the cold column is one "
+                  f"Median of {args.repeat} runs per configuration, taken in rounds; each round tags "
+                  f"{tp['round_docs']:,} documents no configuration has seen ({tp['docs']:,} in all), with models "
+                  "loaded and warmed up on other documents. The cold column is one "
                   "run of the whole command on an empty workspace (process start, import of the documents, model "
                   "load, cluster start).", "",
                   table(["configuration", "docs/s (median)", "docs/s (best)", "vs in-process", "passages/s",
                          "CPU ms/doc: client", "CPU ms/doc: workers", "workers busy", "CPU a worker got",
                          "CPU-bound docs/s on 2 idle cores", "cold command (s)"],
                         [[name, f"{med[name]:.0f}", f"{best[name]:.0f}", f"{med[name] / base:.2f}x",
-                          f"{med[name] * tp['passages'] / tp['docs']:.0f}", f"{client_ms[name]:.2f}",
+                          f"{med[name] * per_doc_passages:.0f}",
+                          "—" if name == TWO_PROCESSES else f"{client_ms[name]:.2f}",
                           f"{worker_ms[name]:.2f}" if worker_ms[name] else "—",
                           f"{busy[name]:.0%}" if busy[name] else "—",
                           f"{got[name]:.2f} cores" if got[name] else "—", f"{bound[name]:.0f}",
-                          f"{tp['cold'][name]:.1f}"] for name in CONFIGS]),
+                          f"{tp['cold'][name]:.1f}" if name in tp["cold"] else "—"] for name in CONFIGS]),
                   "",
+                  "Configurations: `dask local:N` is what `--dask local:N` does: the workers share the machine's "
+                  "files, so the client hands out partitions of doc_ids and each worker reads its documents from "
+                  "the workspace, tags them and saves them (SQLite in WAL mode, one writer at a time). `client "
+                  "writes` is what a scheduler reached by address (`--dask tcp://...`) gets, run here on the same "
+                  "LocalCluster: the client reads the texts, ships them, receives the results and is the only "
+                  "writer. The reference row runs no Dask at all: two forked copies of the in-process path, each "
+                  "tagging half of the documents into a workspace of its own, which is what two cores give this "
+                  "workload when nothing is shared or coordinated. Only one configuration is up at a time (no idle "
+                  "cluster during the in-process runs).", "",
                   "CPU ms/doc: CPU time per document of the process running the loop (in-process: all the work; "
-                  "Dask: reading SQLite, sending partitions, receiving results, writing, and the LocalCluster's "
-                  "scheduler, which runs in that process) and of all workers together. CPU-bound docs/s: the "
+                  "Dask: handing out partitions, or for `client writes` also reading, shipping, receiving and "
+                  "writing; plus the LocalCluster's scheduler, which runs in that process) and of all workers "
+                  "together. CPU-bound docs/s: the "
                   "throughput those CPU times allow on two cores nobody else uses (wall time at least half the total "
                   "CPU time, the client's and the busiest worker's): an upper bound to compare with the measured "
                   "column when the machine is shared. Workers busy: the share of the run each worker spent inside a "
                   "partition (Dask's task stream; below 100% means it waited for work). CPU a worker got: its CPU "
                   "seconds per wall second while it was busy or not (1.00 = a whole core). Dask workers have one "
-                  "thread each, partitions of 64 documents, two partitions in flight per worker."]
+                  f"thread each, partitions of {DEFAULT_PARTITION} documents, two partitions in flight per worker."]
         ratio = med["dask local:2"] / base
         verdicts.append(f"Dask local:2 vs in-process, measured: {ratio:.2f}x (goal ≥ {GOALS['speedup']}x): "
                         + ("pass" if ratio >= GOALS["speedup"] else "**not met**")
                         + f"; from CPU time on two idle cores: {bound['dask local:2'] / bound['in-process']:.2f}x "
                         f"(load average {statistics.median(r['load'] for rs in tp['runs'].values() for r in rs):.1f} "
-                        "during the runs)")
+                        f"during the runs); the reference, two independent processes: {med[TWO_PROCESSES] / base:.2f}x"
+                        f", so Dask local:2 reaches {med['dask local:2'] / med[TWO_PROCESSES]:.0%} of what two cores "
+                        "give this workload")
         lines.append("")
     if mem:
         rows = []
@@ -561,7 +625,7 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", type=int, default=2000, help="documents per throughput run (default 2000)")
-    p.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--passages", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 100_000],
                    help="passage counts for the memory runs (default 10000,100000)")
