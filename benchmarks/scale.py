@@ -12,12 +12,12 @@ What it measures
     path, one process), Dask ``local:1`` and ``local:2`` (LocalClusters of one-thread worker processes that read
     and write the workspace themselves, as ``--dask local:N`` does), and ``local:2`` with the client reading,
     shipping and writing (what a scheduler reached by address gets); and, as a reference for what two cores give
-    this workload, two forked in-process runs on halves of the documents in workspaces of their own (no Dask, nothing
-    shared). ``--repeat`` rounds time each configuration
-    in turn on a fresh copy of the imported workspace, one configuration alive at a time: each Dask one starts its
-    cluster and warms it up (model loaded in every worker, spaCy caches warm) on other documents first, and shuts
-    it down after; the median is reported. Also one cold run of the whole command
-    (``python -m nlp ingest SAMPLE --classify [--dask local:N]``: process start, import, model load, cluster start).
+    this workload, the in-process path in two processes side by side, each on half of the documents in a workspace
+    of its own (no Dask, nothing shared). ``--repeat`` rounds time each configuration in turn, one alive at a time,
+    each round on new documents and with every configuration started afresh (new processes, new clusters), loaded
+    and warmed up (spaCy caches) on the same other documents; the median is reported. Also one cold run of the
+    whole command (``python -m nlp ingest SAMPLE --classify [--dask local:N]``: process start, import, model load,
+    cluster start).
   * Peak memory at ``--passages`` passages (10k and 100k): a fresh process per size classifies a workspace of the
     shipped corpus plus the full UN General Debate (shuffled with a fixed seed, imported beforehand) until that many
     passages are tagged, in-process and on Dask ``local:2``; peak RSS (VmHWM) of the process doing the work
@@ -195,30 +195,47 @@ def cpu_seconds() -> float:
 
 
 # -- throughput --------------------------------------------------------------------------------------------------
-_FORKED: dict = {}  # what the forked reference processes inherit: the runner, model info and tagger
+_FRESH: dict = {}  # in a spawned benchmark process: the loaded model, and the barrier that starts it with its twin
 
 
-def _classify_forked(home: str) -> dict:
-    return classify_in_process(Path(home), _FORKED["runner"], _FORKED["info"], _FORKED["tagger"])
+def _fresh_start(ref: str, warm_home: str, barrier) -> None:
+    """Pool initializer: load the model and warm it up on the warm-up documents, as every configuration does."""
+    from nlp.pipeline import DocumentTagger
+    from nlp.text import TextProcessor
+
+    codebook, tagger, info = load(ref)
+    runner = DocumentTagger(tagger, TextProcessor(codebook))
+    home = copy_workspace(Path(warm_home), Path(warm_home).parent / f"warm-{os.getpid()}")
+    classify_in_process(home, runner, info, tagger)
+    shutil.rmtree(home, ignore_errors=True)
+    _FRESH.update(runner=runner, info=info, tagger=tagger, barrier=barrier)
 
 
-def classify_two_processes(pool, homes: list[Path]) -> dict:
-    """The reference for what two cores give this workload: two forked copies of the in-process path, each on
-    its own half of the documents in its own workspace, nothing shared or coordinated."""
-    t0 = time.perf_counter()
-    halves = pool.map(_classify_forked, [str(h) for h in homes], chunksize=1)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "cpu": 0.0, "docs": sum(h["docs"] for h in halves),
-            "passages": sum(h["passages"] for h in halves), "worker_cpu": [h["cpu"] for h in halves],
-            "worker_busy": [h["seconds"] / seconds for h in halves]}
+def _fresh_classify(home: str) -> dict:
+    if _FRESH["barrier"] is not None:
+        _FRESH["barrier"].wait()  # both halves start together
+    return classify_in_process(Path(home), _FRESH["runner"], _FRESH["info"], _FRESH["tagger"])
+
+
+def classify_fresh(ctx, ref: str, warm_home: Path, homes: list[Path]) -> dict:
+    """The in-process path in new processes (one, or two side by side, each on its own workspace): like each Dask
+    configuration, which starts its cluster every round, they begin with a model that has seen only the warm-up
+    documents (a process that has tagged more knows more words, and spaCy's vocabulary makes new words cost more)."""
+    barrier = ctx.Barrier(len(homes)) if len(homes) > 1 else None
+    with ctx.Pool(len(homes), initializer=_fresh_start, initargs=(ref, str(warm_home), barrier)) as pool:
+        runs = pool.map(_fresh_classify, [str(h) for h in homes], chunksize=1)
+    if len(runs) == 1:
+        return runs[0]
+    return {"seconds": max(r["seconds"] for r in runs), "cpu": 0.0,
+            "docs": sum(r["docs"] for r in runs), "passages": sum(r["passages"] for r in runs),
+            "worker_cpu": [r["cpu"] for r in runs], "worker_busy": [r["seconds"] / max(x["seconds"] for x in runs)
+                                                                   for r in runs]}
 
 
 def throughput(args, ref: str, tmp: Path) -> dict:
     import multiprocessing
 
     from nlp.distributed import DaskTagger, connect, parse_target
-    from nlp.pipeline import DocumentTagger
-    from nlp.text import TextProcessor
 
     # every round tags documents that no configuration has seen: a process that has tagged a text before knows
     # its words (spaCy's vocabulary grows as new words come), which would flatter whoever ran before
@@ -227,19 +244,14 @@ def throughput(args, ref: str, tmp: Path) -> dict:
     rounds = [docs[r * args.docs:(r + 1) * args.docs] for r in range(args.repeat)]
     warm_template = tmp / "warm"
     import_workspace(warm_template, warm)
-    codebook, tagger, info = load(ref)
+    codebook, tagger, info = load(ref)  # for the Dask configurations' clients (this process tags nothing)
     words = sum(len(((d.title or "") + " " + d.text).split()) for d in docs)
 
-    # Only one configuration is alive at a time: in-process runs with no cluster up (an idle cluster's polling
-    # would slow them), and each Dask configuration starts its cluster, warms it up (model loaded in every
-    # worker, spaCy caches warm) on other documents, runs, and shuts it down.
-    in_process = DocumentTagger(tagger, TextProcessor(codebook))
-    classify_in_process(copy_workspace(warm_template, tmp / "run"), in_process, info, tagger)
-    _FORKED.update(runner=in_process, info=info, tagger=tagger)
-    # forked now, before any Dask thread exists; idle between its runs
-    pool = multiprocessing.get_context("fork").Pool(2)
-    pool.map(_classify_forked, [str(copy_workspace(warm_template, tmp / f"warm-{i}")) for i in range(2)],
-             chunksize=1)
+    # Only one configuration is alive at a time, and each round starts every one afresh: in-process (a new
+    # process) and the reference (two new processes) as each Dask configuration (a new cluster), all with the
+    # model loaded and warmed up (spaCy caches) on the same other documents. So no idle cluster slows a run, and
+    # no configuration has learnt more words than another.
+    ctx = multiprocessing.get_context("spawn")
     results: dict[str, list[dict]] = {name: [] for name in CONFIGS}
     for r, round_docs in enumerate(rounds):
         template, halves = tmp / "sample", [tmp / "half-a", tmp / "half-b"]
@@ -249,9 +261,10 @@ def throughput(args, ref: str, tmp: Path) -> dict:
         for name in CONFIGS:
             home = copy_workspace(template, tmp / "run")
             if name == "in-process":
-                res = classify_in_process(home, in_process, info, tagger)
+                res = classify_fresh(ctx, ref, warm_template, [home])
             elif name == TWO_PROCESSES:
-                res = classify_two_processes(pool, [copy_workspace(h, tmp / f"run-{h.name}") for h in halves])
+                res = classify_fresh(ctx, ref, warm_template, [copy_workspace(h, tmp / f"run-{h.name}")
+                                                              for h in halves])
             else:
                 t0 = time.perf_counter()
                 with connect(parse_target(name.split()[1].rstrip(","))) as client, \
@@ -266,8 +279,6 @@ def throughput(args, ref: str, tmp: Path) -> dict:
             results[name].append(res)
             log(f"round {r + 1} {name}: {res['docs']} docs in {res['seconds']:.1f}s "
                 f"({res['docs'] / res['seconds']:.0f} docs/s; load {res['load']:.2f})")
-    pool.close()
-    pool.join()
 
     # one cold run of the whole command per configuration
     sample = tmp / "sample.jsonl"
@@ -539,7 +550,7 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
                   "the workspace, tags them and saves them (SQLite in WAL mode, one writer at a time). `client "
                   "writes` is what a scheduler reached by address (`--dask tcp://...`) gets, run here on the same "
                   "LocalCluster: the client reads the texts, ships them, receives the results and is the only "
-                  "writer. The reference row runs no Dask at all: two forked copies of the in-process path, each "
+                  "writer. The reference row runs no Dask at all: the in-process path in two new processes, each "
                   "tagging half of the documents into a workspace of its own, which is what two cores give this "
                   "workload when nothing is shared or coordinated. Only one configuration is up at a time (no idle "
                   "cluster during the in-process runs).", "",
@@ -567,6 +578,7 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
         runs = mem["runs"]
         for (mode, target), r in sorted(runs.items(), key=lambda kv: (kv[0][0] != "in-process", kv[0][1])):
             rows.append([mode, f"{target:,}", f"{r['passages']:,}", f"{r['docs']:,}", f"{r['seconds']:.0f}",
+                         f"{r['passages'] / r['seconds']:.0f}",
                          mib(r["rss_loaded"]), mib(r["rss"]), mib(r["worker_rss"]) if "worker_rss" in r else "—"])
         lines += ["### Peak memory as the corpus grows", "",
                   f"A workspace of {mem['docs']:,} documents (the shipped corpus without its UN sample, plus the "
@@ -574,8 +586,10 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
                   "target number of passages was tagged. Peak RSS is VmHWM (the high-water mark of resident "
                   "memory) of the process "
                   "doing the work; for Dask also the largest worker's. Loaded: the peak after loading spaCy and the "
-                  "model (and, for Dask, starting the cluster), before the loop.", "",
-                  table(["configuration", "target passages", "passages", "documents", "seconds", "RSS loaded",
+                  "model (and, for Dask, starting the cluster), before the loop. One run each: passages/s is "
+                  "the speed of that run (long UN speeches included), not a controlled comparison.", "",
+                  table(["configuration", "target passages", "passages", "documents", "seconds", "passages/s",
+                         "RSS loaded",
                          "peak RSS", "peak RSS, largest worker"], rows), ""]
         for mode in ("in-process", "dask local:2"):
             sizes = sorted(t for m, t in runs if m == mode)
