@@ -417,8 +417,7 @@ class DaskTagger:
     def shares_files(self) -> bool:
         """Whether every worker runs on this machine and sees its files: true of a LocalCluster (which ``--dask
         local[:N]`` starts), not assumed of a scheduler reached by address, whose workers may be anywhere."""
-        cluster = getattr(self.client, "cluster", None)
-        return cluster is not None and type(cluster).__name__ == "LocalCluster"
+        return isinstance(getattr(self.client, "cluster", None), _distributed().LocalCluster)
 
     def warm_up(self) -> None:
         """Load the model on every worker now, in parallel (otherwise each loads it with its first partition)."""
@@ -517,7 +516,7 @@ def classify_workspace(ws, runner: DaskTagger, *, progress=None, shared: bool | 
 
     Who reads and writes the workspace: with ``shared`` (by default, when the workers share this machine's files,
     i.e. a LocalCluster) the workers do, as the in-process path does, and only doc_ids cross the cluster (SQLite in
-    WAL mode takes one writer at a time, and a partition holds the lock for a few per cent of its time). Otherwise
+    WAL mode takes one writer at a time; a partition holds the lock for about a tenth of its time). Otherwise
     (a scheduler reached by address: its workers may be on other machines) this process ships each partition's
     texts as JSON lines and writes what comes back."""
     if shared is None:

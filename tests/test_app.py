@@ -63,6 +63,16 @@ def test_highlight_escapes_markup_and_marks_evidence():
     assert out.count("<mark") == 2
 
 
+def test_highlight_keeps_document_text_out_of_markdown():
+    """st.markdown ends an HTML block at a blank line: text after one would be parsed as Markdown (a link, a
+    heading). No line break of the document may reach it; they come as character references instead."""
+    text = "Sister cities.\r\n\r\n# Not a heading\n\n[click](https://evil.example) *not emphasis*\rend"
+    out = highlight(text, ["Sister cities."])
+    assert "\n" not in out and "\r" not in out
+    assert out.count("&#10;") == 5  # \r\n counts as one break
+    assert "# Not a heading&#10;&#10;[click](https://evil.example) *not emphasis*&#10;end" in out
+
+
 def test_highlight_finds_clipped_sentences_and_limits_length():
     text = "A. " + "word " * 400 + "end."
     clipped = ("word " * 200)[:599].strip() + "…"

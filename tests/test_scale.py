@@ -166,9 +166,14 @@ def kill_once_in_workspace(plugin: str, home: str, model: str, doc_ids: list[int
     return result
 
 
-def doc_id_of(home: Path, doc: str) -> int:
+def killing_task(home: Path, victim: str, marker: Path, *, shared: bool, after_commit: bool = False) -> dict:
+    """DaskTagger keyword arguments that make the task of the partition holding ``victim`` kill its worker once."""
+    if not shared:
+        return {"task": functools.partial(kill_once, marker=str(marker), victim=victim)}
     with Workspace(home) as ws:
-        return ws.conn.execute("SELECT doc_id FROM documents WHERE id = ?", (doc,)).fetchone()[0]
+        doc_id = ws.conn.execute("SELECT doc_id FROM documents WHERE id = ?", (victim,)).fetchone()[0]
+    return {"workspace_task": functools.partial(kill_once_in_workspace, marker=str(marker), victim=doc_id,
+                                                after_commit=after_commit)}
 
 
 def fresh_copy(corpus_file: Path, home: Path, partition: int) -> str:
@@ -282,11 +287,7 @@ def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file,
     victim = fresh_copy(corpus_file, home, partition=3)
     marker = tmp_path / "killed"
     shared = mode != "client writes"
-    if shared:
-        task = {"workspace_task": functools.partial(kill_once_in_workspace, marker=str(marker),
-                                                    victim=doc_id_of(home, victim), after_commit="after" in mode)}
-    else:
-        task = {"task": functools.partial(kill_once, marker=str(marker), victim=victim)}
+    task = killing_task(home, victim, marker, shared=shared, after_commit="after" in mode)
     with Workspace(home) as ws, dask_tagger(dask_client, model_ref, **task) as runner:
         ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
         saved = nd.classify_workspace(ws, runner, shared=shared)
@@ -303,11 +304,7 @@ def test_a_run_stopped_by_a_dead_worker_resumes(tmp_path, corpus_file, model_ref
     home = tmp_path / "ws"
     victim = fresh_copy(corpus_file, home, partition=5)
     marker = tmp_path / "killed"
-    if shared:
-        task = {"workspace_task": functools.partial(kill_once_in_workspace, marker=str(marker),
-                                                    victim=doc_id_of(home, victim), after_commit=False)}
-    else:
-        task = {"task": functools.partial(kill_once, marker=str(marker), victim=victim)}
+    task = killing_task(home, victim, marker, shared=shared)
     scheduler = dask_client.cluster.scheduler
     allowed = scheduler.allowed_failures
     scheduler.allowed_failures = 0  # no retry: the death stops the run

@@ -133,7 +133,10 @@ def highlight(text: str, sentences: dict[str, Sequence[str]] | Sequence[str], li
         out.append(f'<mark title="{title}">{html.escape(shown[start:end])}</mark>')
         pos = end
     out.append(html.escape(shown[pos:]))
-    body = "".join(out)
+    # No line break may reach Markdown: st.markdown ends an HTML block at a blank line and would parse the rest of
+    # the document as Markdown (links, emphasis, headings). As character references the breaks stay inside the
+    # block and still show, the div keeping white space.
+    body = re.sub(r"\r\n?|\n", "&#10;", "".join(out))
     if len(text) > limit:
         body += f"<p><em>... {len(text) - limit:,} more characters not shown.</em></p>"
     return ('<div class="cdpd-doc" style="white-space:pre-wrap;line-height:1.5;max-height:32em;overflow-y:auto;'
