@@ -60,6 +60,14 @@ def dask_client():
         yield client
 
 
+@pytest.fixture
+def doomed_client():
+    """A LocalCluster of its own for a test that kills workers: deaths (and the nanny restarts after them) must not
+    leave the module's cluster short of workers for the tests that follow."""
+    with nd.connect(nd.parse_target("local:2")) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def address(dask_client) -> str:
     return dask_client.scheduler.address
@@ -281,14 +289,14 @@ def test_ingest_on_a_local_cluster_from_the_command_line(tmp_path, corpus_file, 
 @needs_dask
 @pytest.mark.parametrize("mode", ["client writes", "workers write, die before saving",
                                   "workers write, die after saving"])
-def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file, model_ref, dask_client,
+def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file, model_ref, doomed_client,
                                                           in_process_ws, mode):
     home = tmp_path / "ws"
     victim = fresh_copy(corpus_file, home, partition=3)
     marker = tmp_path / "killed"
     shared = mode != "client writes"
     task = killing_task(home, victim, marker, shared=shared, after_commit="after" in mode)
-    with Workspace(home) as ws, dask_tagger(dask_client, model_ref, **task) as runner:
+    with Workspace(home) as ws, dask_tagger(doomed_client, model_ref, **task) as runner:
         ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
         saved = nd.classify_workspace(ws, runner, shared=shared)
     assert marker.exists()  # a worker process did die
@@ -299,17 +307,17 @@ def test_a_killed_worker_is_retried_and_the_run_completes(tmp_path, corpus_file,
 
 @needs_dask
 @pytest.mark.parametrize("shared", [False, True], ids=["client writes", "workers write"])
-def test_a_run_stopped_by_a_dead_worker_resumes(tmp_path, corpus_file, model_ref, dask_client, in_process_ws,
+def test_a_run_stopped_by_a_dead_worker_resumes(tmp_path, corpus_file, model_ref, doomed_client, in_process_ws,
                                                 address, shared):
     home = tmp_path / "ws"
     victim = fresh_copy(corpus_file, home, partition=5)
     marker = tmp_path / "killed"
     task = killing_task(home, victim, marker, shared=shared)
-    scheduler = dask_client.cluster.scheduler
+    scheduler = doomed_client.cluster.scheduler
     allowed = scheduler.allowed_failures
     scheduler.allowed_failures = 0  # no retry: the death stops the run
     try:
-        with Workspace(home) as ws, dask_tagger(dask_client, model_ref, max_in_flight=1, **task) as runner:
+        with Workspace(home) as ws, dask_tagger(doomed_client, model_ref, max_in_flight=1, **task) as runner:
             ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
             with pytest.raises(nd.DaskError, match="run the command again to resume"):
                 nd.classify_workspace(ws, runner, shared=shared)
