@@ -235,6 +235,24 @@ def test_model_with_a_label_never_seen_in_training_can_be_loaded(codebook, small
     assert np.array_equal(loaded.predict_proba(units)["functions"], tagger.predict_proba(units)["functions"])
 
 
+def test_linear_scores_equal_sklearns_one_vs_rest_with_constant_labels(codebook, small_units):
+    """The tagger scores a batch with one product over the stacked weights; it must give what sklearn gives,
+    for a label never seen (constant 0) and one always seen (constant 1) too."""
+    units, y = small_units
+    functions = codebook.labels("functions")
+    y = {a: v.copy() for a, v in y.items()}
+    y["functions"][:, functions.index("listening")] = 0
+    y["functions"][:, functions.index("advocacy")] = 1
+    tagger = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    passages = [p for unit in units for p in unit]
+    ours = tagger.passage_proba(passages)
+    X = tagger._passage_features(passages)
+    for axis, clf in tagger.classifiers_.items():
+        assert np.allclose(ours[axis], clf.predict_proba(X), rtol=0, atol=1e-12)
+    assert set(ours["functions"][:, functions.index("listening")]) == {0.0}
+    assert set(ours["functions"][:, functions.index("advocacy")]) == {1.0}
+
+
 def test_fitting_is_reproducible(codebook, small_units):
     units, y = small_units
     np.random.seed(1)
