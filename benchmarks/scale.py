@@ -59,7 +59,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import tagging as _tagging  # noqa: E402  (the corpus sample, machine description and table helpers)
-from nlp.distributed import DEFAULT_PARTITION  # noqa: E402
+from nlp.distributed import DEFAULT_PARTITION, MIN_PARTITION  # noqa: E402
 from _results import write_section  # noqa: E402
 
 SECTION = "## Scale (benchmarks/scale.py)"
@@ -156,9 +156,9 @@ def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | N
         t0, c0, wall0 = time.perf_counter(), time.process_time(), time.time()
         docs = passages = 0
         if shared:
-            parts = runner.tag_workspace(home, info.ref, ws.unclassified_ids(info.ref, batch_size=runner.partition_size))
+            parts = runner.tag_workspace(home, info.ref, runner.workspace_partitions(ws))
         else:
-            batches = ws.unclassified(info.ref, batch_size=runner.partition_size)
+            batches = runner.document_partitions(ws)
             parts = runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches))
         with get_task_stream(runner.client) as stream:
             try:
@@ -563,7 +563,8 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
                   "column when the machine is shared. Workers busy: the share of the run each worker spent inside a "
                   "partition (Dask's task stream; below 100% means it waited for work). CPU a worker got: its CPU "
                   "seconds per wall second while it was busy or not (1.00 = a whole core). Dask workers have one "
-                  f"thread each, partitions of {DEFAULT_PARTITION} documents, two partitions in flight per worker."]
+                  f"thread each, partitions of up to {DEFAULT_PARTITION} documents that shrink toward the end of a run "
+                  f"(down to {MIN_PARTITION}), two partitions in flight per worker."]
         ratio = med["dask local:2"] / base
         verdicts.append(f"Dask local:2 vs in-process, measured: {ratio:.2f}x (goal ≥ {GOALS['speedup']}x): "
                         + ("pass" if ratio >= GOALS["speedup"] else "**not met**")

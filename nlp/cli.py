@@ -357,14 +357,13 @@ def _dask_tagger(args, tagger, info, codebook):
     if not spec:
         yield None
         return
-    from .distributed import DEFAULT_PARTITION, DaskTagger, connect, parse_target
+    from .distributed import DaskTagger, connect, parse_target
 
     target = parse_target(spec)
     if not args.quiet:
         _err(f"connecting to {target.describe()} ...")
     with connect(target) as client, DaskTagger(client, tagger, info, codebook,
-                                               partition_size=getattr(args, "partition_size", None)
-                                               or DEFAULT_PARTITION) as runner:
+                                               partition_size=getattr(args, "partition_size", None)) as runner:
         if not args.quiet:
             _err(f"tagging on Dask: {runner.describe()}")
         yield runner
@@ -583,6 +582,16 @@ def _need(refs: list[str], n: int, usage: str) -> None:
 
 
 # -- parser -------------------------------------------------------------------------------------------------------
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cdpd", description="Tag diplomacy functions and security domains in documents "
                                 "and map where city and public diplomacy converge.")
@@ -596,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     dask.add_argument("--dask", metavar="local[:N]|tcp://HOST:PORT",
                       help="tag on Dask: a local cluster of N worker processes, or an existing scheduler "
                       "(needs pip install 'cdpd[dask]')")
-    dask.add_argument("--partition-size", type=int, metavar="N", help=argparse.SUPPRESS)
+    dask.add_argument("--partition-size", type=_positive_int, metavar="N",
+                      help="documents per Dask partition (default: up to 128, shrinking toward the end of a "
+                      "workspace run)")
     meta = argparse.ArgumentParser(add_help=False)
     for flag in ("issuer", "issuer-type", "date", "source", "country", "city"):
         meta.add_argument(f"--{flag}", help=f"{flag.replace('-', '_')} for documents that do not set it themselves")

@@ -30,8 +30,10 @@ Dask moves tasks and results with its own serialisation between processes of the
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -62,7 +64,8 @@ if TYPE_CHECKING:
     from .pipeline import TaggedDocument
 
 EXTRA_HINT = "pip install 'cdpd[dask]'"
-DEFAULT_PARTITION = 128  # documents per partition: ~0.5 s of linear-tier work; tagging 64 at a time costs ~9% more CPU
+DEFAULT_PARTITION = 128  # documents per partition at most: ~0.5 s of linear-tier work
+MIN_PARTITION = 16  # the smallest a shrinking partition gets: below it, per-partition costs show
 CONNECT_TIMEOUT = 10.0
 LOW_LEVEL_LOG = 16  # messages Dask keeps per stream for debugging (its default, 1,000, holds partitions in memory)
 # A LocalCluster of ours has no dashboard and silences its logs, so nothing reads what the workers' statistical
@@ -310,6 +313,27 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def guided(items: Iterable[Any], total: int, workers: int, largest: int = DEFAULT_PARTITION,
+           smallest: int = MIN_PARTITION) -> Iterator[list[Any]]:
+    """Partitions that shrink as the work left shrinks (guided self-scheduling): each about what is left divided by
+    twice the number of workers, between ``smallest`` and ``largest``. With partitions of one size a run ends with
+    one worker busy on a full partition while the others wait; here the last partitions are small, so the workers
+    finish together, and a small corpus is split among all of them. ``total`` is how many items are expected (an
+    estimate is fine: sizes only depend on it)."""
+    if largest < 1 or smallest < 1 or workers < 1:
+        raise ValueError("partition sizes and workers must be at least 1")
+    smallest = min(smallest, largest)
+    items = iter(items)
+    left = total
+    while True:
+        size = max(smallest, min(largest, math.ceil(max(left, 0) / (2 * workers))))
+        chunk = list(itertools.islice(items, size))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
 def encode_shard(docs: Sequence[Document]) -> bytes:
     """A partition as JSON lines: id, title and text are all that tagging reads."""
     return "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n"
@@ -383,16 +407,17 @@ class DaskTagger:
     arguments on a worker; tests use them to make a worker die)."""
 
     def __init__(self, client: "Client", tagger, info: "ModelInfo", codebook: "Codebook", *,
-                 partition_size: int = DEFAULT_PARTITION, max_in_flight: int | None = None,
+                 partition_size: int | None = None, max_in_flight: int | None = None,
                  task: Callable[[str, bytes], list[dict[str, Any]]] | None = None,
                  workspace_task: Callable[[str, str, str, list[int]], tuple[int, int]] | None = None):
-        if partition_size < 1:
+        if partition_size is not None and partition_size < 1:
             raise ValueError("partition size must be at least 1")
         self.client = client
         self.labels = tagger.labels
         self.thresholds_ = tagger.thresholds_
         self.ref = info.ref
-        self.partition_size = partition_size
+        self.partition_size = partition_size or DEFAULT_PARTITION
+        self.fixed_partitions = partition_size is not None  # else they shrink toward the end of a workspace run
         self.threads = sum(client.nthreads().values()) or 1
         self.max_in_flight = max_in_flight or 2 * self.threads
         self.task = task or tag_shard
@@ -424,8 +449,26 @@ class DaskTagger:
         self.client.run(preload, self.plugin)
 
     def describe(self) -> str:
-        return (f"{len(self.client.nthreads())} worker(s), {self.threads} thread(s), partitions of "
-                f"{self.partition_size} documents")
+        size = (f"partitions of {self.partition_size} documents" if self.fixed_partitions else
+                f"partitions of up to {self.partition_size} documents, smaller toward the end")
+        return f"{len(self.client.nthreads())} worker(s), {self.threads} thread(s), {size}"
+
+    def partitions(self, items: Iterable[Any], total: int) -> Iterator[list[Any]]:
+        """``items`` (about ``total`` of them) in partitions: of ``partition_size`` if one was given, else
+        :func:`guided` ones, shrinking as the run nears its end so that the workers finish together."""
+        if self.fixed_partitions:
+            return chunked(items, self.partition_size)
+        return guided(items, total, self.threads, largest=self.partition_size)
+
+    def workspace_partitions(self, ws) -> Iterator[list[int]]:
+        """The doc_ids of the documents of ``ws`` this model has not classified, in :meth:`partitions`."""
+        ids = itertools.chain.from_iterable(ws.unclassified_ids(self.ref, batch_size=self.partition_size))
+        return self.partitions(ids, ws.count_unclassified(self.ref))
+
+    def document_partitions(self, ws) -> Iterator[list[tuple[int, Document]]]:
+        """The same as (doc_id, document) pairs, for workers that do not share the workspace."""
+        docs = itertools.chain.from_iterable(ws.unclassified(self.ref, batch_size=self.partition_size))
+        return self.partitions(docs, ws.count_unclassified(self.ref))
 
     def tag(self, docs: Iterable[Document], batch_size: int | None = None) -> Iterator["TaggedDocument"]:
         """Every document tagged, in input order (``batch_size`` is ignored: partitions have ``partition_size``)."""
@@ -523,13 +566,12 @@ def classify_workspace(ws, runner: DaskTagger, *, progress=None, shared: bool | 
         shared = runner.shares_files
     saved = 0
     if shared:
-        batches = ws.unclassified_ids(runner.ref, batch_size=runner.partition_size)
-        for n_docs, _passages in runner.tag_workspace(ws.home, runner.ref, batches):
+        for n_docs, _passages in runner.tag_workspace(ws.home, runner.ref, runner.workspace_partitions(ws)):
             saved += n_docs
             if progress is not None:
                 progress.update(n_docs)
         return saved
-    batches = ws.unclassified(runner.ref, batch_size=runner.partition_size)
+    batches = runner.document_partitions(ws)
     for ids, tagged in runner.tag_partitions((([i for i, _ in b], [d for _, d in b]) for b in batches)):
         ws.save_predictions(runner.ref, list(zip(ids, tagged)), runner.thresholds_)
         saved += len(ids)

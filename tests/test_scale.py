@@ -199,7 +199,8 @@ def dask_tagger(client, model_ref, **kw):
 
     codebook = load_codebook()
     tagger, info = load_model(model_ref, codebook)
-    return nd.DaskTagger(client, tagger, info, codebook, partition_size=PARTITION, **kw)
+    kw.setdefault("partition_size", PARTITION)
+    return nd.DaskTagger(client, tagger, info, codebook, **kw)
 
 
 # -------------------------------------------------------------------------------------------- target and errors
@@ -212,6 +213,17 @@ def test_dask_targets_are_parsed():
         with pytest.raises(nd.DaskError, match="--dask"):
             nd.parse_target(bad)
     assert list(nd.chunked(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    # partitions shrink as the work left shrinks: about a quarter of it each with two workers, 16 at the least
+    sizes = [len(p) for p in nd.guided(iter(range(1000)), 1000, workers=2)]
+    assert sizes == [128, 128, 128, 128, 122, 92, 69, 52, 39, 29, 22, 16, 16, 16, 15]
+    assert [len(p) for p in nd.guided(range(197), 197, workers=2)][:4] == [50, 37, 28, 21]
+    # a wrong estimate only changes sizes: nothing is lost or repeated
+    assert [x for p in nd.guided(range(500), 100, workers=2) for x in p] == list(range(500))
+    assert [len(p) for p in nd.guided(range(5), 0, workers=4, largest=3, smallest=2)] == [2, 2, 1]
+    with pytest.raises(ValueError):
+        next(nd.guided(range(5), 5, workers=0))
+    with pytest.raises(SystemExit):  # argparse: a usage error, exit status 2
+        main(["classify", "x.jsonl", "--dask", "local:1", "--partition-size", "0"])
     docs = [Document(id="a", text="Peace.\nNow é", title="T"), Document(id="b", text="x")]
     assert nd.decode_shard(nd.encode_shard(docs)) == docs
 
@@ -267,9 +279,14 @@ def test_workers_sharing_the_workspace_match_in_process(tmp_path, corpus_file, m
     themselves, two writers side by side: the same rows as in-process, counts included."""
     home = tmp_path / "ws"
     fresh_copy(corpus_file, home, partition=0)
-    with Workspace(home) as ws, dask_tagger(dask_client, model_ref) as runner:
+    with Workspace(home) as ws, dask_tagger(dask_client, model_ref, partition_size=None) as runner:
         assert runner.shares_files  # a LocalCluster: chosen by default
         ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
+        # no size given: partitions shrink toward the end (a few hundred documents: a quarter of them at first)
+        sizes = [len(p) for p in runner.workspace_partitions(ws)]
+        total = ws.count_unclassified(model_ref)
+        assert sum(sizes) == total and sizes[0] == -(-total // 4) and sizes == sorted(sizes, reverse=True)
+        assert "up to 128 documents" in runner.describe()
         saved = nd.classify_workspace(ws, runner)
     assert saved == len(snapshot(in_process_ws)["classified"])
     assert snapshot(home) == snapshot(in_process_ws)
