@@ -11,7 +11,7 @@ What it measures
     sample: proportional to each file's rows, sources interleaved). Five configurations: in-process (the default
     path, one process), Dask ``local:1`` and ``local:2`` (LocalClusters of one-thread worker processes that read
     and write the workspace themselves, as ``--dask local:N`` does), and ``local:2`` with the client reading,
-    shipping and writing (what a scheduler reached by address gets); and, as a reference for what two cores give
+    shipping and writing (what workers on other machines get); and, as a reference for what two cores give
     this workload, the in-process path in two processes side by side, each on half of the documents in a workspace
     of its own (no Dask, nothing shared). ``--repeat`` rounds time each configuration in turn, one alive at a time,
     each round on new documents and with every configuration started afresh (new processes, new clusters), loaded
@@ -147,7 +147,7 @@ def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | N
     read and write the workspace (``shared``), otherwise the client ships texts, gets results and writes."""
     from nlp.workspace import Workspace
 
-    shared = runner.shares_files if shared is None else shared
+    shared = runner.shares_workspace(home) if shared is None else shared
     with Workspace(home) as ws:
         ws.register_model(info.ref, info.name, info.version, info.tagger, tagger.labels)
         from distributed import get_task_stream
@@ -287,7 +287,7 @@ def throughput(args, ref: str, tmp: Path) -> dict:
             fh.write(json.dumps(d.to_dict(), ensure_ascii=False, default=str) + "\n")
     cold = {}
     for name in CONFIGS:
-        if name in (CLIENT_WRITES, TWO_PROCESSES):  # no command does these (CLIENT_WRITES: `--dask tcp://...`)
+        if name in (CLIENT_WRITES, TWO_PROCESSES):  # no command does these here (CLIENT_WRITES: remote workers)
             continue
         home = tmp / "cold"
         shutil.rmtree(home, ignore_errors=True)
@@ -548,7 +548,7 @@ def render(args, mach: dict, tp: dict | None, mem: dict | None, tr: dict | None)
                   "Configurations: `dask local:N` is what `--dask local:N` does: the workers share the machine's "
                   "files, so the client hands out partitions of doc_ids and each worker reads its documents from "
                   "the workspace, tags them and saves them (SQLite in WAL mode, one writer at a time). `client "
-                  "writes` is what a scheduler reached by address (`--dask tcp://...`) gets, run here on the same "
+                  "writes` is what workers on other machines (`--dask tcp://...`) get, run here on the same "
                   "LocalCluster: the client reads the texts, ships them, receives the results and is the only "
                   "writer. The reference row runs no Dask at all: the in-process path in two new processes, each "
                   "tagging half of the documents into a workspace of its own, which is what two cores give this "

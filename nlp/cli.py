@@ -333,14 +333,15 @@ def _classify_workspace(args, codebook=None) -> int:
             _err(f"every document is already classified with {info.ref}")
             return 0
         with _dask_tagger(args, tagger, info, codebook) as on_dask:
+            shared = on_dask is not None and on_dask.shares_workspace(ws.home)
             if on_dask is not None and not args.quiet:
-                _err("the workers read and write the workspace" if on_dask.shares_files else
-                     "this process sends the texts and writes the results (the workers may be on other machines)")
+                _err("the workers see this workspace: they read and write it" if shared else
+                     "this process sends the texts and writes the results (not every worker sees this workspace)")
             with _progress(todo, f"classifying ({info.ref})", quiet=args.quiet) as bar:
                 if on_dask is not None:
                     from .distributed import classify_workspace
 
-                    classify_workspace(ws, on_dask, progress=bar)
+                    classify_workspace(ws, on_dask, progress=bar, shared=shared)
                 else:
                     for batch in ws.unclassified(info.ref, batch_size=256):
                         tagged = list(runner.tag((doc for _, doc in batch), batch_size=256))

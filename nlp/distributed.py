@@ -8,16 +8,17 @@ How work is split:
 * Each **worker loads the model once**. The model's files (its safe on-disk format: skops, safetensors, JSON) reach
   every worker through a worker plugin, so a worker that joins later or is restarted after a crash gets them too;
   the loaded tagger is cached in the worker process by model ref and codebook fingerprint.
-* **Who touches the workspace** depends on where the workers are:
+* **Who touches the workspace** depends on whether the workers see it (:func:`workspace_identity`: the same
+  kernel, device and inode; they are asked at the start of a run):
 
-  - On a LocalCluster (``--dask local[:N]``) the workers share this machine's files, so a partition is a list of
-    doc_ids: each worker reads those documents from the workspace, tags them and saves them in one transaction,
-    exactly as the in-process path does (SQLite in WAL mode serialises the writers). The client only hands out
-    ids, which keeps its CPU for the workers: on two cores, that is what lets two workers approach twice the
-    in-process throughput.
-  - On a scheduler reached by address the workers may be on other machines: the client ships each partition as
-    a shard of JSON lines (id, title, text), gets back per document what the workspace stores (passage spans,
-    scores, selected labels, evidence) and is the only writer.
+  - If every worker does (a LocalCluster, ``--dask local[:N]``, or a scheduler whose workers run on this machine),
+    a partition is a list of doc_ids: each worker reads those documents from the workspace, tags them and saves
+    them in one transaction, exactly as the in-process path does (SQLite in WAL mode serialises the writers). The
+    client only hands out ids, which keeps its CPU for the workers: on two cores, that is what lets two workers
+    approach twice the in-process throughput.
+  - Otherwise (workers on other machines) the client ships each partition as a shard of JSON lines (id, title,
+    text), gets back per document what the workspace stores (passage spans, scores, selected labels, evidence)
+    and is the only writer.
 
   Either way, predictions are keyed by (model, document), saving a document again replaces its rows, and a
   document counts as classified only once its partition is committed, so a run cut short (a dead worker, Ctrl-C)
@@ -370,15 +371,40 @@ def tag_shard(plugin: str, shard: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def tag_workspace_partition(plugin: str, home: str, model: str, doc_ids: list[int]) -> tuple[int, int]:
-    """The task run on a worker that shares the client's file system (a LocalCluster): read the partition's
-    documents from the workspace at ``home``, tag them with the worker's cached model and save them in one
-    transaction, as the in-process path does. Returns (documents, passages) saved.
+def workspace_identity(home: str | Path) -> str | None:
+    """Which file the workspace at ``home`` is, as this process sees it: the running kernel (its boot id) and the
+    database file's device and inode; None if there is none. Two processes that agree open one file through one
+    kernel, so SQLite's locks and its WAL index work between them. Another machine, a copy, or the same path
+    mounted over the network from elsewhere do not agree."""
+    from .workspace import DB_FILE
+
+    try:
+        st = os.stat(Path(home) / DB_FILE)
+    except OSError:
+        return None
+    try:
+        kernel = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:  # not Linux
+        kernel = socket.gethostname()
+    return f"{kernel}:{st.st_dev}:{st.st_ino}"
+
+
+def tag_workspace_partition(plugin: str, home: str, model: str, doc_ids: list[int],
+                            identity: str | None = None) -> tuple[int, int]:
+    """The task run on a worker that sees the client's workspace file (:func:`workspace_identity`): read the
+    partition's documents from the workspace at ``home``, tag them with the worker's cached model and save them in
+    one transaction, as the in-process path does. Returns (documents, passages) saved.
 
     Saving is idempotent (a document saved again replaces its rows and its counts), so a partition that Dask
-    retries after its worker died, even after it committed, leaves no duplicates."""
+    retries after its worker died, even after it committed, leaves no duplicates. With ``identity`` (what
+    :func:`workspace_identity` gave the client), a worker that sees another file at ``home`` (one that joined the
+    cluster from another machine) refuses the partition rather than write there."""
     from .workspace import Workspace
 
+    if identity is not None and workspace_identity(home) != identity:
+        raise DaskError(f"a Dask worker on {socket.gethostname()} does not see the workspace at {home} that cdpd "
+                        "uses (another machine, or another file at that path); what was written is kept: run the "
+                        "command again, and cdpd will ship the texts to the workers instead")
     runner = worker_runner(plugin)
     with Workspace(home, create=False) as ws:
         batch = ws.documents_by_id(doc_ids)
@@ -438,11 +464,18 @@ class DaskTagger:
         except Exception:  # noqa: BLE001 - a cluster going away takes its plugins with it
             pass
 
-    @property
-    def shares_files(self) -> bool:
-        """Whether every worker runs on this machine and sees its files: true of a LocalCluster (which ``--dask
-        local[:N]`` starts), not assumed of a scheduler reached by address, whose workers may be anywhere."""
-        return isinstance(getattr(self.client, "cluster", None), _distributed().LocalCluster)
+    def shares_workspace(self, home: str | Path) -> bool:
+        """Whether every worker sees the workspace at ``home`` as this process does (:func:`workspace_identity`):
+        so on a LocalCluster (``--dask local[:N]``), and on a scheduler reached by address when its workers run on
+        this machine. The workers are asked; a cluster with none, or one that cannot answer, does not share."""
+        mine = workspace_identity(Path(home).resolve())
+        if mine is None:
+            return False
+        try:
+            seen = self.client.run(workspace_identity, str(Path(home).resolve()))
+        except Exception:  # noqa: BLE001 - a worker that cannot answer cannot be trusted with the file
+            return False
+        return bool(seen) and all(identity == mine for identity in seen.values())
 
     def warm_up(self) -> None:
         """Load the model on every worker now, in parallel (otherwise each loads it with its first partition)."""
@@ -493,10 +526,12 @@ class DaskTagger:
     def tag_workspace(self, home: str | Path, model: str, batches: Iterable[list[int]]) -> Iterator[tuple[int, int]]:
         """Partitions of doc_ids in, (documents, passages) saved per partition out, as they complete: the workers
         read and write the workspace at ``home`` themselves (:func:`tag_workspace_partition`), so only ids and two
-        numbers cross the cluster. Only for workers that share this machine's files (:attr:`shares_files`)."""
+        numbers cross the cluster. Only for workers that see the same file (:meth:`shares_workspace`); each checks
+        that it does before it writes."""
         home = str(Path(home).resolve())
-        jobs = ((None, (self.workspace_task, self.plugin, home, model, list(ids)), f"doc_id {ids[0]}", len(ids))
-                for ids in batches if ids)
+        identity = workspace_identity(home)
+        jobs = ((None, (self.workspace_task, self.plugin, home, model, list(ids), identity), f"doc_id {ids[0]}",
+                 len(ids)) for ids in batches if ids)
         for _none, counts in self._run(jobs, ordered=False):
             yield counts
 
@@ -557,13 +592,13 @@ def classify_workspace(ws, runner: DaskTagger, *, progress=None, shared: bool | 
     of documents saved; each partition is saved in one transaction as it comes back, so a run cut short keeps what
     it finished and a re-run tags only what is missing.
 
-    Who reads and writes the workspace: with ``shared`` (by default, when the workers share this machine's files,
-    i.e. a LocalCluster) the workers do, as the in-process path does, and only doc_ids cross the cluster (SQLite in
-    WAL mode takes one writer at a time; a partition holds the lock for about a tenth of its time). Otherwise
-    (a scheduler reached by address: its workers may be on other machines) this process ships each partition's
-    texts as JSON lines and writes what comes back."""
+    Who reads and writes the workspace: with ``shared`` (by default, when every worker sees the workspace file as
+    this process does: a LocalCluster, or a scheduler whose workers run on this machine) the workers do, as the
+    in-process path does, and only doc_ids cross the cluster (SQLite in WAL mode takes one writer at a time; a
+    partition holds the lock for about a tenth of its time). Otherwise (workers on other machines) this process
+    ships each partition's texts as JSON lines and writes what comes back."""
     if shared is None:
-        shared = runner.shares_files
+        shared = runner.shares_workspace(ws.home)
     saved = 0
     if shared:
         for n_docs, _passages in runner.tag_workspace(ws.home, runner.ref, runner.workspace_partitions(ws)):

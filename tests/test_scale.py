@@ -159,15 +159,15 @@ def kill_once(plugin: str, shard: bytes, *, marker: str, victim: str):
     return nd.tag_shard(plugin, shard)
 
 
-def kill_once_in_workspace(plugin: str, home: str, model: str, doc_ids: list[int], *, marker: str, victim: int,
-                           after_commit: bool):
+def kill_once_in_workspace(plugin: str, home: str, model: str, doc_ids: list[int], identity: str | None = None, *,
+                           marker: str, victim: int, after_commit: bool):
     """The shared-workspace task, killing its worker the first time it meets the partition holding doc_id
     ``victim``: before it saves anything, or just after its transaction committed (a retry then saves it again)."""
     first = victim in doc_ids and not os.path.exists(marker)
     if first and not after_commit:
         Path(marker).write_text(str(os.getpid()))
         os._exit(3)
-    result = nd.tag_workspace_partition(plugin, home, model, doc_ids)
+    result = nd.tag_workspace_partition(plugin, home, model, doc_ids, identity)
     if first:
         Path(marker).write_text(str(os.getpid()))
         os._exit(3)
@@ -260,10 +260,13 @@ def test_dask_classify_matches_in_process(tmp_path, corpus_file, model_ref, addr
 
 
 @needs_dask
-def test_dask_workspace_matches_in_process(tmp_path, corpus_file, model_ref, address, in_process_ws):
+def test_dask_workspace_matches_in_process(tmp_path, corpus_file, model_ref, address, in_process_ws, capsys):
+    """A scheduler reached by address whose workers run on this machine: they see the workspace, so they read
+    and write it themselves, as a LocalCluster's do."""
     home = tmp_path / "ws"
-    assert main(["ingest", str(corpus_file), "--classify", "--model", model_ref, "--workspace", str(home), "-q",
+    assert main(["ingest", str(corpus_file), "--classify", "--model", model_ref, "--workspace", str(home),
                  "--dask", address, "--partition-size", str(PARTITION)]) == 0
+    assert "the workers see this workspace" in capsys.readouterr().err
     expected, got = snapshot(in_process_ws), snapshot(home)
     assert got.keys() == expected.keys()
     for table in expected:
@@ -280,7 +283,7 @@ def test_workers_sharing_the_workspace_match_in_process(tmp_path, corpus_file, m
     home = tmp_path / "ws"
     fresh_copy(corpus_file, home, partition=0)
     with Workspace(home) as ws, dask_tagger(dask_client, model_ref, partition_size=None) as runner:
-        assert runner.shares_files  # a LocalCluster: chosen by default
+        assert runner.shares_workspace(home)  # a LocalCluster: chosen by default
         ws.register_model(model_ref, *model_ref.split("@"), "linear", runner.labels)
         # no size given: partitions shrink toward the end (a few hundred documents: a quarter of them at first)
         sizes = [len(p) for p in runner.workspace_partitions(ws)]
@@ -294,11 +297,35 @@ def test_workers_sharing_the_workspace_match_in_process(tmp_path, corpus_file, m
 
 
 @needs_dask
+def test_workers_that_do_not_see_the_workspace_do_not_write_it(tmp_path, corpus_file, model_ref, address):
+    """Sharing is decided by the file the workers see (kernel, device, inode), not by its path: a copy at
+    another path is another file, a worker that sees another file refuses its partition, and a scheduler whose
+    workers cannot see the workspace gets the texts shipped."""
+    home = tmp_path / "ws"
+    fresh_copy(corpus_file, home, partition=0)
+    copy = tmp_path / "copy"
+    shutil.copytree(home, copy)
+    mine = nd.workspace_identity(home)
+    assert mine is not None and nd.workspace_identity(home) == mine
+    assert nd.workspace_identity(copy) != mine and nd.workspace_identity(tmp_path / "none") is None
+    with Workspace(home) as ws:
+        ws.register_model(model_ref, *model_ref.split("@"), "linear", ["x"])
+        ids = next(ws.unclassified_ids(model_ref, batch_size=4))
+    with pytest.raises(nd.DaskError, match="does not see the workspace"):
+        nd.tag_workspace_partition("no-plugin", str(copy), model_ref, ids, mine)
+    with Workspace(copy) as ws:
+        assert ws.conn.execute("SELECT count(*) FROM classified").fetchone()[0] == 0
+    with nd.connect(address) as client, dask_tagger(client, model_ref) as runner:
+        assert runner.shares_workspace(home)  # workers on this machine, though reached by address
+        assert not runner.shares_workspace(tmp_path / "none")
+
+
+@needs_dask
 def test_ingest_on_a_local_cluster_from_the_command_line(tmp_path, corpus_file, model_ref, in_process_ws, capsys):
     home = tmp_path / "ws"
     assert main(["ingest", str(corpus_file), "--classify", "--model", model_ref, "--workspace", str(home),
                  "--dask", "local:1"]) == 0
-    assert "the workers read and write the workspace" in capsys.readouterr().err
+    assert "the workers see this workspace: they read and write it" in capsys.readouterr().err
     assert snapshot(home) == snapshot(in_process_ws)
 
 
