@@ -183,8 +183,7 @@ class LinearTagger(Tagger):
         than computing it."""
         if not getattr(self.classifiers_[axis], "multilabel_", True) and len(self.labels[axis]) > 1:
             return _positive_proba(self.classifiers_[axis], X)  # multiclass: sklearn normalises the rows
-        coef = self._coef(axis)
-        intercept, constant, value = self.__dict__["_coef_cache"][(axis, "rest")]
+        coef, intercept, constant, value = self._weights(axis)
         proba = expit(np.asarray(X @ coef) + intercept)
         if constant.any():
             proba[:, constant] = value[constant]
@@ -239,17 +238,21 @@ class LinearTagger(Tagger):
         return X
 
     def _coef(self, axis: str) -> np.ndarray:
-        """(n_features, n_labels) weights; zeros for a label that had no positive example. Alongside, under
-        ``(axis, "rest")``: the intercepts, which labels are constant predictors, and their constant score."""
+        """(n_features, n_labels) weights; zeros for a label that had no positive example."""
+        return self._weights(axis)[0]
+
+    def _weights(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The axis's classifiers stacked: weights (n_features, n_labels), intercepts, which labels are constant
+        predictors (no positive, or no negative, training example) and the score those always give."""
         cache = self.__dict__.setdefault("_coef_cache", {})
         if axis not in cache:
             n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
             estimators = self.classifiers_[axis].estimators_
-            cols = [getattr(est, "coef_", np.zeros((1, n_features))).ravel() for est in estimators]
-            cache[axis] = np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float64)
             constant = np.array([not hasattr(est, "coef_") for est in estimators])
-            cache[(axis, "rest")] = (
-                np.array([float(np.ravel(getattr(est, "intercept_", 0.0))[0]) for est in estimators]),
+            cache[axis] = (
+                np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
+                         axis=1).astype(np.float64),
+                np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
                 constant,
                 np.array([float(np.ravel(est.y_)[0]) if c else 0.0 for est, c in zip(estimators, constant)]),
             )
