@@ -435,7 +435,7 @@ class DaskTagger:
     def __init__(self, client: "Client", tagger, info: "ModelInfo", codebook: "Codebook", *,
                  partition_size: int | None = None, max_in_flight: int | None = None,
                  task: Callable[[str, bytes], list[dict[str, Any]]] | None = None,
-                 workspace_task: Callable[[str, str, str, list[int]], tuple[int, int]] | None = None):
+                 workspace_task: Callable[[str, str, str, list[int], str | None], tuple[int, int]] | None = None):
         if partition_size is not None and partition_size < 1:
             raise ValueError("partition size must be at least 1")
         self.client = client
