@@ -143,8 +143,8 @@ def classify_in_process(home: Path, runner, info, tagger, stop_at_passages: int 
 
 def classify_on_dask(home: Path, runner, info, tagger, stop_at_passages: int | None = None,
                      shared: bool | None = None) -> dict:
-    """The same on a DaskTagger, as ``nlp.distributed.classify_workspace`` does it: on a LocalCluster the workers
-    read and write the workspace (``shared``), otherwise the client ships texts, gets results and writes."""
+    """The same on a DaskTagger, as ``nlp.distributed.classify_workspace`` does it: when the workers see the
+    workspace (``shared``) they read and write it, otherwise the client ships texts, gets results and writes."""
     from nlp.workspace import Workspace
 
     shared = runner.shares_workspace(home) if shared is None else shared

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from .pipeline import TaggedDocument
 
 EXTRA_HINT = "pip install 'cdpd[dask]'"
-DEFAULT_PARTITION = 128  # documents per partition at most: ~0.5 s of linear-tier work
+DEFAULT_PARTITION = 128  # documents per partition at most: ~0.75 s of linear-tier work on corpus documents
 MIN_PARTITION = 16  # the smallest a shrinking partition gets: below it, per-partition costs show
 CONNECT_TIMEOUT = 10.0
 LOW_LEVEL_LOG = 16  # messages Dask keeps per stream for debugging (its default, 1,000, holds partitions in memory)
@@ -468,11 +468,12 @@ class DaskTagger:
         """Whether every worker sees the workspace at ``home`` as this process does (:func:`workspace_identity`):
         so on a LocalCluster (``--dask local[:N]``), and on a scheduler reached by address when its workers run on
         this machine. The workers are asked; a cluster with none, or one that cannot answer, does not share."""
-        mine = workspace_identity(Path(home).resolve())
+        home = str(Path(home).resolve())
+        mine = workspace_identity(home)
         if mine is None:
             return False
         try:
-            seen = self.client.run(workspace_identity, str(Path(home).resolve()))
+            seen = self.client.run(workspace_identity, home)
         except Exception:  # noqa: BLE001 - a worker that cannot answer cannot be trusted with the file
             return False
         return bool(seen) and all(identity == mine for identity in seen.values())

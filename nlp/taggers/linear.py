@@ -181,8 +181,6 @@ class LinearTagger(Tagger):
         """What ``OneVsRestClassifier.predict_proba`` gives for the positive class of each label, as one sparse
         product over the stacked weights: the 20 per-label sklearn calls spent more time validating the batch
         than computing it."""
-        if not getattr(self.classifiers_[axis], "multilabel_", True) and len(self.labels[axis]) > 1:
-            return _positive_proba(self.classifiers_[axis], X)  # multiclass: sklearn normalises the rows
         coef, intercept, constant, value = self._weights(axis)
         proba = expit(np.asarray(X @ coef) + intercept)
         if constant.any():
