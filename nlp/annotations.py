@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,18 @@ import numpy as np
 
 from .codebook import Codebook, CodebookError, check_labels
 
-SEED_ANNOTATIONS = Path(__file__).resolve().parent.parent / "corpora" / "annotations" / "seed.jsonl"
+SEED_FOLDER = Path(__file__).resolve().parent.parent / "corpora" / "annotations"
+#: The shipped annotation rounds, in order (see ``corpora/annotations/README.md``): every shipped model is trained on
+#: all of them, and the fixed held-out split (:func:`heldout_split`) is drawn over all of them.
+SEED_FILES = (SEED_FOLDER / "seed.jsonl", SEED_FOLDER / "round2.jsonl")
+#: Round 1 alone (kept for callers that name one file).
+SEED_ANNOTATIONS = SEED_FILES[0]
+#: Samples an evaluation may use: drawn at random, or at random among documents with international cue words.
+#: Keyword-enriched units (``enriched``) would flatter the rare labels; annotations made in the app (no sample)
+#: were chosen by the model's uncertainty and would flatter or sink it.
+EVALUATION_SAMPLES = ("random", "cue")
+#: Share of documents held out by :func:`heldout_split`.
+HELDOUT_FRACTION = 0.25
 
 
 class AnnotationError(ValueError):
@@ -69,6 +81,30 @@ def read_annotations(path: str | Path, codebook: Codebook) -> list[Annotation]:
     return out
 
 
+def read_seed_annotations(codebook: Codebook) -> list[Annotation]:
+    """Every shipped annotation round (:data:`SEED_FILES`), in order; ids are unique across the files."""
+    out: list[Annotation] = []
+    seen: set[str] = set()
+    for path in SEED_FILES:
+        for ann in read_annotations(path, codebook):
+            if ann.id in seen:
+                raise AnnotationError(f"{path}: id {ann.id!r} is already used by an earlier annotation round")
+            seen.add(ann.id)
+            out.append(ann)
+    return out
+
+
+def document_key(ann: Annotation) -> str:
+    """The document a unit was cut from: ``doc_id`` in the shipped rounds, ``document`` for workspace annotations,
+    else the unit's own id. Splits keep every unit of one document on one side."""
+    return str(ann.meta.get("doc_id") or ann.meta.get("document") or ann.id)
+
+
+def source_of(ann: Annotation) -> str:
+    """The unit's source (``corpus`` in the shipped rounds, ``source`` elsewhere), for per-source figures."""
+    return str(ann.meta.get("corpus") or ann.meta.get("source") or "unknown")
+
+
 def label_matrix(annotations: list[Annotation], codebook: Codebook) -> dict[str, np.ndarray]:
     """Per axis, a (n_units, n_labels) 0/1 matrix in codebook order."""
     out = {}
@@ -82,29 +118,59 @@ def label_matrix(annotations: list[Annotation], codebook: Codebook) -> dict[str,
     return out
 
 
-def stratified_folds(y: dict[str, np.ndarray], k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(y: dict[str, np.ndarray], k: int = 5, seed: int = 0,
+                     groups: list[str] | np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """K multi-label folds by iterative stratification (Sechidis et al. 2011, ``iterative-stratification``):
-    every label's positives are spread over the folds as evenly as the data allow."""
+    every label's positives are spread over the folds as evenly as the data allow.
+
+    With ``groups`` (a document key per unit, see :func:`document_key`) the folds are drawn over documents: a
+    document carries the union of its units' labels, and all its units land in the same fold, so no fold's model
+    has seen another part of the document it is scored on.
+    """
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
     Y = np.hstack([np.asarray(v) for v in y.values()])
-    if k < 2 or k > len(Y):
-        raise ValueError(f"cross-validation needs 2 <= k <= {len(Y)} units, got k={k}")
+    if groups is None:
+        group_index = np.arange(len(Y))
+    else:
+        if len(groups) != len(Y):
+            raise ValueError(f"groups has {len(groups)} entries for {len(Y)} units")
+        _, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups = int(group_index.max()) + 1 if len(Y) else 0
+    if k < 2 or k > n_groups:
+        raise ValueError(f"cross-validation needs 2 <= k <= {n_groups} documents, got k={k}")
+    G = np.zeros((n_groups, Y.shape[1]), dtype=int)
+    np.maximum.at(G, group_index, Y)
     folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(np.asarray(a), np.asarray(b)) for a, b in folds.split(np.zeros(len(Y)), Y)]
+    out = []
+    for _, test_groups in folds.split(np.zeros(n_groups), G):
+        in_test = np.isin(group_index, test_groups)
+        out.append((np.flatnonzero(~in_test), np.flatnonzero(in_test)))
+    return out
 
 
-def heldout_split(annotations: list[Annotation], fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Indices (train, test): the test set is a seeded ``fraction`` of the ``sample == "random"`` units.
+def heldout_share(key: str) -> float:
+    """A document's place in [0, 1), fixed by its key alone (SHA-256): the held-out set does not depend on file
+    order, on which other units exist or on a seed, so adding annotations never moves a document across."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16) / float(16 ** 12)
 
-    Keyword-enriched units never go to the test set: they would flatter the rare labels.
+
+def heldout_split(annotations: list[Annotation], fraction: float = HELDOUT_FRACTION) -> tuple[list[int], list[int]]:
+    """Indices (train, test) of the fixed held-out split, by document.
+
+    A document is held out when :func:`heldout_share` of its key is below ``fraction`` and it has units drawn at
+    random or by cue (:data:`EVALUATION_SAMPLES`): those units are the test set. Its other units (keyword-enriched,
+    or annotated in the app) are used on neither side, so no document is on both. Every unit of every other
+    document trains. An annotation file with no ``sample`` field at all is treated as drawn at random.
     """
-    rng = np.random.default_rng(seed)
-    pool = [i for i, a in enumerate(annotations) if a.sample in ("random", "")]
-    k = int(round(len(pool) * fraction))
-    test = sorted(rng.choice(pool, size=k, replace=False).tolist()) if k else []
-    held = set(test)
-    return [i for i in range(len(annotations)) if i not in held], test
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
+    keys = [document_key(a) for a in annotations]
+    held = {k for k, a in zip(keys, annotations) if a.sample in pool and heldout_share(k) < fraction}
+    train = [i for i, k in enumerate(keys) if k not in held]
+    test = [i for i, (k, a) in enumerate(zip(keys, annotations)) if k in held and a.sample in pool]
+    return train, test
 
 
 # -- import, export and merging ------------------------------------------------------------------------------------

@@ -160,7 +160,8 @@ def _seed_and_workspace_annotations(args, codebook, say):
 
 
 def cmd_annotations(args) -> int:
-    from .annotations import export_annotations, import_annotations, merge_annotations, read_annotations, SEED_ANNOTATIONS
+    from .annotations import (export_annotations, import_annotations, merge_annotations, read_annotations,
+                              read_seed_annotations)
 
     codebook = _codebook(args)
     if args.action == "import":
@@ -185,7 +186,7 @@ def cmd_annotations(args) -> int:
         with _workspace(args, create=False) as ws:
             annotations = ws.annotation_units(codebook)
         if args.with_seed:
-            annotations = merge_annotations(read_annotations(SEED_ANNOTATIONS, codebook), annotations).merged
+            annotations = merge_annotations(read_seed_annotations(codebook), annotations).merged
         path = export_annotations(annotations, args.path, codebook, args.format)
         print(f"exported {len(annotations)} annotation(s) to {path}")
         return 0
@@ -225,13 +226,35 @@ def cmd_queue(args) -> int:
 def _print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Per-label held-out F1 of two models side by side, when both were measured on the same data."""
     ref_a, ref_b = f"{a['name']}@{a['version']}", f"{b['name']}@{b['version']}"
+    from .models import same_heldout
+
     ha, hb = a.get("metrics", {}).get("heldout"), b.get("metrics", {}).get("heldout")
-    same = a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
-    if not (ha and hb and same):
-        _err(f"no comparison of {ref_a} and {ref_b}: they were not evaluated on the same held-out data "
+    if not (ha and hb and same_heldout(a, b)):
+        _err(f"no comparison of {ref_a} and {ref_b}: they were not evaluated on the same held-out units "
              "(use `cdpd models compare A B --annotations FILE`)")
         return
-    _print_side_by_side(ref_a, ha, ref_b, hb, "held-out units of the same training data")
+    _print_side_by_side(ref_a, ha, ref_b, hb, "the same held-out units")
+
+
+def _print_sources(r: dict[str, Any], other: dict[str, Any] | None = None) -> None:
+    """Per-source micro/macro F1 and false-label rate on empty units of one axis (two reports: side by side)."""
+    sources = r.get("by_source") or {}
+    if len(sources) < 2:
+        return
+
+    def cells(s: dict[str, Any] | None) -> str:
+        if not s:
+            return f"{'-':>7s} {'-':>7s} {'-':>9s}"
+        rate = "-" if s.get("false_on_empty") is None else f"{s['false_on_empty']:.1%}"
+        return f"{s['micro']['f1']:7.3f} {s['macro_f1']:7.3f} {rate:>9s}"
+
+    head = f"{'micro':>7s} {'macro':>7s} {'fp-empty':>9s}"
+    print(f"  {'source':28s} {'units':>6s} {head}" + (f" | {head}" if other is not None else ""))
+    for source, s in sources.items():
+        line = f"  {source:28s} {s['n_units']:6d} {cells(s)}"
+        if other is not None:
+            line += " | " + cells((other.get("by_source") or {}).get(source))
+        print(line)
 
 
 def _print_side_by_side(ref_a: str, ra: dict, ref_b: str, rb: dict, what: str) -> None:
@@ -241,6 +264,7 @@ def _print_side_by_side(ref_a: str, ra: dict, ref_b: str, rb: dict, what: str) -
             continue
         print(f"\n{axis}: micro-F1 {ra[axis]['micro']['f1']:.3f} vs {rb[axis]['micro']['f1']:.3f}; "
               f"macro-F1 {ra[axis]['macro_f1']:.3f} vs {rb[axis]['macro_f1']:.3f}")
+        _print_sources(ra[axis], rb[axis])
         print(f"  {'label':28s} {'A':>6s} {'B':>6s} {'B-A':>7s} {'support':>8s}")
         for label, m in ra[axis]["labels"].items():
             other = rb[axis]["labels"].get(label)
@@ -257,7 +281,9 @@ def cmd_evaluate(args) -> int:
     codebook = _codebook(args)
     annotations = read_annotations(args.annotations, codebook)
     if args.random_only:
-        annotations = [a for a in annotations if a.sample in ("random", "")]
+        from .annotations import EVALUATION_SAMPLES
+
+        annotations = [a for a in annotations if a.sample in (*EVALUATION_SAMPLES, "")]
     if args.cv:
         from .models import read_meta
         from .training import cross_validate
@@ -294,9 +320,12 @@ def cmd_evaluate(args) -> int:
         print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
               f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f} | samples F1 {r['samples_f1']:.3f} | "
               f"ECE {r['ece']:.3f}")
+        if r.get("false_on_empty") is not None:
+            print(f"  {r['false_on_empty']:.1%} of the {r['empty_units']} units without a label were given one")
         print(f"  {'label':28s} {'P':>6s} {'R':>6s} {'F1':>6s} {'support':>8s}")
         for label, m in r["labels"].items():
             print(f"  {label:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['support']:8d}")
+        _print_sources(r)
     return 0
 
 
@@ -392,8 +421,8 @@ def _import_shipped_corpus(args) -> None:
 
 def cmd_run(args) -> int:
     """The main job: workspace from the shipped corpus, the default model (trained if missing), a summary."""
-    from .annotations import SEED_ANNOTATIONS
-    from .models import DEFAULT_MODEL, ModelError, active_ref, activate, read_meta
+    from .annotations import SEED_FILES, read_seed_annotations
+    from .models import DEFAULT_MODEL, DEFAULT_TAGGER, ModelError, active_ref, activate, read_meta
     from .training import train
 
     t0 = time.perf_counter()
@@ -406,8 +435,10 @@ def cmd_run(args) -> int:
     except ModelError:
         if args.model != DEFAULT_MODEL:
             raise
-        _err(f"no trained {DEFAULT_MODEL!r} model yet: training it on {SEED_ANNOTATIONS.name}")
-        info, _ = train(SEED_ANNOTATIONS, codebook, tagger="linear", name=DEFAULT_MODEL, progress=_err)
+        names = " + ".join(p.name for p in SEED_FILES)
+        _err(f"no trained {DEFAULT_MODEL!r} model yet: training it on {names}")
+        info, _ = train(read_seed_annotations(codebook), codebook, tagger=DEFAULT_TAGGER, name=DEFAULT_MODEL,
+                        progress=_err, source=f"shipped annotations ({names})")
         if active_ref() is None:
             activate(info.ref)
     _classify_workspace(args, codebook)
@@ -637,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", required=True, metavar="FILE")
     s.add_argument("--model", help="model name (default: linear)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--random-only", action="store_true", help="only units with sample 'random' (or none)")
+    s.add_argument("--random-only", action="store_true", help="only units drawn at random or by cue (sample 'random' or 'cue', or none)")
     s.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation (iteratively stratified) of the "
                    "model's tagger and settings, instead of evaluating the trained model")
     s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")

@@ -35,23 +35,50 @@ def tune_thresholds(y_true: np.ndarray, scores: np.ndarray, default: float = 0.5
     return np.array([best_threshold(y_true[:, j], scores[:, j], default) for j in range(y_true.shape[1])])
 
 
-def axis_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
-    """Micro and macro F1 and per-label precision, recall, F1 and support for one axis."""
+def axis_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str],
+                sources: Sequence[str] | None = None) -> dict:
+    """Micro and macro F1 and per-label precision, recall, F1 and support for one axis.
+
+    Also the **false-label rate on empty units**: of the units whose gold has no label on this axis (on the
+    functions axis: domestic business, which has no diplomacy function), the share given at least one label
+    (``empty_units``, ``false_on_empty``). With ``sources`` (one name per unit), the same summary per source under
+    ``by_source``: the product is weakest on some sources, and an overall figure hides them.
+    """
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    report = _summary(y_true, y_pred)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0,
+                                                 labels=list(range(len(labels))))
+    report["labels"] = {
+        label: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]), "support": int(s[j])}
+        for j, label in enumerate(labels)
+    }
+    if sources is not None:
+        sources = np.asarray(sources, dtype=str)
+        if len(sources) != len(y_true):
+            raise ValueError(f"{len(sources)} sources for {len(y_true)} units")
+        report["by_source"] = {src: _summary(y_true[sources == src], y_pred[sources == src])
+                               for src in sorted(set(sources.tolist()))}
+    return report
+
+
+def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Micro P/R/F1, macro F1 (over labels with support), samples F1 and the false-label rate on empty units."""
+    if len(y_true) == 0:
+        return {"micro": {"precision": 0.0, "recall": 0.0, "f1": 0.0}, "macro_f1": 0.0, "samples_f1": 0.0,
+                "n_units": 0, "empty_units": 0, "false_on_empty": None}
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0,
+                                                 labels=list(range(y_true.shape[1])))
     mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
     present = s > 0
-    samples = _samples_f1(y_true, y_pred)
+    empty = y_true.sum(1) == 0
     return {
         "micro": {"precision": float(mp), "recall": float(mr), "f1": float(mf)},
         "macro_f1": float(f[present].mean()) if present.any() else 0.0,
-        "samples_f1": samples,
+        "samples_f1": _samples_f1(y_true, y_pred),
         "n_units": int(len(y_true)),
-        "labels": {
-            label: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]), "support": int(s[j])}
-            for j, label in enumerate(labels)
-        },
+        "empty_units": int(empty.sum()),
+        "false_on_empty": float((y_pred[empty].sum(1) > 0).mean()) if empty.any() else None,
     }
 
 
@@ -100,4 +127,31 @@ def side_by_side(report_a: dict, report_b: dict) -> "pd.DataFrame":
                 rows.append((axis, label, m["f1"], rb["labels"][label]["f1"], m["support"]))
     frame = pd.DataFrame(rows, columns=["axis", "label", "A", "B", "support"]).set_index(["axis", "label"])
     frame.insert(2, "B - A", frame["B"] - frame["A"])
+    return frame
+
+
+def quality_by_source(report: dict) -> "pd.DataFrame":
+    """One row per source (and ``all``), per axis its micro-F1, macro-F1 and false-label rate on empty units, and the
+    number of units: the per-source view of an evaluation report (as :func:`axis_report` per axis with ``sources``).
+
+    Columns are ``(axis, figure)``; a source with no empty unit on an axis has no rate (NaN), not 0.
+    """
+    import pandas as pd
+
+    rows: dict[str, dict[tuple[str, str], float]] = {}
+    for axis, r in report.items():
+        if not isinstance(r, dict) or "micro" not in r:
+            continue
+        parts = {"all": r, **r.get("by_source", {})}
+        for source, s in parts.items():
+            row = rows.setdefault(source, {})
+            row[(axis, "micro-F1")] = s["micro"]["f1"]
+            row[(axis, "macro-F1")] = s["macro_f1"]
+            rate = s.get("false_on_empty")
+            row[(axis, "false on empty")] = float("nan") if rate is None else rate
+            row[(axis, "units")] = s["n_units"]
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    if not frame.empty:
+        frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+        frame.index.name = "source"
     return frame

@@ -30,6 +30,8 @@ from .taggers import Tagger, get_tagger_class
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "linear"
+#: The tagger ``cdpd run`` trains as :data:`DEFAULT_MODEL` when the registry has none.
+DEFAULT_TAGGER = "linear"
 META_FILE = "meta.json"
 CARD_FILE = "MODEL_CARD.md"
 ACTIVE_FILE = "ACTIVE"
@@ -138,6 +140,38 @@ def activate(ref: str, folder: Path | None = None) -> str:
     return full
 
 
+def same_heldout(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two models' recorded held-out figures were measured on the same units: the same fixed held-out set
+    (its unit ids' hash), or, for models recorded before it existed, the same training data."""
+    ma, mb = a.get("metrics", {}), b.get("metrics", {})
+    if ma.get("heldout_ids_sha256") or mb.get("heldout_ids_sha256"):
+        return ma.get("heldout_ids_sha256") == mb.get("heldout_ids_sha256")
+    return bool(a.get("training", {}).get("sha256")) and \
+        a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
+
+
+def _source_lines(heldout: dict[str, Any]) -> list[str]:
+    """The per-source table of the model card (markdown)."""
+    from .metrics import quality_by_source
+
+    frame = quality_by_source(heldout)
+    if frame.empty or len(frame) < 2:
+        return []
+    axes = list(dict.fromkeys(axis for axis, _ in frame.columns))
+    head = "| source | units | " + " | ".join(f"{axis} micro-F1 | {axis} macro-F1 | {axis} false on empty"
+                                             for axis in axes) + " |"
+    lines = ["### Per source", "", head, "| --- | ---: | " + " | ".join("---: | ---: | ---:" for _ in axes) + " |"]
+    for source, row in frame.iterrows():
+        cells = [f"{row[(axes[0], 'units')]:.0f}"]
+        for axis in axes:
+            rate = row[(axis, "false on empty")]
+            cells += [f"{row[(axis, 'micro-F1')]:.3f}", f"{row[(axis, 'macro-F1')]:.3f}",
+                      "-" if rate != rate else f"{rate:.1%}"]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    return lines + ["", "False on empty: of the units whose annotation has no label on that axis (on functions: "
+                        "domestic business), the share given one.", ""]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A markdown card: what the model is, what it was trained on, how good it is per label, its limits."""
     training = meta.get("training", {})
@@ -150,8 +184,9 @@ def model_card(meta: dict[str, Any]) -> str:
              f"sha256 `{str(training.get('sha256', '?'))[:16]}`)", ""]
     heldout = meta.get("metrics", {}).get("heldout")
     if heldout:
-        lines += [f"## Held-out metrics ({meta['metrics'].get('heldout_units', '?')} random-sample units, the model "
-                  "refitted without them)", ""]
+        lines += [f"## Held-out metrics ({meta['metrics'].get('heldout_units', '?')} units of held-out documents, "
+                  "drawn at random or by cue; the model refitted without those documents)", ""]
+        lines += _source_lines(heldout)
         for axis, report in heldout.items():
             lines += [f"### {axis}: micro-F1 {report['micro']['f1']:.3f}, macro-F1 {report['macro_f1']:.3f}", "",
                       "| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]

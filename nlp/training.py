@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .annotations import Annotation, heldout_split, label_matrix, read_annotations
+from .annotations import (HELDOUT_FRACTION, Annotation, document_key, heldout_split, label_matrix,
+                          read_annotations, source_of)
 from .codebook import Codebook
 from .metrics import axis_report
 from .models import ModelInfo, file_sha256, save_model
@@ -31,10 +32,12 @@ def annotation_units(annotations: list[Annotation], processor: TextProcessor) ->
     return list(processor.process(docs))
 
 
-def evaluate_tagger(tagger: Tagger, units, y: dict[str, np.ndarray], codebook: Codebook) -> dict[str, Any]:
-    """Micro/macro F1 and per-label P/R/F1/support per axis, on document-level (passage-aggregated) predictions."""
+def evaluate_tagger(tagger: Tagger, units, y: dict[str, np.ndarray], codebook: Codebook,
+                    sources: list[str] | None = None) -> dict[str, Any]:
+    """Micro/macro F1, per-label P/R/F1/support and the false-label rate on empty units per axis, on
+    document-level (passage-aggregated) predictions; per source too when ``sources`` names each unit's."""
     pred = tagger.predict(units)
-    return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis)) for axis in codebook.axis_names}
+    return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis), sources) for axis in codebook.axis_names}
 
 
 def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str | Path | None = None
@@ -59,13 +62,16 @@ def annotations_sha256(annotations: list[Annotation]) -> str:
 
 
 def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *, tagger: str = "linear",
-          name: str | None = None, params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
+          name: str | None = None, params: dict[str, Any] | None = None, holdout: float = HELDOUT_FRACTION,
           models_folder: Path | None = None, progress: Progress = _quiet,
           source: str | None = None, cache: str | Path | None = None) -> tuple[ModelInfo, dict[str, Any]]:
-    """Train on all units but a held-out fifth of the random sample, report on that fifth, then refit on all.
+    """Train without the held-out documents, report on them (overall and per source), then refit on all units.
 
-    The saved model is fitted on every unit; its recorded metrics are those of the same settings fitted
-    without the held-out units, so they are honest estimates of what the saved model does on new data.
+    The held-out set is the fixed split of :func:`nlp.annotations.heldout_split` (a quarter of the documents, by a
+    hash of their key; only units drawn at random or by cue are scored), so every model trained on the same
+    annotations is measured on the same units. The saved model is fitted on every unit; its recorded metrics are
+    those of the same settings fitted without the held-out documents, so they are honest estimates of what the
+    saved model does on new documents.
     Taggers that embed text keep their embeddings in ``cache`` (default ``$CDPD_HOME/embeddings.sqlite``).
     """
     if isinstance(annotations_path, list):
@@ -86,17 +92,21 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     cls = get_tagger_class(tagger)
     params = tagger_settings(cls, params, cache)
     metrics: dict[str, Any] = {}
-    train_idx, test_idx = heldout_split(annotations, holdout, seed)
+    train_idx, test_idx = heldout_split(annotations, holdout)
     if cls.trainable and test_idx:
-        progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out random units")
+        progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out units")
         model = cls(codebook, **params).fit([units[i] for i in train_idx],
                                             {a: v[train_idx] for a, v in y.items()})
         metrics = {"heldout": evaluate_tagger(model, [units[i] for i in test_idx],
-                                              {a: v[test_idx] for a, v in y.items()}, codebook),
-                   "heldout_units": len(test_idx), "heldout_seed": seed}
+                                              {a: v[test_idx] for a, v in y.items()}, codebook,
+                                              [source_of(annotations[i]) for i in test_idx]),
+                   "heldout_units": len(test_idx), "heldout_fraction": holdout,
+                   "heldout_ids_sha256": hashlib.sha256("\n".join(annotations[i].id for i in test_idx)
+                                                        .encode("utf-8")).hexdigest()}
         for axis in codebook.axis_names:
             r = metrics["heldout"][axis]
-            progress(f"  held-out {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}")
+            progress(f"  held-out {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}"
+                     + _empty_note(r))
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
     model = cls(codebook, **params).fit(units, y)
@@ -105,6 +115,11 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
     progress(f"saved model {info.ref} ({fit_seconds:.1f}s to fit)")
     return info, metrics
+
+
+def _empty_note(r: dict[str, Any]) -> str:
+    rate = r.get("false_on_empty")
+    return "" if rate is None else f", {rate:.1%} of the {r['empty_units']} units without a label get one"
 
 
 def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
@@ -119,7 +134,8 @@ def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tag
     cls = get_tagger_class(tagger)
     params = tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
-    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
+    groups = [document_key(a) for a in annotations]
+    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
         model = cls(codebook, **params).fit([units[i] for i in train_idx],
                                             {a: v[train_idx] for a, v in y.items()})
         proba = model.predict_proba([units[i] for i in test_idx])
@@ -162,8 +178,9 @@ def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: s
 def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                    params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
                    progress: Progress = _quiet, cache: str | Path | None = None) -> dict[str, Any]:
-    """K-fold cross-validation on iteratively stratified folds: each unit is predicted by a model that never saw
-    it; the report covers every unit once, with a calibration table of the out-of-fold scores."""
+    """K-fold cross-validation on iteratively stratified folds grouped by document: each unit is predicted by a
+    model that saw no part of its document; the report covers every unit once, overall and per source, with a
+    calibration table of the out-of-fold scores."""
     from .annotations import stratified_folds
     from .metrics import calibration_table, expected_calibration_error
 
@@ -174,7 +191,8 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     params = tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
-    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed), 1):
+    groups = [document_key(a) for a in annotations]
+    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
         model = cls(codebook, **params).fit([units[i] for i in train_idx],
                                             {a: v[train_idx] for a, v in y.items()})
         held = [units[i] for i in test_idx]
@@ -183,7 +201,9 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
             scores[axis][test_idx] = proba[axis]
             predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
         progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}")
-    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis)) for axis in codebook.axis_names}
+    sources = [source_of(a) for a in annotations]
+    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources)
+              for axis in codebook.axis_names}
     for axis in report:
         table = calibration_table(y[axis], scores[axis])
         report[axis]["calibration"] = table
@@ -236,7 +256,7 @@ def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) 
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
-    report = evaluate_tagger(tagger, units, y, codebook)
+    report = evaluate_tagger(tagger, units, y, codebook, [source_of(a) for a in annotations])
     proba = tagger.predict_proba(units)
     for axis in report:
         table = calibration_table(y[axis], proba[axis])
@@ -247,12 +267,12 @@ def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) 
 
 def seed_and_workspace_annotations(codebook: Codebook, home: str | Path | None = None,
                                    say: Callable[[str], None] = _quiet) -> tuple[list[Annotation], str]:
-    """The seed annotations merged with the workspace's (deduplicated by text; a conflict is reported and the
+    """The shipped annotation rounds merged with the workspace's (deduplicated by text; a conflict is reported and the
     workspace's label wins), and a one-line description of that training source."""
-    from .annotations import SEED_ANNOTATIONS, merge_annotations
+    from .annotations import merge_annotations, read_seed_annotations
     from .workspace import DB_FILE, Workspace, default_home
 
-    seed = read_annotations(SEED_ANNOTATIONS, codebook)
+    seed = read_seed_annotations(codebook)
     folder = Path(home) if home is not None else default_home()
     own = []
     if (folder / DB_FILE).exists():

@@ -53,14 +53,14 @@ def processor(codebook):
 
 @pytest.fixture(scope="session")
 def seed_annotations(codebook):
-    from nlp.annotations import SEED_ANNOTATIONS, read_annotations
+    from nlp.annotations import read_seed_annotations
 
-    return read_annotations(SEED_ANNOTATIONS, codebook)
+    return read_seed_annotations(codebook)
 
 
 @pytest.fixture(scope="session")
 def seed_units(seed_annotations, processor):
-    """The passages of every seed unit (one spaCy pass over the 1,548 units, ~5 s)."""
+    """The passages of every shipped annotated unit (one spaCy pass over the 2,244 units, ~7 s)."""
     from nlp.training import annotation_units
 
     return annotation_units(seed_annotations, processor)
@@ -82,8 +82,8 @@ def heldout_split_indices(seed_annotations):
 
 @pytest.fixture(scope="session")
 def heldout_linear(codebook, seed_units, seed_labels, heldout_split_indices):
-    """The linear tagger with default settings fitted on every seed unit except the held-out fifth of the random
-    sample (~10 s): the acceptance test scores it on that fifth, and it is the session's saved ``linear`` model."""
+    """The linear tagger with default settings fitted on every shipped unit except the held-out documents (~20 s):
+    the acceptance test scores it on the held-out units, and it is the session's saved ``linear`` model."""
     from nlp.taggers.linear import LinearTagger
 
     train_idx, _ = heldout_split_indices
@@ -95,7 +95,7 @@ def heldout_linear(codebook, seed_units, seed_labels, heldout_split_indices):
 def trained_linear(cdpd_env, heldout_linear, heldout_split_indices):
     """``heldout_linear`` saved as the model ``linear`` in the session's CDPD_MODELS folder; returns ModelInfo.
 
-    (Fitting a second time on all 1,548 units, as ``cdpd train`` does, would cost another ~10 s for nothing the
+    (Fitting a second time on all 2,244 units, as ``cdpd train`` does, would cost another ~20 s for nothing the
     tests need; ``nlp.training.train`` itself is exercised on small files by test_cli and test_codebook.)
     """
     import os
@@ -104,7 +104,7 @@ def trained_linear(cdpd_env, heldout_linear, heldout_split_indices):
     from nlp.models import file_sha256, models_dir, save_model
 
     assert models_dir() == cdpd_env / "models" == Path(os.environ["CDPD_MODELS"])
-    training = {"path": str(SEED_ANNOTATIONS), "sha256": file_sha256(SEED_ANNOTATIONS),
+    training = {"path": str(SEED_ANNOTATIONS.parent), "sha256": file_sha256(SEED_ANNOTATIONS),
                 "n_units": len(heldout_split_indices[0])}
     return save_model(heldout_linear, "linear", training=training)
 

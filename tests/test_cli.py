@@ -286,7 +286,14 @@ def test_train_then_evaluate(capsys, monkeypatch, tmp_path, small_seed_rows, cod
     assert meta["version"] == out[0].split("@")[1] and meta["training"]["n_units"] == len(small_seed_rows)
     assert set(meta["metrics"]["heldout"]) == {"functions", "domains"}
     n_random = sum(r["sample"] == "random" for r in small_seed_rows)
-    assert meta["metrics"]["heldout_units"] == round(n_random * 0.2)
+    from nlp.annotations import heldout_share
+
+    held = [r for r in small_seed_rows if r["sample"] == "random" and heldout_share(r["doc_id"]) < 0.25]
+    assert meta["metrics"]["heldout_units"] == len(held) > 0  # the fixed split: a quarter of the documents
+    heldout = meta["metrics"]["heldout"]["functions"]
+    assert set(heldout["by_source"]) == {r["corpus"] for r in held}  # figures per source
+    assert sum(s["n_units"] for s in heldout["by_source"].values()) == len(held)
+    assert heldout["empty_units"] == sum(not r["functions"] for r in held)
 
     code, out, err = run_cli(capsys, "evaluate", "--annotations", ann, "--model", "small", "--json", "-q")
     assert code == 0, err
@@ -308,6 +315,13 @@ def test_train_then_evaluate(capsys, monkeypatch, tmp_path, small_seed_rows, cod
     assert out[0] == f"model {report['model']} on {len(small_seed_rows)} units of {ann}"
     assert any(line.startswith("functions: micro P") for line in out)
     assert any(line.split()[:1] == ["coercive_measures"] for line in out)
+    empty = sum(not r["functions"] for r in small_seed_rows)
+    assert any(line.strip().endswith(f"of the {empty} units without a label were given one") for line in out)
+    sources = sorted({r["corpus"] for r in small_seed_rows})
+    per_source = [line.split() for line in out if line.split()[:1] and line.split()[0] in sources]
+    assert [row[0] for row in per_source] == sources * 2  # a per-source table under each axis
+    assert [int(row[1]) for row in per_source[:len(sources)]] == [
+        sum(r["corpus"] == s for r in small_seed_rows) for s in sources]
     code, out, err = run_cli(capsys, "models")
     assert len(out) == 1 and out[0].startswith("* " + report["model"] + "\tlinear\t") and "functions micro-F1" in out[0]
 

@@ -22,6 +22,32 @@ def test_stratified_folds_cover_every_unit_once_and_spread_rare_labels(seed_labe
         stratified_folds(seed_labels, k=1)
 
 
+def test_grouped_folds_keep_each_document_in_one_fold(seed_labels):
+    n = len(seed_labels["functions"])
+    groups = [f"doc{i // 4}" for i in range(n)]  # four units per document
+    folds = stratified_folds(seed_labels, k=5, seed=0, groups=groups)
+    tests = np.concatenate([t for _, t in folds])
+    assert sorted(tests.tolist()) == list(range(n))
+    for train, test in folds:
+        assert not {groups[i] for i in train} & {groups[i] for i in test}
+    with pytest.raises(ValueError, match="groups has"):
+        stratified_folds(seed_labels, k=5, groups=groups[:-1])
+
+
+def test_false_labels_on_empty_units_and_per_source_figures_by_hand():
+    y = np.array([[1, 0], [0, 0], [0, 0], [0, 1], [0, 0]])
+    p = np.array([[1, 0], [1, 0], [0, 0], [0, 1], [0, 1]])
+    report = axis_report(y, p, ["a", "b"], sources=["x", "x", "x", "y", "y"])
+    assert report["empty_units"] == 3 and report["false_on_empty"] == pytest.approx(2 / 3)
+    x, yy = report["by_source"]["x"], report["by_source"]["y"]
+    assert x["n_units"] == 3 and x["empty_units"] == 2 and x["false_on_empty"] == pytest.approx(0.5)
+    assert x["micro"]["precision"] == pytest.approx(0.5) and x["micro"]["recall"] == 1.0
+    assert yy["micro"]["f1"] == pytest.approx(2 / 3) and yy["false_on_empty"] == 1.0
+    assert axis_report(y[:1], p[:1], ["a", "b"])["false_on_empty"] is None  # no empty unit: no rate
+    with pytest.raises(ValueError, match="sources"):
+        axis_report(y, p, ["a", "b"], sources=["x"])
+
+
 def test_samples_f1_and_calibration_by_hand():
     y = np.array([[1, 0], [0, 0], [1, 1]])
     p = np.array([[1, 1], [0, 0], [0, 1]])

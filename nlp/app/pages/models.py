@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from nlp.app import common as c
-from nlp.metrics import side_by_side
-from nlp.models import activate, active_ref, list_models, model_card, read_meta
+from nlp.metrics import quality_by_source, side_by_side
+from nlp.models import activate, active_ref, list_models, model_card, read_meta, same_heldout
 from nlp.training import seed_and_workspace_annotations, train
 
 #: Training stages (first words of train()'s progress messages) and how far along each one is.
@@ -36,6 +36,8 @@ def table(models) -> pd.DataFrame:
             if axis in held:
                 row[f"{axis} micro-F1"] = round(held[axis]["micro"]["f1"], 3)
                 row[f"{axis} macro-F1"] = round(held[axis]["macro_f1"], 3)
+                rate = held[axis].get("false_on_empty")
+                row[f"{axis} false on empty"] = None if rate is None else round(rate, 3)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -60,8 +62,11 @@ models = list_models()
 active = active_ref()
 if models:
     st.dataframe(table(models), hide_index=True, width="stretch")
-    st.caption("Scores are micro/macro F1 on the held-out fifth of the randomly sampled annotated units, from the "
-               "same settings fitted without them.")
+    st.caption("Scores are micro/macro F1 on the fixed held-out set: the units drawn at random or by cue from a "
+               "quarter of the annotated documents (chosen by a hash of the document id, so every version is "
+               "measured on the same units), from the same settings fitted without those documents. False on "
+               "empty: of the held-out units annotated with no label on that axis (on functions: domestic "
+               "business), the share the model gave one.")
 else:
     st.info("No trained model yet: train one below (or run `make run`).")
 
@@ -123,18 +128,24 @@ if len(refs) >= 1:
     if chosen == baseline:
         st.caption("Pick two different versions to compare them.")
     elif ha and hb:
-        same = a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
+        same = same_heldout(a, b)
         frame = side_by_side(ha, hb).rename(columns={"A": f"{baseline} (A)", "B": f"{chosen} (B)"})
         st.dataframe(frame.round(3), width="stretch")
         st.caption("Per-label held-out F1. " + (
-            "Both were measured on the same held-out units of the same training data." if same else
-            "The two were trained on different data (e.g. more workspace annotations), so their held-out units "
-            "may differ; for a strict comparison run `cdpd models compare A B --annotations FILE`."))
+            "Both were measured on the same held-out units." if same else
+            "The two were measured on different held-out units (one was recorded before the fixed held-out set, "
+            "or trained on other annotation files); for a strict comparison run "
+            "`cdpd models compare A B --annotations FILE`."))
     else:
         st.caption("One of the two has no held-out scores (e.g. the lexicon tagger).")
     if chosen != active:
         st.button(f"Activate {chosen}", key="models_activate", on_click=activate_version, args=(chosen,))
     else:
         st.caption(f"{chosen} is the active model.")
+    if hb and any("by_source" in r for r in hb.values() if isinstance(r, dict)):
+        st.markdown(f"**{chosen} per source** (held-out units)")
+        by_source = quality_by_source(hb)
+        by_source.columns = [f"{axis} {figure}" for axis, figure in by_source.columns]
+        st.dataframe(by_source.round(3), width="stretch", key="models_sources")
     with st.expander("Model card"):
         st.markdown(model_card(read_meta(chosen)))
