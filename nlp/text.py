@@ -228,6 +228,22 @@ class Passage:
 
 
 
+def seed_variants(seeds: Iterable[str]) -> list[str]:
+    """Each seed phrase and its hyphenation variants, without repeats.
+
+    Matching is on lemmas token by token, and a hyphen is a token: "sister city" would not match "sister-city",
+    nor "people-to-people" match "people to people". Writers use both forms, and a tag should not depend on which.
+    """
+    out: dict[str, None] = {}
+    for seed in seeds:
+        out[seed] = None
+        if " " in seed:
+            out[seed.replace(" ", "-")] = None
+        if "-" in seed:
+            out[seed.replace("-", " ")] = None
+    return list(out)
+
+
 def build_pipeline() -> Language:
     """``spacy.blank("en")`` + sentencizer (with line breaks) + case-folding lookup lemmatizer (spacy-lookups-data)."""
     nlp = spacy.blank("en")
@@ -254,7 +270,7 @@ class TextProcessor:
         self.matcher = PhraseMatcher(self.nlp.vocab, attr="NORM")
         for axis in codebook.axis_names:
             for label in codebook.axes[axis]:
-                patterns = list(self.nlp.pipe(label.seeds))
+                patterns = list(self.nlp.pipe(seed_variants(label.seeds)))
                 if patterns:
                     self.matcher.add(label.id, patterns)
 
