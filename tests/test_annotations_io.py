@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nlp.annotations import (AnnotationError, export_annotations, import_annotations, merge_annotations,
-                             read_annotations, SEED_ANNOTATIONS)
+                             read_annotations, read_seed_annotations, SEED_ANNOTATIONS)
 from nlp.cli import main
 
 
@@ -74,7 +74,7 @@ def test_cli_import_export_and_train_on_seed_plus_workspace(tmp_path, monkeypatc
     assert main(["train", "-q"]) == 0
     ref = capsys.readouterr().out.strip()
     meta = json.loads((tmp_path / "models" / "linear" / ref.split("@")[1] / "meta.json").read_text())
-    seed = read_annotations(SEED_ANNOTATIONS, codebook)
+    seed = read_seed_annotations(codebook)
     assert meta["training"]["path"] == "seed + workspace (21 annotations)"
     assert meta["training"]["n_units"] == len(merge_annotations(seed, []).merged) + 1  # one new text
 
