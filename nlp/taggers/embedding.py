@@ -4,8 +4,10 @@ Encoders (``encoder``). ``"minilm"``: a passage is its MiniLM embedding (:func:`
 mean-pooled, L2-normalised; a passage longer than 256 word pieces is embedded in 256-piece windows whose vectors are
 averaged, so nothing is truncated); one transformer pass per window, so it tags 1-2 corpus documents per second on 2
 CPU cores. ``"static"``: the normalised sum of its word pieces' vectors in a static table distilled from the same
-MiniLM (:mod:`nlp.static`, 256 dimensions): no transformer at tagging time, hundreds of documents per second, and
-within a point of MiniLM's held-out F1 (benchmarks/RESULTS.md, "Semantic tier speed"). A model saves the static
+MiniLM (:mod:`nlp.static`, 256 dimensions): no transformer at tagging time, about 100 corpus documents per second
+end to end on 2 shared cores (spaCy is then most of the time). Alone it scores 1-2 points of held-out micro-F1 below
+MiniLM; inside the ensemble it scores as well or better (benchmarks/RESULTS.md, "Semantic tier speed"), hence the
+default. A model saves the static
 table it was trained on beside its weights (safetensors), so it predicts the same everywhere.
 
 Features. A passage is its embedding scaled by :data:`EMBEDDING_SCALE`, next to ``seed_weight`` x log1p of its seed matches for every codebook label (as
