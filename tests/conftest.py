@@ -213,3 +213,19 @@ def torch_all_cpus():
     torch.set_num_threads(embeddings.available_cpus())
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def static_table(cdpd_env):
+    """The session's static encoder, distilled from MiniLM's first 6,000 word pieces (the characters and the ~5,000
+    commonest words) instead of all 29,525: a sixth of the time (the full table takes about a minute of CPU), the
+    same recipe. Written where :func:`nlp.static.static_encoder` looks, so every static tagger of the session uses
+    it. Tests check mechanics with it (batching, storage, threads); quality is measured by
+    benchmarks/semantic_speed.py on the full table."""
+    from nlp import static
+
+    path = static.cache_file()
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        static.StaticEncoder(static.distill(limit=6000)).save(path)
+    return static.static_encoder()

@@ -475,7 +475,8 @@ def test_embedding_train_and_classify_use_the_workspace_cache(capsys, monkeypatc
         with sqlite3.connect(cache) as conn:
             return conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
 
-    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--workspace", home, "-q")
+    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--params",
+                              '{"encoder": "minilm"}', "--workspace", home, "-q")
     assert code == 0, err
     first, n_rows = out[0], count()
     assert n_rows >= len(rows)  # every unit's passages, and the labels' prototype texts
@@ -484,7 +485,8 @@ def test_embedding_train_and_classify_use_the_workspace_cache(capsys, monkeypatc
         raise AssertionError("the encoder was called although every text is cached")
 
     monkeypatch.setattr(embeddings, "embed", no_encoding)
-    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--workspace", home, "-q")
+    code, out, err = run_cli(capsys, "train", "--annotations", ann, "--model", "embedding", "--params",
+                              '{"encoder": "minilm"}', "--workspace", home, "-q")
     assert code == 0, err
     assert out == [first] and count() == n_rows  # same data, same settings: same version, nothing encoded
     monkeypatch.undo()

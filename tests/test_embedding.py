@@ -88,7 +88,7 @@ def subset_data(seed_annotations, seed_units, seed_labels, heldout_split_indices
 def fitted(codebook, subset_data, cache_path):
     """The embedding tagger fitted on the subset's training part."""
     _, units, y, train_idx, _ = subset_data
-    return EmbeddingTagger(codebook, cache=cache_path).fit([units[i] for i in train_idx],
+    return EmbeddingTagger(codebook, cache=cache_path, encoder="minilm").fit([units[i] for i in train_idx],
                                                            {a: v[train_idx] for a, v in y.items()})
 
 
@@ -173,11 +173,14 @@ def test_registered_with_its_parameters(codebook):
     assert TAGGERS["embedding"] is EmbeddingTagger and get_tagger_class("embedding") is EmbeddingTagger
     tagger = EmbeddingTagger(codebook, cache="/nowhere/embeddings.sqlite")
     params = tagger.get_params()
-    assert params == {"C": 0.05, "seed_weight": 4.0, "cv_folds": 5, "max_tokens": 256, "random_state": 0}
+    assert params == {"C": 0.05, "seed_weight": 4.0, "cv_folds": 5, "max_tokens": 256, "random_state": 0,
+                      "encoder": "static"}
     tagger.set_params(C=1.0, cache=None, batch_size=8)  # runtime settings are accepted but not recorded
     assert tagger.C == 1.0 and tagger.cache is None and "cache" not in tagger.get_params()
     with pytest.raises(ValueError, match="no parameter"):
         tagger.set_params(alpha=1)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        tagger.set_params(encoder="word2vec")
     with pytest.raises(RuntimeError, match="not fitted"):
         tagger.passage_proba([])
 
@@ -186,7 +189,7 @@ def test_fit_uses_the_cache_and_refits_without_encoding(codebook, subset_data, c
     _, units, y, train_idx, _ = subset_data
     calls: list[int] = []
     monkeypatch.setattr(embeddings, "embed", lambda texts, **kw: calls.append(len(texts)) or np.zeros((0, DIM)))
-    again = EmbeddingTagger(codebook, cache=cache_path).fit([units[i] for i in train_idx],
+    again = EmbeddingTagger(codebook, cache=cache_path, encoder="minilm").fit([units[i] for i in train_idx],
                                                             {a: v[train_idx] for a, v in y.items()})
     assert calls == []  # passages and label prototypes all came from the cache
     for axis in codebook.axis_names:
@@ -297,7 +300,7 @@ def test_zero_shot_label_without_annotations(extended_codebook, subset_data, cac
     units = annotation_units(train, processor)
     y = label_matrix(train, extended_codebook)
     assert y["functions"][:, -1].sum() == 0  # nobody annotated the new label
-    tagger = EmbeddingTagger(extended_codebook, cache=cache_path).fit(units, y)
+    tagger = EmbeddingTagger(extended_codebook, cache=cache_path, encoder="minilm").fit(units, y)
     assert tagger.zero_shot_labels == {"sister_city_festival"}
     assert tagger.zero_shot == {"functions": ["sister_city_festival"], "domains": []}
     w_cos, w_seeds, _ = tagger.calibration_

@@ -31,7 +31,7 @@ from nlp.training import annotation_units
 MEMBERS_3_FOLDS = {"linear": {"cv_folds": 3}, "embedding": {"cv_folds": 3}}
 
 
-pytestmark = pytest.mark.usefixtures("torch_all_cpus")  # conftest: encode with every CPU
+pytestmark = pytest.mark.usefixtures("torch_all_cpus", "static_table")  # conftest: every CPU, a quick static table
 
 
 @pytest.fixture(scope="module")

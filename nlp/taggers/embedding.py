@@ -1,8 +1,16 @@
 """The embedding tagger: frozen MiniLM passage embeddings plus codebook-seed counts, one logistic regression per label.
 
-Features. A passage is its MiniLM embedding (:func:`nlp.embeddings.embed`: mean-pooled, L2-normalised; a passage
-longer than 256 word pieces is embedded in 256-piece windows whose vectors are averaged, so nothing is truncated)
-scaled by :data:`EMBEDDING_SCALE`, next to ``seed_weight`` x log1p of its seed matches for every codebook label (as
+Encoders (``encoder``). ``"minilm"``: a passage is its MiniLM embedding (:func:`nlp.embeddings.embed`:
+mean-pooled, L2-normalised; a passage longer than 256 word pieces is embedded in 256-piece windows whose vectors are
+averaged, so nothing is truncated); one transformer pass per window, so it tags 1-2 corpus documents per second on 2
+CPU cores. ``"static"``: the normalised sum of its word pieces' vectors in a static table distilled from the same
+MiniLM (:mod:`nlp.static`, 256 dimensions): no transformer at tagging time, about 100 corpus documents per second
+end to end on 2 shared cores (spaCy is then most of the time). Alone it scores 1-2 points of held-out micro-F1 below
+MiniLM; inside the ensemble it scores as well or better (benchmarks/RESULTS.md, "Semantic tier speed"), hence the
+default. A model saves the static
+table it was trained on beside its weights (safetensors), so it predicts the same everywhere.
+
+Features. A passage is its embedding scaled by :data:`EMBEDDING_SCALE`, next to ``seed_weight`` x log1p of its seed matches for every codebook label (as
 in the linear tagger: the seeds give rare labels a prior that a few dozen examples cannot). ``seed_weight=0`` gives
 the embeddings alone.
 
@@ -19,12 +27,15 @@ label's own seeds, mapped to a probability by a logistic regression on these two
 do have data (over every (unit, label) pair of those labels). Its threshold is the F1-optimal one on those pooled
 pairs (documents scored by their best passage). :attr:`EmbeddingTagger.zero_shot` names such labels per axis.
 
-Evidence. Every sentence of a passage is embedded alone (one batch) and scored with the label's decision function
+Evidence. Every sentence of a passage is embedded alone (one batch; with the static encoder a sentence costs
+what its word pieces cost, and nothing is remembered between calls) and scored with the label's decision function
 (the logit: the logistic regression's, or the zero-shot calibration's); a sentence's contribution is its score
 minus the mean score of the passage's sentences, so the sentences that are more about the label than their
 passage's average come out positive.
 
-State: plain arrays in a skops file (no estimator objects, so no type beyond skops' defaults needs trusting).
+State: plain arrays in a skops file (no estimator objects, so no type beyond skops' defaults needs trusting), and
+for the static encoder its table in ``static.safetensors``. A state says which encoder it was trained with, so a
+model saved before ``encoder`` existed (MiniLM) loads as MiniLM whatever the default is.
 """
 
 from __future__ import annotations
@@ -49,7 +60,10 @@ STATE_FILE = "embedding.skops"
 EMBEDDING_SCALE = 10.0
 #: Types a state file may hold beyond skops' defaults: none. Anything untrusted is refused.
 TRUSTED_TYPES: tuple[str, ...] = ()
-_DIM = 384
+_DIM = 384  # MiniLM's width
+ENCODERS = ("static", "minilm")
+#: The encoder of a new tagger: static, as fast as the linear tier's text processing allows, about as good as MiniLM.
+DEFAULT_ENCODER = "static"
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -64,15 +78,16 @@ def sentence_text(passage: Passage, sentence) -> str:
 @register_tagger("embedding")
 class EmbeddingTagger(Tagger):
     out_of_fold = True
-    _param_names = ("C", "seed_weight", "cv_folds", "max_tokens", "random_state")
+    _param_names = ("C", "seed_weight", "cv_folds", "max_tokens", "random_state", "encoder")
     #: Settings of how to compute, not of what is computed: accepted by the constructor and set_params, left out
     #: of get_params (so of meta.json and the model version).
     _runtime_names = ("cache", "batch_size", "device")
 
     def __init__(self, codebook, *, C: float = 0.05, seed_weight: float = 4.0, cv_folds: int = 5,
                  max_tokens: int = MAX_TOKENS, random_state: int = 0, cache: str | None = None,
-                 batch_size: int = 64, device: str | None = None):
+                 batch_size: int = 64, device: str | None = None, encoder: str = DEFAULT_ENCODER):
         super().__init__(codebook)
+        self.encoder = encoder
         self.C = C
         self.seed_weight = seed_weight
         self.cv_folds = cv_folds
@@ -88,12 +103,16 @@ class EmbeddingTagger(Tagger):
         self.zero_shot_mask_: dict[str, np.ndarray] = {}  # axis -> (n_labels,) bool
         self.calibration_: tuple[float, float, float] = (1.0, 0.0, 0.0)  # zero-shot: w_cos, w_seeds, intercept
         self.encoder_id_: str | None = None
+        self.static_ = None  # the StaticEncoder fitted or loaded with (encoder="static")
 
     def set_params(self, **params) -> "EmbeddingTagger":
         runtime = {k: params.pop(k) for k in list(params) if k in self._runtime_names}
         for key, value in runtime.items():
             setattr(self, key, value)
-        return super().set_params(**params)
+        super().set_params(**params)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"embedding tagger: encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        return self
 
     # -- what a caller may want to know --------------------------------------------------------------------------
     @property
@@ -107,9 +126,24 @@ class EmbeddingTagger(Tagger):
         return {lab for labels in self.zero_shot.values() for lab in labels}
 
     # -- embeddings and features ---------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self._static().dim if self.encoder == "static" else _DIM
+
+    def _static(self):
+        """The static encoder: the model's own table once fitted or loaded, else the one distilled for this models
+        folder (:func:`nlp.static.static_encoder`, distilled at first use)."""
+        if self.static_ is None:
+            from ..static import static_encoder
+
+            self.static_ = static_encoder()
+        return self.static_
+
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         from ..embeddings import EmbeddingCache, embed
 
+        if self.encoder == "static":  # cheaper than a cache look-up: never cached
+            return self._static().embed(texts)
         if self.cache:
             with EmbeddingCache(self.cache, max_tokens=self.max_tokens, batch_size=self.batch_size,
                                 device=self.device) as cache:
@@ -148,7 +182,7 @@ class EmbeddingTagger(Tagger):
                 k += 1
                 v = vectors[a:b].mean(axis=0)
                 rows.append(v / max(float(np.linalg.norm(v)), 1e-12))
-            out[axis] = np.asarray(rows, dtype=np.float64).reshape(len(labels), _DIM)
+            out[axis] = np.asarray(rows, dtype=np.float64).reshape(len(labels), self.dim)
         return out
 
     # -- fitting -------------------------------------------------------------------------------------------------
@@ -176,10 +210,12 @@ class EmbeddingTagger(Tagger):
         n = len(units)
         if n < 2:
             raise ValueError(f"embedding tagger needs at least 2 annotated units, got {n}")
+        if self.encoder != "static":
+            self.static_ = None
         flat = [p for unit in units for p in unit]
         owners = np.repeat(np.arange(n), [len(u) for u in units])
-        passage_vectors = self._embed([p.text for p in flat]) if flat else np.zeros((0, _DIM), np.float32)
-        unit_vectors = np.zeros((n, _DIM))
+        passage_vectors = self._embed([p.text for p in flat]) if flat else np.zeros((0, self.dim), np.float32)
+        unit_vectors = np.zeros((n, self.dim))
         np.add.at(unit_vectors, owners, passage_vectors)
         norms = np.linalg.norm(unit_vectors, axis=1, keepdims=True)
         unit_vectors = unit_vectors / np.where(norms > 0, norms, 1.0)
@@ -230,7 +266,7 @@ class EmbeddingTagger(Tagger):
         zero_shot_threshold = best_threshold(t, doc.ravel()) if len(t) else 0.5
         for axis in self.labels:
             self.thresholds_[axis] = np.where(self.zero_shot_mask_[axis], zero_shot_threshold, self.thresholds_[axis])
-        self.encoder_id_ = encoder_id()
+        self.encoder_id_ = self._static().id if self.encoder == "static" else encoder_id()
         return self
 
     def _zero_shot_inputs(self, vectors, seed_counts, axis: str, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,7 +322,10 @@ class EmbeddingTagger(Tagger):
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
         """Embeddings of sentences, remembered until the next :meth:`passage_proba` batch: the pipeline asks for
-        the evidence of a batch once per axis, mostly about the same passages, and nothing is embedded twice."""
+        the evidence of a batch once per axis, mostly about the same passages, and nothing is embedded twice.
+        Static vectors cost less than the memo: computed afresh, no state shared between calls (or threads)."""
+        if self.encoder == "static":
+            return self._embed(texts).reshape(len(texts), self.dim)
         memo = self.__dict__.setdefault("_sentence_memo", {})
         missing = list(dict.fromkeys(t for t in texts if t not in memo))
         if missing:
@@ -321,6 +360,10 @@ class EmbeddingTagger(Tagger):
             "labels": {axis: list(labs) for axis, labs in self.labels.items()},
         }
         sio.dump(state, Path(folder) / STATE_FILE)
+        if self.encoder == "static":
+            from ..static import STATIC_FILE
+
+            self._static().save(Path(folder) / STATIC_FILE)
 
     def load_state(self, folder: Path) -> None:
         from ..embeddings import encoder_id
@@ -332,13 +375,19 @@ class EmbeddingTagger(Tagger):
         state = sio.load(path, trusted=list(TRUSTED_TYPES))
         if {axis: list(labs) for axis, labs in state["labels"].items()} != self.labels:
             raise ValueError(f"{path}: the state's labels differ from the codebook's")
-        n_features = _DIM + len(self.seed_labels)
+        static = str(state["encoder"]).startswith("static:")
+        if static:  # the table the model was trained on, saved beside it; checked against the recorded id
+            from ..static import STATIC_FILE, StaticEncoder
+
+            self.static_ = StaticEncoder.load(Path(folder) / STATIC_FILE, expected_id=state["encoder"])
+        self.encoder = "static" if static else "minilm"  # a state of before `encoder` existed is MiniLM's
+        n_features = self.dim + len(self.seed_labels)
         for axis, labs in self.labels.items():
             if np.shape(state["coef"][axis]) != (len(labs), n_features):
                 raise ValueError(f"{path}: {axis} weights have shape {np.shape(state['coef'][axis])}, "
                                  f"expected {(len(labs), n_features)}")
         current = encoder_id()
-        if state["encoder"] and state["encoder"] != current:
+        if state["encoder"] and not static and state["encoder"] != current:
             raise ValueError(f"{path}: trained with encoder {state['encoder']}, but the installed one is {current}")
         self.coef_ = {axis: np.asarray(v, dtype=np.float64) for axis, v in state["coef"].items()}
         self.intercept_ = {axis: np.asarray(v, dtype=np.float64) for axis, v in state["intercept"].items()}
