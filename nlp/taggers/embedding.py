@@ -43,6 +43,7 @@ from ..encoder import MAX_TOKENS
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
 from .base import Tagger, Units, aggregate_max, register_tagger
+from .shared import seed_columns, seed_matrix, sigmoid
 
 STATE_FILE = "embedding.skops"
 #: Embeddings have unit norm (components ~0.05); scaled by 10 they sit on the scale of log seed counts.
@@ -50,10 +51,6 @@ EMBEDDING_SCALE = 10.0
 #: Types a state file may hold beyond skops' defaults: none. Anything untrusted is refused.
 TRUSTED_TYPES: tuple[str, ...] = ()
 _DIM = 384
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
 def sentence_text(passage: Passage, sentence) -> str:
@@ -117,14 +114,8 @@ class EmbeddingTagger(Tagger):
         return embed(texts, batch_size=self.batch_size, max_tokens=self.max_tokens, device=self.device)
 
     def _seed_matrix(self, seed_counts: Sequence[dict[str, int]]) -> np.ndarray:
-        column = {lab: j for j, lab in enumerate(self.seed_labels)}
-        out = np.zeros((len(seed_counts), len(self.seed_labels)), dtype=np.float64)
-        for i, counts in enumerate(seed_counts):
-            for label, n in counts.items():
-                j = column.get(label)
-                if j is not None:
-                    out[i, j] = n
-        return np.log1p(out) * self.seed_weight
+        counts = seed_matrix(seed_counts, seed_columns(self.seed_labels)).toarray().astype(np.float64)
+        return np.log1p(counts) * self.seed_weight
 
     def _features(self, vectors: np.ndarray, seed_counts: Sequence[dict[str, int]]) -> np.ndarray:
         return np.hstack([np.asarray(vectors, dtype=np.float64) * EMBEDDING_SCALE, self._seed_matrix(seed_counts)])
@@ -204,7 +195,7 @@ class EmbeddingTagger(Tagger):
                 in_test = np.isin(owners, test_idx)
                 for axis in self.labels:
                     coef, intercept = self._fit_axis(X_units[train_idx], Y[axis][train_idx])
-                    scores = _sigmoid(X_passages[in_test] @ coef.T + intercept)
+                    scores = sigmoid(X_passages[in_test] @ coef.T + intercept)
                     oof_passages[axis][in_test] = scores
                     oof[axis][test_idx] = aggregate_max(scores, owners[in_test], n)[test_idx]
             fitted = {axis: self._fit_axis(X_units, Y[axis]) for axis in self.labels}
@@ -224,7 +215,7 @@ class EmbeddingTagger(Tagger):
         t = np.hstack([Y[axis][:, ~self.zero_shot_mask_[axis]] for axis in self.labels]).ravel()
         self.calibration_ = self._calibrate(x, t)
         passage_seeds = [p.seed_counts() for p in flat]
-        doc = np.hstack([aggregate_max(_sigmoid(self._zero_shot_logits(passage_vectors, passage_seeds, axis,
+        doc = np.hstack([aggregate_max(sigmoid(self._zero_shot_logits(passage_vectors, passage_seeds, axis,
                                                                         ~self.zero_shot_mask_[axis])), owners, n)
                          for axis in self.labels])
         zero_shot_threshold = best_threshold(t, doc.ravel()) if len(t) else 0.5
@@ -282,7 +273,7 @@ class EmbeddingTagger(Tagger):
         self.__dict__.pop("_sentence_memo", None)  # a new batch: the evidence of the last one is not asked for again
         vectors = self._embed([p.text for p in passages])
         seeds = [p.seed_counts() for p in passages]
-        return {axis: _sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
+        return {axis: sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
         """Embeddings of sentences, remembered until the next :meth:`passage_proba` batch: the pipeline asks for

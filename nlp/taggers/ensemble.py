@@ -42,6 +42,7 @@ import numpy as np
 from ..metrics import tune_thresholds
 from ..text import Passage
 from .base import Tagger, Units, aggregate_max, get_tagger_class, register_tagger
+from .shared import sigmoid
 
 STATE_FILE = "ensemble.json"
 DEFAULT_MEMBERS = ("linear", "embedding")
@@ -53,10 +54,6 @@ _EPS = 1e-6
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
     return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
 @register_tagger("ensemble")
@@ -140,7 +137,7 @@ class EnsembleTagger(Tagger):
         out = {}
         for axis in self.labels:
             z = sum(w * _logit(member_scores[name][axis]) for name, w in zip(self.members, self._weights))
-            scores = _sigmoid(z)
+            scores = sigmoid(z)
             for j, source in enumerate(self.zero_shot_source_[axis]):
                 if source is not None:
                     scores[:, j] = member_scores[source][axis][:, j]

@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 import skops.io as sio
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -23,6 +22,7 @@ from sklearn.preprocessing import normalize
 from ..metrics import tune_thresholds
 from ..text import Passage
 from .base import Tagger, Units, aggregate_max, register_tagger
+from .shared import seed_columns, seed_matrix, sigmoid
 
 
 STATE_FILE = "linear.skops"
@@ -51,6 +51,7 @@ class LinearTagger(Tagger):
         self.cv_folds = cv_folds
         self.random_state = random_state
         self.seed_labels = [lab for labels in self.labels.values() for lab in labels]
+        self._seed_column = seed_columns(self.seed_labels)
         self.vectorizer_: TfidfVectorizer | None = None
         self.classifiers_: dict[str, OneVsRestClassifier] = {}
 
@@ -63,21 +64,10 @@ class LinearTagger(Tagger):
 
     def _seed_matrix(self, seed_counts: Sequence[dict[str, int]], log: bool = True) -> sp.csr_matrix:
         """One column per codebook label: its seed matches (log1p-scaled and weighted as features)."""
-        column = self.__dict__.get("_seed_column")
-        if column is None:
-            column = self.__dict__["_seed_column"] = {lab: j for j, lab in enumerate(self.seed_labels)}
-        rows, cols, values = [], [], []
-        for i, counts in enumerate(seed_counts):
-            for label, n in counts.items():
-                j = column.get(label)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-                    values.append(n)
-        data = np.asarray(values, dtype=np.float32)
+        matrix = seed_matrix(seed_counts, self._seed_column)
         if log:
-            data = np.log1p(data) * self.seed_weight
-        return sp.csr_matrix((data, (rows, cols)), shape=(len(seed_counts), len(self.seed_labels)), dtype=np.float32)
+            matrix.data = np.log1p(matrix.data) * self.seed_weight
+        return matrix
 
     def _features(self, vectorizer, token_lists, seed_counts) -> sp.csr_matrix:
         text = vectorizer.transform([_joined(t) for t in token_lists])
@@ -182,7 +172,7 @@ class LinearTagger(Tagger):
         product over the stacked weights: the 20 per-label sklearn calls spent more time validating the batch
         than computing it."""
         coef, intercept, constant, value = self._weights(axis)
-        proba = expit(np.asarray(X @ coef) + intercept)
+        proba = sigmoid(np.asarray(X @ coef) + intercept)
         if constant.any():
             proba[:, constant] = value[constant]
         return proba

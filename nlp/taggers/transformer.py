@@ -69,9 +69,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..metrics import tune_thresholds
+from ..metrics import micro_f1, tune_thresholds
 from ..text import Passage
 from .base import Tagger, Units, aggregate_max, register_tagger
+from .shared import sigmoid
 
 WEIGHTS_FILE = "transformer.safetensors"
 #: Files of the encoder folder copied next to the weights (those present are copied; config.json is required).
@@ -370,7 +371,7 @@ class TransformerTagger(Tagger):
     # -- prediction --------------------------------------------------------------------------------------------
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
         self._check_fitted()
-        return self._split_axes(_sigmoid(self._logits([p.text for p in passages])))
+        return self._split_axes(sigmoid(self._logits([p.text for p in passages])))
 
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """Per passage, (n_sentences, n_labels): each sentence's score alone minus the score of an empty input."""
@@ -380,7 +381,7 @@ class TransformerTagger(Tagger):
         if not passages:
             return []
         texts = [p.text[s.start - p.start : s.end - p.start] for p in passages for s in p.sentences]
-        scores = _sigmoid(self._logits(texts))[:, self._slices[axis]].astype(np.float64)
+        scores = sigmoid(self._logits(texts))[:, self._slices[axis]].astype(np.float64)
         contrib = scores - self._prior()[self._slices[axis]]
         bounds = np.r_[0, np.cumsum([len(p.sentences) for p in passages])]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
@@ -388,7 +389,7 @@ class TransformerTagger(Tagger):
     def _prior(self) -> np.ndarray:
         prior = self.__dict__.get("_prior_cache")
         if prior is None:
-            prior = self.__dict__["_prior_cache"] = _sigmoid(self._logits([""]))[0].astype(np.float64)
+            prior = self.__dict__["_prior_cache"] = sigmoid(self._logits([""]))[0].astype(np.float64)
         return prior
 
     # -- training ----------------------------------------------------------------------------------------------
@@ -534,10 +535,10 @@ class TransformerTagger(Tagger):
                     else:
                         self._forget_inference_state()
                         scores = self._logits(val_texts)
-                    scores = aggregate_max(_sigmoid(scores), val_owner, len(val_units))
+                    scores = aggregate_max(sigmoid(scores), val_owner, len(val_units))
                     thresholds = tune_thresholds(Y_val, scores)
-                    record["val_micro_f1"] = _micro_f1(Y_val, scores >= thresholds)
-                    record["val_micro_f1_at_0.5"] = _micro_f1(Y_val, scores >= 0.5)
+                    record["val_micro_f1"] = micro_f1(Y_val, scores >= thresholds)
+                    record["val_micro_f1_at_0.5"] = micro_f1(Y_val, scores >= 0.5)
                     improved = best is None or record["val_micro_f1"] > best[0] + 1e-9
                     if improved:
                         state = {name: v.detach().clone() for name, v in _trainable_state(encoder, head).items()}
@@ -722,17 +723,6 @@ def quantize_int8(encoder):
 
 def _padded(width: int) -> int:
     return -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
-
-
-def _micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
-    tp = float((y_true & y_pred).sum())
-    denom = float(y_true.sum() + y_pred.sum())
-    return 2 * tp / denom if denom else 0.0
 
 
 def validation_split(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
