@@ -130,7 +130,7 @@ def fit_spacy(texts: list[str], Y: dict, codebook, *, seed: int = 0, log=print):
     from thinc.api import Adam, compounding, fix_random_seed
 
     from nlp.metrics import axis_report, tune_thresholds
-    from nlp.taggers.transformer import validation_split
+    from nlp.taggers.transformer_training import validation_split
 
     fix_random_seed(seed)
     axes = list(codebook.axis_names)

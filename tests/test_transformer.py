@@ -15,7 +15,8 @@ from nlp.models import load_model, save_model
 from nlp.pipeline import DocumentTagger
 from nlp.schema import Document
 from nlp.taggers import get_tagger_class
-from nlp.taggers.transformer import WEIGHTS_FILE, TransformerTagger, validation_split
+from nlp.taggers.transformer import WEIGHTS_FILE, TransformerTagger
+from nlp.taggers.transformer_training import frozen_features, top_logits, validation_split
 from nlp.text import Passage
 from nlp.training import annotation_units
 
@@ -53,16 +54,17 @@ def passages(tiny_data):
 
 def test_registered_and_import_is_cheap():
     """Registered by importing nlp.taggers; torch, transformers, datasets and safetensors are imported only inside
-    functions, so the module's top level imports none of them."""
+    functions, so neither the module's top level nor its training loop's imports any of them."""
     assert get_tagger_class("transformer") is TransformerTagger
-    tree = ast.parse((REPO / "nlp" / "taggers" / "transformer.py").read_text(encoding="utf-8"))
-    top = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            top.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            top.add(node.module.split(".")[0])
-    assert not top & {"torch", "transformers", "datasets", "safetensors", "tokenizers"}, top
+    for module in ("transformer.py", "transformer_training.py"):
+        tree = ast.parse((REPO / "nlp" / "taggers" / module).read_text(encoding="utf-8"))
+        top = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                top.add(node.module.split(".")[0])
+        assert not top & {"torch", "transformers", "datasets", "safetensors", "tokenizers"}, (module, top)
 
 
 def test_fit_reports_progress_and_tunes_thresholds(trained, codebook):
@@ -97,9 +99,9 @@ def test_cached_frozen_layers_give_the_full_model_output(trained, passages):
     sample = passages[:6]
     ids = [torch.tensor(x) for x in tagger._tokenize([p.text for p in sample])]
     device = torch.device("cpu")
-    feats = tagger._frozen_features(tagger.encoder_, ids, device, use_bf16=False)
+    feats = frozen_features(tagger, tagger.encoder_, ids, device, use_bf16=False)
     assert [f.shape for f in feats] == [(len(x), 384) for x in ids]
-    cached = tagger._top_logits(tagger.encoder_, tagger.head_, feats, device, use_bf16=False)
+    cached = top_logits(tagger, tagger.encoder_, tagger.head_, feats, device, use_bf16=False)
     np.testing.assert_allclose(cached, tagger._logits([p.text for p in sample]), atol=1e-4, rtol=0)
     assert len(tagger.encoder_.encoder.layer) == 6 and hasattr(tagger.encoder_.embeddings, "word_embeddings")
 
