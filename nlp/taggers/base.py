@@ -3,10 +3,19 @@
 A tagger scores *passages* (see :mod:`nlp.text`) on every axis of a codebook. Documents are scored by their
 passages and aggregated by max: a document carries a label if one of its passages does. Thresholds are per label
 and are applied to these document-level scores.
+
+Prediction changes nothing on the tagger, so one fitted tagger can serve several threads at once (the app shares
+one per model between its browser sessions). What one call computes that a later call about the same passages
+may reuse (the linear tier's sentence counts, the embedding tier's sentence vectors) travels in the
+:class:`ScoredBatch` that :meth:`Tagger.score_batch` returns and :meth:`Tagger.batch_contributions` is given back,
+never on the tagger. State built once on first use and never changed afterwards (stacked weights, an inference
+copy of a network) is built under a lock. ``fit``, ``set_params`` and ``load_state`` do change the tagger: not
+while another thread predicts with it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -34,6 +43,17 @@ def get_tagger_class(name: str) -> type["Tagger"]:
 
 
 Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
+
+
+@dataclass(frozen=True, eq=False)
+class ScoredBatch:
+    """Passages scored in one call: their scores per axis (as :meth:`Tagger.passage_proba` gives them) and
+    ``state``, what the tagger computed on the way that evidence for these passages may reuse (its own business;
+    ``None`` when it keeps nothing). It belongs to the caller, so threads never see each other's."""
+
+    passages: Sequence[Passage]
+    scores: dict[str, np.ndarray]
+    state: Any = None
 
 
 class Tagger:
@@ -73,6 +93,17 @@ class Tagger:
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """How much each sentence pushes each label's score up: per passage, shape (n_sentences, n_labels)."""
         raise NotImplementedError
+
+    # -- scoring and evidence in one batch (override to reuse work; the defaults reuse nothing) -----------------
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """:meth:`passage_proba` of ``passages``, with whatever evidence for them may reuse."""
+        return ScoredBatch(passages, self.passage_proba(passages))
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` of ``batch.passages[k]`` for ``k`` in ``rows``, in that order, reusing what
+        scoring the batch computed. What ``DocumentTagger`` uses for evidence: the best passages of the selected
+        labels, asked once per axis."""
+        return self.sentence_contributions([batch.passages[k] for k in rows], axis)
 
     def save_state(self, folder) -> None:
         """Write fitted state into ``folder`` in a safe format (no pickle). Nothing to write by default."""

@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from ..encoder import MAX_TOKENS
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, register_tagger
+from .base import ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .shared import seed_columns, seed_matrix, sigmoid
 
 STATE_FILE = "embedding.skops"
@@ -270,27 +270,36 @@ class EmbeddingTagger(Tagger):
         self._check_fitted()
         if not passages:
             return {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
-        self.__dict__.pop("_sentence_memo", None)  # a new batch: the evidence of the last one is not asked for again
         vectors = self._embed([p.text for p in passages])
         seeds = [p.seed_counts() for p in passages]
         return {axis: sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
 
-    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of sentences, remembered until the next :meth:`passage_proba` batch: the pipeline asks for
-        the evidence of a batch once per axis, mostly about the same passages, and nothing is embedded twice."""
-        memo = self.__dict__.setdefault("_sentence_memo", {})
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Scores, and an empty memo of sentence vectors that the batch's evidence fills (see below)."""
+        return ScoredBatch(passages, self.passage_proba(passages), state={})
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` with the batch's memo: each axis's evidence reuses the other's vectors."""
+        memo = batch.state if isinstance(batch.state, dict) else None
+        return self.sentence_contributions([batch.passages[k] for k in rows], axis, memo=memo)
+
+    def _sentence_vectors(self, texts: list[str], memo: dict[str, np.ndarray]) -> np.ndarray:
+        """Embeddings of sentences, remembered in ``memo``, the batch's: the pipeline asks for the evidence of a
+        batch once per axis, mostly about the same passages, and nothing is embedded twice."""
         missing = list(dict.fromkeys(t for t in texts if t not in memo))
         if missing:
             memo.update(zip(missing, self._embed(missing)))
         return np.array([memo[t] for t in texts], dtype=np.float32).reshape(len(texts), _DIM)
 
-    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
-        """Per passage, (n_sentences, n_labels): each sentence's logit, scored alone, minus the passage's mean."""
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str,
+                               memo: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per passage, (n_sentences, n_labels): each sentence's logit, scored alone, minus the passage's mean.
+        ``memo``: sentence vectors already embedded for this batch (filled with the new ones)."""
         self._check_fitted()
         sentences = [(p, s) for p in passages for s in p.sentences]
         if not sentences:
             return [np.zeros((0, len(self.labels[axis]))) for _ in passages]
-        vectors = self._sentence_vectors([sentence_text(p, s) for p, s in sentences])
+        vectors = self._sentence_vectors([sentence_text(p, s) for p, s in sentences], {} if memo is None else memo)
         logits = self._logits(vectors, [s.seeds for _, s in sentences], axis)
         out, start = [], 0
         for p in passages:

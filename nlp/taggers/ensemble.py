@@ -41,7 +41,7 @@ import numpy as np
 
 from ..metrics import tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, get_tagger_class, register_tagger
+from .base import ScoredBatch, Tagger, Units, aggregate_max, get_tagger_class, register_tagger
 from .shared import sigmoid
 
 STATE_FILE = "ensemble.json"
@@ -178,15 +178,29 @@ class EnsembleTagger(Tagger):
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        return self.score_batch(passages).scores
+
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Combined scores; the state is each member's own batch, which its evidence reuses."""
         if not passages:
-            return {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
-        return self._combine({name: t.passage_proba(passages) for name, t in self.taggers_.items()})
+            return ScoredBatch(passages, {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()})
+        members = {name: t.score_batch(passages) for name, t in self.taggers_.items()}
+        return ScoredBatch(passages, self._combine({name: b.scores for name, b in members.items()}), members)
 
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """The members' sentence contributions, weighted as their logits are; a zero-shot label's from its source."""
         parts = {name: t.sentence_contributions(passages, axis) for name, t in self.taggers_.items()}
+        return self._weighted(parts, len(passages), axis)
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        if not isinstance(batch.state, dict):
+            return super().batch_contributions(batch, rows, axis)
+        parts = {name: t.batch_contributions(batch.state[name], rows, axis) for name, t in self.taggers_.items()}
+        return self._weighted(parts, len(rows), axis)
+
+    def _weighted(self, parts: dict[str, list[np.ndarray]], n: int, axis: str) -> list[np.ndarray]:
         out = []
-        for k in range(len(passages)):
+        for k in range(n):
             block = sum(w * np.asarray(parts[name][k], dtype=np.float64)
                         for name, w in zip(self.members, self._weights))
             for j, source in enumerate(self.zero_shot_source_[axis]):

@@ -6,6 +6,7 @@ dozen examples cannot: each label's seeds are one feature column that every axis
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +22,7 @@ from sklearn.preprocessing import normalize
 
 from ..metrics import tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, register_tagger
+from .base import ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .shared import seed_columns, seed_matrix, sigmoid
 
 
@@ -29,6 +30,8 @@ STATE_FILE = "linear.skops"
 #: Types skops does not trust by default that a linear model legitimately holds: the constant predictor that
 #: one-vs-rest fits for a label with no positive example (plain data, no code). Anything else is refused.
 TRUSTED_TYPES = ("sklearn.multiclass._ConstantPredictor",)
+#: Guards the one-time build of a tagger's stacked weights, so that threads sharing a tagger build them once.
+_WEIGHTS_LOCK = threading.Lock()
 
 
 def _joined(tokens: Sequence[str]) -> str:
@@ -155,17 +158,21 @@ class LinearTagger(Tagger):
         self._forget_caches()
 
     def _forget_caches(self) -> None:
-        for key in ("_coef_cache", "_last_batch"):
-            self.__dict__.pop(key, None)
+        """Drop the stacked weights of the previous fit (rebuilt from the new classifiers on first use)."""
+        self.__dict__.pop("_coef_cache", None)
 
     def _check_fitted(self):
         if self.vectorizer_ is None:
             raise RuntimeError("linear tagger is not fitted: call fit() or load a trained model")
 
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        return self.score_batch(passages).scores
+
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Scores, and the batch's sentence counts and features for :meth:`batch_contributions` to reuse."""
         self._check_fitted()
-        X = self._passage_features(passages)
-        return {axis: self._proba(axis, X) for axis in self.classifiers_}
+        X, sentences = self._batch_features(passages)
+        return ScoredBatch(passages, {axis: self._proba(axis, X) for axis in self.classifiers_}, (sentences, X))
 
     def _proba(self, axis: str, X) -> np.ndarray:
         """What ``OneVsRestClassifier.predict_proba`` gives for the positive class of each label, as one sparse
@@ -207,10 +214,14 @@ class LinearTagger(Tagger):
         return counts, owner, owner_matrix
 
     def _passage_features(self, passages: Sequence[Passage]) -> sp.csr_matrix:
-        """Passage features; for unigrams they are built from sentence counts, which evidence then reuses."""
+        return self._batch_features(passages)[0]
+
+    def _batch_features(self, passages: Sequence[Passage]):
+        """Passage features, and for unigrams the sentence counts they were built from (which evidence then
+        reuses): (X, (counts, owner, totals)), or (X, None) for n-grams."""
         if self.ngram_max > 1:  # n-grams may cross sentences: transform whole passages
             return self._features(self.vectorizer_, [p.tokens for p in passages],
-                                  [p.seed_counts() for p in passages])
+                                  [p.seed_counts() for p in passages]), None
         counts, owner, owner_matrix = self._sentence_counts(passages)
         totals = (owner_matrix @ counts).tocsr()
         n_words = len(self.vectorizer_.vocabulary_)
@@ -222,8 +233,7 @@ class LinearTagger(Tagger):
         seeds = totals[:, n_words:].tocsr()
         seeds.data = np.log1p(seeds.data) * self.seed_weight
         X = sp.hstack([tf, seeds], format="csr")
-        self.__dict__["_last_batch"] = (passages, {id(p): i for i, p in enumerate(passages)}, counts, owner, totals, X)
-        return X
+        return X, (counts, owner, totals)
 
     def _coef(self, axis: str) -> np.ndarray:
         """(n_features, n_labels) weights; zeros for a label that had no positive example."""
@@ -232,44 +242,59 @@ class LinearTagger(Tagger):
     def _weights(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The axis's classifiers stacked: weights (n_features, n_labels), intercepts, which labels are constant
         predictors (no positive, or no negative, training example) and the score those always give."""
-        cache = self.__dict__.setdefault("_coef_cache", {})
-        if axis not in cache:
-            n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
-            estimators = self.classifiers_[axis].estimators_
-            constant = np.array([not hasattr(est, "coef_") for est in estimators])
-            cache[axis] = (
-                np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
-                         axis=1).astype(np.float64),
-                np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
-                constant,
-                np.array([float(np.ravel(est.y_)[0]) if c else 0.0 for est, c in zip(estimators, constant)]),
-            )
+        cache = self.__dict__.get("_coef_cache")
+        if cache is None:  # built once per fit, for every axis, and published whole: never changed afterwards
+            with _WEIGHTS_LOCK:
+                cache = self.__dict__.get("_coef_cache")
+                if cache is None:
+                    cache = self.__dict__["_coef_cache"] = {a: self._stack(a) for a in self.classifiers_}
         return cache[axis]
 
-    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
-        """Each feature's share of the linear score, apportioned to sentences by their share of its count.
+    def _stack(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One axis's entry of :meth:`_weights`."""
+        n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
+        estimators = self.classifiers_[axis].estimators_
+        constant = np.array([not hasattr(est, "coef_") for est in estimators])
+        return (
+            np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
+                     axis=1).astype(np.float64),
+            np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
+            constant,
+            np.array([float(np.ravel(est.y_)[0]) if c else 0.0 for est, c in zip(estimators, constant)]),
+        )
 
-        Reuses the sentence counts of the last :meth:`passage_proba` batch when these passages were in it.
-        """
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
+        """Each feature's share of the linear score, apportioned to sentences by their share of its count."""
         self._check_fitted()
         if not passages:
             return []
-        batch = self.__dict__.get("_last_batch")
-        if batch is not None and all(id(p) in batch[1] for p in passages):
-            _, index, counts, owner, totals, X = batch
-            rows = np.array([index[id(p)] for p in passages])
-            keep = np.isin(owner, rows)
-            counts, owner = counts[keep], owner[keep]
-            remap = np.full(len(index), -1)
-            remap[rows] = np.arange(len(rows))
-            owner = remap[owner]
-            order = np.argsort(owner, kind="stable")  # group sentence rows in the order passages were asked for
-            counts, owner = counts[order], owner[order]
-            totals, X = totals[rows], X[rows]
-        else:
-            counts, owner, owner_matrix = self._sentence_counts(passages)
-            totals = (owner_matrix @ counts).tocsr()
-            X = self._features(self.vectorizer_, [p.tokens for p in passages], [p.seed_counts() for p in passages])
+        counts, owner, owner_matrix = self._sentence_counts(passages)
+        totals = (owner_matrix @ counts).tocsr()
+        X = self._features(self.vectorizer_, [p.tokens for p in passages], [p.seed_counts() for p in passages])
+        return self._contributions(counts, owner, totals, X, axis)
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` of the passages ``rows`` of ``batch`` from the sentence counts and
+        features the batch was scored with: nothing is counted twice."""
+        self._check_fitted()
+        sentences, X = batch.state if isinstance(batch.state, tuple) else (None, None)
+        if sentences is None:  # n-grams: no sentence counts were made while scoring
+            return super().batch_contributions(batch, rows, axis)
+        if not len(rows):
+            return []
+        counts, owner, totals = sentences
+        rows = np.asarray(rows, dtype=int)
+        keep = np.isin(owner, rows)
+        counts, owner = counts[keep], owner[keep]
+        remap = np.full(len(batch.passages), -1)
+        remap[rows] = np.arange(len(rows))
+        owner = remap[owner]
+        order = np.argsort(owner, kind="stable")  # group sentence rows in the order passages were asked for
+        return self._contributions(counts[order], owner[order], totals[rows], X[rows], axis)
+
+    def _contributions(self, counts, owner, totals, X, axis: str) -> list[np.ndarray]:
+        """Per passage, (n_sentences, n_labels): ``counts`` are sentence rows grouped by passage in passage order,
+        ``owner`` their passage, ``totals`` and ``X`` the passages' summed counts and features."""
         # share of each sentence in its passage's count of a feature, times the passage's feature value
         inverse = totals.copy().tocsr()
         inverse.data = 1.0 / inverse.data
@@ -277,7 +302,7 @@ class LinearTagger(Tagger):
         weighted = counts.multiply(scale[owner]).tocsr()
         contrib = np.asarray(weighted @ self._coef(axis))
         # rows of ``counts`` are grouped by passage in passage order, so contiguous blocks map back
-        sizes = np.bincount(owner, minlength=len(passages))
+        sizes = np.bincount(owner, minlength=X.shape[0])
         bounds = np.r_[0, np.cumsum(sizes)]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 

@@ -63,6 +63,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -81,6 +82,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PAD_MULTIPLE = 16
 
 Progress = Callable[[str], None]
+#: Guards the one-time build of a tagger's inference copy and prior: threads sharing a tagger build them once (an
+#: int8 or bf16 copy of the encoder is tens of MB). Re-entrant: the prior is computed with the inference copy.
+_STATE_LOCK = threading.RLock()
 
 
 def _stderr(msg: str) -> None:
@@ -279,8 +283,14 @@ class TransformerTagger(Tagger):
         still compute in fp32), which saves casting every weight on every batch. While fitting, validation scores
         come from the model being trained, under autocast alone."""
         cached = self.__dict__.get("_inference")
-        if cached is not None:
-            return cached
+        if cached is None:
+            with _STATE_LOCK:
+                cached = self.__dict__.get("_inference")
+                if cached is None:
+                    cached = self.__dict__["_inference"] = self._build_inference_model()
+        return cached
+
+    def _build_inference_model(self):
         import torch
 
         self._check_fitted()
@@ -298,8 +308,7 @@ class TransformerTagger(Tagger):
         head = head.to(device)
         encoder.eval()
         head.eval()
-        cached = self.__dict__["_inference"] = (device, encoder, head, use_bf16)
-        return cached
+        return device, encoder, head, use_bf16
 
     # -- tokens and batches ------------------------------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -360,7 +369,10 @@ class TransformerTagger(Tagger):
     def _prior(self) -> np.ndarray:
         prior = self.__dict__.get("_prior_cache")
         if prior is None:
-            prior = self.__dict__["_prior_cache"] = sigmoid(self._logits([""]))[0].astype(np.float64)
+            with _STATE_LOCK:
+                prior = self.__dict__.get("_prior_cache")
+                if prior is None:
+                    prior = self.__dict__["_prior_cache"] = sigmoid(self._logits([""]))[0].astype(np.float64)
         return prior
 
     # -- training ----------------------------------------------------------------------------------------------
@@ -374,7 +386,8 @@ class TransformerTagger(Tagger):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             head = _make_head_module(base.config.hidden_size, len(self.all_labels), self.dropout)
-        self.tokenizer_, self.encoder_, self.head_ = tokenizer, copy.deepcopy(base).eval(), head.eval()
+        self.tokenizer_ = private_tokenizer(tokenizer)
+        self.encoder_, self.head_ = copy.deepcopy(base).eval(), head.eval()
         self._forget_inference_state()
         return self
 
@@ -441,6 +454,14 @@ class TransformerTagger(Tagger):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+def private_tokenizer(tokenizer):
+    """A copy of the shared MiniLM tokenizer for one transformer tagger. A fast tokenizer keeps its truncation
+    setting in itself and every call with other settings changes it: the shared one is also the embedding tier's
+    (no truncation), so a call from another thread in between made one of them read truncated, or untruncated,
+    word pieces. The tagger's own copy is always called with its own ``max_tokens``."""
+    return copy.deepcopy(tokenizer)
+
+
 def quantize_int8(encoder):
     """A copy of ``encoder`` whose ``Linear`` layers compute in int8 (weights quantized once, activations per batch:
     PyTorch's dynamic quantization). ``torch.ao.quantization`` is deprecated in favour of torchao, which is not

@@ -21,7 +21,7 @@ import numpy as np
 from ..metrics import micro_f1, tune_thresholds
 from .base import Units, aggregate_max
 from .shared import sigmoid
-from .transformer import _make_head_module, _padded, _threads, torch_threads
+from .transformer import _make_head_module, _padded, _threads, private_tokenizer, torch_threads
 
 if TYPE_CHECKING:
     from .transformer import TransformerTagger
@@ -51,7 +51,7 @@ def train(tagger: "TransformerTagger", units: Units, y: dict[str, np.ndarray]) -
     device = tagger._torch_device()
     use_bf16 = tagger._use_bf16(device)
     torch.manual_seed(tagger.seed)
-    tagger.tokenizer_ = tokenizer
+    tagger.tokenizer_ = private_tokenizer(tokenizer)  # never change the shared one's truncation
     encoder = copy.deepcopy(base).to(device)  # never train the cached, shared encoder
     head = _make_head_module(encoder.config.hidden_size, len(tagger.all_labels), tagger.dropout).to(device)
     tagger._forget_inference_state()
