@@ -260,8 +260,7 @@ def worker_heldout(args) -> dict:
         tagger = cls(codebook, **tier_params(args, tier))
         out["params"] = tagger.get_params()
         t0 = time.perf_counter()
-        if cls.trainable:
-            tagger.fit([units[i] for i in train_idx], sub(train_idx))
+        tagger.fit([units[i] for i in train_idx], sub(train_idx))  # the lexicon's learns nothing: its thresholds
         out["fit_s"] = time.perf_counter() - t0 if cls.trainable else 0.0
         out["heldout"] = summary(evaluate_tagger(tagger, [units[i] for i in test_idx], sub(test_idx), codebook))
         if getattr(tagger, "history_", None):

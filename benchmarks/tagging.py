@@ -164,7 +164,7 @@ def worker_train(args) -> dict:
     t0 = time.perf_counter()
     linear = get_tagger_class("linear")(codebook).fit(train_units, train_y)
     fit_s = time.perf_counter() - t0
-    lexicon = get_tagger_class("lexicon")(codebook)
+    lexicon = get_tagger_class("lexicon")(codebook).fit(train_units, train_y)  # learns nothing: fixed thresholds
     quality = {name: evaluate_tagger(tagger, test_units, test_y, codebook)
                for name, tagger in (("lexicon", lexicon), ("linear", linear))}
     save_model(linear, "linear", training={"n_units": len(train_idx), "heldout": len(test_idx)},

@@ -72,7 +72,9 @@ class DocumentTagger:
             passage_scores = {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
         doc_scores = {axis: aggregate_max(s, owners, len(units)) for axis, s in passage_scores.items()}
         offsets = np.r_[0, np.cumsum([len(u) for u in units])]
-        over = {axis: (doc_scores[axis] >= self.tagger.thresholds_[axis]).tolist() for axis in self.labels}
+        # a document without passages carries no label (and has no passage to quote), whatever the thresholds
+        has_text = np.array([len(u) > 0 for u in units], dtype=bool).reshape(-1, 1)
+        over = {axis: ((doc_scores[axis] >= self.tagger.thresholds_[axis]) & has_text).tolist() for axis in self.labels}
         selected = [
             {axis: [lab for lab, on in zip(self.labels[axis], over[axis][i]) if on] for axis in self.labels}
             for i in range(len(docs))

@@ -57,7 +57,7 @@ def test_linear_beats_lexicon_on_heldout_random_units(codebook, seed_units, seed
     units = [seed_units[i] for i in test_idx]
     y = {a: v[test_idx] for a, v in seed_labels.items()}
     linear = evaluate_tagger(heldout_linear, units, y, codebook)
-    lexicon = evaluate_tagger(get_tagger_class("lexicon")(codebook), units, y, codebook)
+    lexicon = evaluate_tagger(get_tagger_class("lexicon")(codebook).fit(units, y), units, y, codebook)
     for axis in ("functions", "domains"):
         lin, lex = linear[axis]["micro"]["f1"], lexicon[axis]["micro"]["f1"]
         assert lin > lex, f"{axis}: linear micro-F1 {lin:.3f} does not beat lexicon {lex:.3f}"
@@ -119,6 +119,22 @@ def test_tagger_registry_and_unfitted_linear(codebook, processor):
         tagger.fit(units, {"functions": np.zeros((1, 14)), "domains": np.zeros((1, 6))})
 
 
+def test_a_lexicon_scores_unfitted_but_needs_fit_for_its_thresholds(codebook, processor, tmp_path):
+    """Nothing to learn (scikit-learn's requires_fit=False): scores need no fit; thresholds are fitted state all
+    the same, set by a fit that learns nothing or by load_model."""
+    from nlp.taggers import NotFittedError
+
+    units = list(processor.process(["The city imposed sanctions and hosted a festival."]))
+    lexicon = get_tagger_class("lexicon")(codebook)
+    assert lexicon.predict_proba(units)["functions"].max() == 0.5
+    with pytest.raises(NotFittedError, match="lexicon tagger is not fitted"):
+        lexicon.predict(units)
+    assert not hasattr(lexicon, "thresholds_")
+    for fitted in (lexicon.fit([], {}), load_model("lexicon", codebook, folder=tmp_path)[0]):
+        assert {a: th.tolist() for a, th in fitted.thresholds_.items()} == {
+            a: [0.5] * len(labs) for a, labs in codebook.label_sets().items()}
+
+
 # -------------------------------------------------------------------------------------------------- storage
 
 
@@ -131,7 +147,7 @@ def test_saved_model_reloads_with_identical_scores(heldout_linear, linear_model,
     before, after = heldout_linear.predict_proba(real_units), loaded.predict_proba(real_units)
     for axis in codebook.axis_names:
         assert np.array_equal(before[axis], after[axis])
-        np.testing.assert_allclose(loaded.thresholds_[axis], heldout_linear.thresholds_[axis], atol=1e-6)
+        assert np.array_equal(loaded.thresholds_[axis], heldout_linear.thresholds_[axis])  # saved exactly
     assert np.array_equal(heldout_linear.predict(real_units)["functions"], loaded.predict(real_units)["functions"])
 
 
@@ -293,7 +309,7 @@ def test_reordered_codebook_is_refused_or_mapped(linear_model, processor, state_
 
 def test_no_passages_scores_zero(codebook, processor, heldout_linear):
     assert processor.passages("") == [] and processor.passages("  \n\n ") == []
-    for tagger in (heldout_linear, get_tagger_class("lexicon")(codebook)):
+    for tagger in (heldout_linear, get_tagger_class("lexicon")(codebook).fit([], {})):
         proba = tagger.predict_proba([[], []])
         assert {a: p.shape for a, p in proba.items()} == {"functions": (2, 14), "domains": (2, 6)}
         assert all(not p.any() for p in proba.values())
@@ -305,6 +321,15 @@ def test_no_passages_scores_zero(codebook, processor, heldout_linear):
             assert t.passages == [] and t.evidence == {}
             assert t.selected == {"functions": [], "domains": []}
             assert all(not s.any() for s in t.scores.values())
+
+
+def test_a_document_without_passages_gets_no_label_even_at_threshold_zero(small_linear, processor):
+    """Thresholds tuned on little data can be 0 (a rare label's only positive scored 0 out of fold): a document
+    without a word still carries no label, and the pipeline has no passage to quote."""
+    assert any((th == 0).any() for th in small_linear.thresholds_.values())  # so it is tested
+    assert not any(p.any() for p in small_linear.predict([[], []]).values())
+    [tagged] = DocumentTagger(small_linear, processor).tag([Document(id="empty", text="")])
+    assert tagged.selected == {"functions": [], "domains": []} and tagged.evidence == {}
 
 
 def test_empty_document_among_others_keeps_scores_aligned(heldout_linear, processor, state_department):
@@ -323,7 +348,7 @@ def test_empty_document_among_others_keeps_scores_aligned(heldout_linear, proces
 
 
 def test_lexicon_score_is_one_minus_half_to_the_hits(codebook, processor):
-    lexicon = get_tagger_class("lexicon")(codebook)
+    lexicon = get_tagger_class("lexicon")(codebook).fit([], {})  # learns nothing: its fixed thresholds
     text = "Sanctions were imposed. More sanctions and an embargo followed. The city hosted a festival."
     proba = lexicon.predict_proba(list(processor.process([text])))
     functions = dict(zip(codebook.labels("functions"), proba["functions"][0]))

@@ -45,6 +45,11 @@ def get_tagger_class(name: str) -> type["Tagger"]:
 Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
 
 
+class NotFittedError(RuntimeError, AttributeError):
+    """A tagger was used before ``fit`` or loading. An ``AttributeError`` too (as scikit-learn's), so that
+    ``hasattr(tagger, "thresholds_")`` is simply False before fitting."""
+
+
 @dataclass(frozen=True, eq=False)
 class ScoredBatch:
     """Passages scored in one call: their scores per axis (as :meth:`Tagger.passage_proba` gives them) and
@@ -57,7 +62,13 @@ class ScoredBatch:
 
 
 class Tagger:
-    """Base class: subclasses implement ``fit``, ``passage_proba`` and ``sentence_contributions``."""
+    """Base class: subclasses implement ``fit``, ``passage_proba`` and ``sentence_contributions``.
+
+    As in scikit-learn, the constructor stores the codebook and the parameters, and fitted state (names ending in
+    ``_``: ``thresholds_``, per axis one threshold per label) appears only in ``fit`` (or when
+    ``nlp.models.load_model`` loads a model); asked for before, it raises :class:`NotFittedError`. The contract
+    every tagger keeps is checked by :mod:`nlp.taggers.checks`.
+    """
 
     name: ClassVar[str] = "tagger"
     trainable: ClassVar[bool] = True
@@ -66,10 +77,18 @@ class Tagger:
     out_of_fold: ClassVar[bool] = False
     _param_names: ClassVar[tuple[str, ...]] = ()
 
+    thresholds_: dict[str, np.ndarray]  # fitted state: set by fit() or load_model(), never by __init__
+
     def __init__(self, codebook: Codebook):
         self.codebook = codebook
         self.labels = codebook.label_sets()
-        self.thresholds_: dict[str, np.ndarray] = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}
+
+    def __getattr__(self, name: str):
+        """Only called for an attribute that is not there: fitted state asked for too early says so."""
+        if name.endswith("_") and not name.startswith("_"):
+            raise NotFittedError(f"{self.name} tagger is not fitted (it has no {name}): call fit() or load a "
+                                 "trained model")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- scikit-learn-style parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -120,8 +139,11 @@ class Tagger:
         return {axis: aggregate_max(s, owners, len(units)) for axis, s in scores.items()}
 
     def predict(self, units: Units) -> dict[str, np.ndarray]:
+        """Document-level scores at ``thresholds_``. A document without passages carries no label, whatever the
+        thresholds (one tuned to 0 on little data would otherwise put its label on a document without a word)."""
         proba = self.predict_proba(units)
-        return {axis: proba[axis] >= self.thresholds_[axis] for axis in proba}
+        has_text = np.array([len(unit) > 0 for unit in units], dtype=bool).reshape(-1, 1)
+        return {axis: (proba[axis] >= self.thresholds_[axis]) & has_text for axis in proba}
 
 
 def aggregate_max(scores: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:

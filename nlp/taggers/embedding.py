@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from ..encoder import MAX_TOKENS
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
-from .base import ScoredBatch, Tagger, Units, aggregate_max, register_tagger
+from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .shared import seed_columns, seed_matrix, sigmoid
 
 STATE_FILE = "embedding.skops"
@@ -255,7 +255,7 @@ class EmbeddingTagger(Tagger):
     # -- scoring -------------------------------------------------------------------------------------------------
     def _check_fitted(self):
         if not self.coef_:
-            raise RuntimeError("embedding tagger is not fitted: call fit() or load a trained model")
+            raise NotFittedError("embedding tagger is not fitted: call fit() or load a trained model")
 
     def _logits(self, vectors: np.ndarray, seed_counts: Sequence[dict[str, int]], axis: str) -> np.ndarray:
         """(n, n_labels) decision values: the regression's, or the zero-shot calibration's for zero-shot labels."""

@@ -152,10 +152,10 @@ class EnsembleTagger(Tagger):
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         oof: dict[str, dict[str, np.ndarray]] = {}
         for name, tagger in self.taggers_.items():
+            tagger.fit(units, y)  # an untrainable member learns nothing, but gets its thresholds (fitted state)
             if not tagger.trainable:
                 oof[name] = tagger.passage_proba(flat)  # not trained on these units: its scores are out-of-sample
                 continue
-            tagger.fit(units, y)
             oof[name] = tagger.oof_passage_scores_
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
         for axis, labels in self.labels.items():

@@ -22,7 +22,7 @@ from sklearn.preprocessing import normalize
 
 from ..metrics import tune_thresholds
 from ..text import Passage
-from .base import ScoredBatch, Tagger, Units, aggregate_max, register_tagger
+from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .shared import seed_columns, seed_matrix, sigmoid
 
 
@@ -163,7 +163,7 @@ class LinearTagger(Tagger):
 
     def _check_fitted(self):
         if self.vectorizer_ is None:
-            raise RuntimeError("linear tagger is not fitted: call fit() or load a trained model")
+            raise NotFittedError("linear tagger is not fitted: call fit() or load a trained model")
 
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
         return self.score_batch(passages).scores
@@ -171,6 +171,8 @@ class LinearTagger(Tagger):
     def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
         """Scores, and the batch's sentence counts and features for :meth:`batch_contributions` to reuse."""
         self._check_fitted()
+        if not len(passages):  # nothing to count (scikit-learn refuses to normalise no rows)
+            return ScoredBatch(passages, {axis: np.zeros((0, len(self.labels[axis]))) for axis in self.classifiers_})
         X, sentences = self._batch_features(passages)
         return ScoredBatch(passages, {axis: self._proba(axis, X) for axis in self.classifiers_}, (sentences, X))
 

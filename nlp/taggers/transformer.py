@@ -70,7 +70,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..text import Passage
-from .base import Tagger, Units, register_tagger
+from .base import NotFittedError, Tagger, Units, register_tagger
 from .shared import sigmoid
 
 WEIGHTS_FILE = "transformer.safetensors"
@@ -271,7 +271,7 @@ class TransformerTagger(Tagger):
 
     def _check_fitted(self) -> None:
         if self.encoder_ is None or self.head_ is None:
-            raise RuntimeError("transformer tagger is not fitted: call fit() or load a trained model")
+            raise NotFittedError("transformer tagger is not fitted: call fit() or load a trained model")
 
     def _forget_inference_state(self) -> None:
         for key in ("_inference", "_prior_cache"):
@@ -388,6 +388,7 @@ class TransformerTagger(Tagger):
             head = _make_head_module(base.config.hidden_size, len(self.all_labels), self.dropout)
         self.tokenizer_ = private_tokenizer(tokenizer)
         self.encoder_, self.head_ = copy.deepcopy(base).eval(), head.eval()
+        self.thresholds_ = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}
         self._forget_inference_state()
         return self
 
