@@ -43,7 +43,7 @@ from ..encoder import MAX_TOKENS
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
-from .shared import seed_columns, seed_matrix, sigmoid
+from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 STATE_FILE = "embedding.skops"
 #: Embeddings have unit norm (components ~0.05); scaled by 10 they sit on the scale of log seed counts.
@@ -174,13 +174,7 @@ class EmbeddingTagger(Tagger):
         np.add.at(unit_vectors, owners, passage_vectors)
         norms = np.linalg.norm(unit_vectors, axis=1, keepdims=True)
         unit_vectors = unit_vectors / np.where(norms > 0, norms, 1.0)
-        unit_seeds = []
-        for unit in units:
-            counts: dict[str, int] = {}
-            for p in unit:
-                for k, v in p.seed_counts().items():
-                    counts[k] = counts.get(k, 0) + v
-            unit_seeds.append(counts)
+        unit_seeds = [unit_seed_counts(unit) for unit in units]
         X_units = self._features(unit_vectors, unit_seeds)
         X_passages = self._features(passage_vectors, [p.seed_counts() for p in flat])
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}

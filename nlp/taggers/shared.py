@@ -1,4 +1,4 @@
-"""What several tiers compute the same way: the logistic function and the seed-count matrix.
+"""What several tiers compute the same way: the logistic function, a unit's seed counts and the seed-count matrix.
 
 One copy of each, so that the tiers cannot drift apart: the ensemble averages the linear and embedding members'
 logits and must read their scores on the same scale, and every tier's seed features count the same matches.
@@ -20,6 +20,15 @@ def sigmoid(z) -> np.ndarray:
     tails, with no overflow warning and no clipping, so a very negative logit gives a tiny score, not exactly 0.
     """
     return expit(np.asarray(z))
+
+
+def unit_seed_counts(passages: Sequence) -> dict[str, int]:
+    """Seed matches of a unit (an annotated document): the sum over its passages, label -> matches."""
+    counts: dict[str, int] = {}
+    for passage in passages:
+        for label, n in passage.seed_counts().items():
+            counts[label] = counts.get(label, 0) + n
+    return counts
 
 
 def seed_columns(labels: Sequence[str]) -> dict[str, int]:
