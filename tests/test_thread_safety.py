@@ -168,8 +168,9 @@ def tiny_transformer(codebook, small_units):
     from nlp.taggers.transformer import TransformerTagger
 
     units, y = small_units
-    return TransformerTagger(codebook, epochs=1, max_tokens=64, freeze_layers=5, batch_size=8, validation=0.25,
-                             precision="fp32", progress=lambda _m: None).fit(units[:36], {a: v[:36] for a, v in y.items()})
+    tagger = TransformerTagger(codebook, epochs=1, max_tokens=64, freeze_layers=5, batch_size=8, validation=0.25,
+                               precision="fp32", progress=lambda _m: None)
+    return tagger.fit(units[:36], {a: v[:36] for a, v in y.items()})
 
 
 def test_transformer_tagger_shared_by_two_threads(tiny_transformer, processor, short_documents, monkeypatch,
