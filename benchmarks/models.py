@@ -137,7 +137,7 @@ def fit_spacy(texts: list[str], Y: dict, codebook, *, seed: int = 0, log=print):
     from thinc.api import Adam, compounding, fix_random_seed
 
     from nlp.metrics import axis_report, tune_thresholds
-    from nlp.taggers.transformer import validation_split
+    from nlp.taggers.transformer_training import validation_split
 
     fix_random_seed(seed)
     axes = list(codebook.axis_names)
@@ -269,8 +269,7 @@ def worker_heldout(args) -> dict:
         tagger = cls(codebook, **tier_params(args, tier))
         out["params"] = tagger.get_params()
         t0 = time.perf_counter()
-        if cls.trainable:
-            tagger.fit([units[i] for i in train_idx], sub(train_idx))
+        tagger.fit([units[i] for i in train_idx], sub(train_idx))  # the lexicon's learns nothing: its thresholds
         out["fit_s"] = time.perf_counter() - t0 if cls.trainable else 0.0
         out["heldout"] = summary(evaluate_tagger(tagger, [units[i] for i in test_idx], sub(test_idx), codebook,
                                                  [source_of(annotations[i]) for i in test_idx]))

@@ -12,7 +12,7 @@ What it measures
     that its caches start cold as on a new corpus; the median run is reported (and the best).
   * Peak memory: ``ru_maxrss`` before/after the timed corpus runs (an RSS high-water mark, so measured first)
     and the ``tracemalloc`` peak of Python allocations (numpy buffers included) in a separate, traced pass.
-  * Where the time goes: in place (``process``, ``passage_proba`` and ``sentence_contributions`` timed as
+  * Where the time goes: in place (``process``, ``score_batch`` and ``batch_contributions`` timed as
     ``DocumentTagger.tag`` calls them) and alone (the spaCy tokenizer and components, ``TextProcessor.process``,
     then ``tagger.passage_proba`` on its passages, over the same 128-document batches; the end-to-end time minus
     those two is the rest: evidence, aggregation, thresholds).
@@ -164,7 +164,7 @@ def worker_train(args) -> dict:
     t0 = time.perf_counter()
     linear = get_tagger_class("linear")(codebook).fit(train_units, train_y)
     fit_s = time.perf_counter() - t0
-    lexicon = get_tagger_class("lexicon")(codebook)
+    lexicon = get_tagger_class("lexicon")(codebook).fit(train_units, train_y)  # learns nothing: fixed thresholds
     quality = {name: evaluate_tagger(tagger, test_units, test_y, codebook)
                for name, tagger in (("lexicon", lexicon), ("linear", linear))}
     save_model(linear, "linear", training={"n_units": len(train_idx), "heldout": len(test_idx)},
@@ -220,13 +220,13 @@ class _Stopwatch:
 
 def _timed_runs(new_runner, docs, repeat: int) -> dict:
     """``repeat`` full runs, each with a fresh spaCy pipeline (its caches start cold, as on a new corpus), timing
-    in place ``process``, ``passage_proba`` and ``sentence_contributions``."""
+    in place ``process``, ``score_batch`` and ``batch_contributions``."""
     runs, n_passages = [], 0
     for _ in range(repeat):
         runner = new_runner()
         watches = {"process_s": _Stopwatch(runner.processor, "process", generator=True),
-                   "score_s": _Stopwatch(runner.tagger, "passage_proba"),
-                   "contributions_s": _Stopwatch(runner.tagger, "sentence_contributions")}
+                   "score_s": _Stopwatch(runner.tagger, "score_batch"),
+                   "contributions_s": _Stopwatch(runner.tagger, "batch_contributions")}
         try:
             t, n_passages = _run_tag(runner, docs)
         finally:
@@ -500,15 +500,15 @@ def render(args, mach: dict, train: dict, results: dict, sizes: dict, alloc: dic
         if "passages_alone_s" in b:
             rows.append(row("&nbsp;&nbsp;sentences, lemmas, seed matches, passages (process minus spaCy)",
                             alone=b["passages_alone_s"]))
-        rows.append(row("scoring: `tagger.passage_proba`", b["score_s"], b.get("score_alone_s")))
-        rows.append(row("evidence: `tagger.sentence_contributions`", b["contributions_s"]))
+        rows.append(row("scoring: `tagger.score_batch`", b["score_s"], b.get("score_alone_s")))
+        rows.append(row("evidence: `tagger.batch_contributions`", b["contributions_s"]))
         rows.append(row("other: aggregation, thresholds, evidence sentences, batching", b["other_s"]))
         if "rest_by_difference_s" in b:
             rows.append(row("rest = total − process alone − scoring alone", alone=b["rest_by_difference_s"]))
         rows.append(row("**total** (`DocumentTagger.tag`)", b["total_s"]))
     out.append(table(["tagger", "stage", "in place (s)", "share", "ms/doc", "alone (s)"], rows, "llrrrr"))
     out.append("")
-    out.append("In place: the median end-to-end run, with `process`, `passage_proba` and `sentence_contributions` "
+    out.append("In place: the median end-to-end run, with `process`, `score_batch` and `batch_contributions` "
                "timed as `DocumentTagger.tag` calls them (\"other\" is the remainder). Alone (linear only): median "
                f"of {args.repeat} separate runs over the same 128-document batches: the tokenizer and each spaCy "
                "component one after the other as `nlp.pipe` runs them, `TextProcessor.process`, then "

@@ -271,7 +271,8 @@ def save_model(tagger: Tagger, name: str, *, training: dict[str, Any] | None = N
         "params": tagger.get_params(),
         "labels": tagger.labels,
         "codebook_fingerprint": tagger.codebook.fingerprint(),
-        "thresholds": {axis: [round(float(t), 6) for t in th] for axis, th in tagger.thresholds_.items()},
+        # exact (JSON keeps every digit of a float): a document scored on a rounded threshold could flip
+        "thresholds": {axis: [float(t) for t in th] for axis, th in tagger.thresholds_.items()},
         "zero_shot": {axis: list(labels) for axis, labels in getattr(tagger, "zero_shot", {}).items()},
         "training": training,
         "metrics": metrics or {},
@@ -315,7 +316,7 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     root = _root(folder)
     name = name or active_ref(root) or DEFAULT_MODEL
     if name == "lexicon" and not (root / "lexicon").exists():
-        tagger = get_tagger_class("lexicon")(codebook)
+        tagger = get_tagger_class("lexicon")(codebook).fit([], {})  # learns nothing: sets its fixed thresholds
         return tagger, ModelInfo("lexicon", codebook.fingerprint()[:8], "lexicon", {"labels": tagger.labels})
     path = resolve(name, root)
     meta = _read_json(path / META_FILE)
@@ -326,11 +327,14 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     cls = get_tagger_class(meta["tagger"])
     tagger = cls(codebook)
     tagger.set_params(**meta.get("params", {}))
-    tagger.thresholds_ = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
+    thresholds = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
+    if {axis: th.shape for axis, th in thresholds.items()} != {axis: (len(l),) for axis, l in tagger.labels.items()}:
+        raise ModelError(f"model {name!r}: {path / META_FILE} has no threshold for every label; retrain it")
     try:
         tagger.load_state(path)
     except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops or numpy errors alike
         raise ModelError(f"model {name!r}: cannot load its state ({type(exc).__name__}: {exc}); retrain it") from None
+    tagger.thresholds_ = thresholds  # fitted state: set once the state is loaded
     if cache is not None and "cache" in getattr(tagger, "_runtime_names", ()):
         tagger.set_params(cache=str(cache))
     return tagger, ModelInfo(meta.get("name", name), meta["version"], meta["tagger"], meta, path)

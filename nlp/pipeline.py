@@ -66,12 +66,15 @@ class DocumentTagger:
         flat = [p for unit in units for p in unit]
         owners = np.repeat(np.arange(len(units)), [len(u) for u in units])
         if flat:
-            passage_scores = self.tagger.passage_proba(flat)
+            batch = self.tagger.score_batch(flat)  # kept for the evidence below: this call's, no other thread's
+            passage_scores = batch.scores
         else:
             passage_scores = {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
         doc_scores = {axis: aggregate_max(s, owners, len(units)) for axis, s in passage_scores.items()}
         offsets = np.r_[0, np.cumsum([len(u) for u in units])]
-        over = {axis: (doc_scores[axis] >= self.tagger.thresholds_[axis]).tolist() for axis in self.labels}
+        # a document without passages carries no label (and has no passage to quote), whatever the thresholds
+        has_text = np.array([len(u) > 0 for u in units], dtype=bool).reshape(-1, 1)
+        over = {axis: ((doc_scores[axis] >= self.tagger.thresholds_[axis]) & has_text).tolist() for axis in self.labels}
         selected = [
             {axis: [lab for lab, on in zip(self.labels[axis], over[axis][i]) if on] for axis in self.labels}
             for i in range(len(docs))
@@ -91,8 +94,9 @@ class DocumentTagger:
         contributions: dict[tuple[str, int], np.ndarray] = {}
         for axis, keys in wanted.items():
             ks = list(keys)
-            for k, c in zip(ks, self.tagger.sentence_contributions([flat[k] for k in ks], axis)):
-                contributions[(axis, k)] = c
+            if ks:
+                for k, c in zip(ks, self.tagger.batch_contributions(batch, ks, axis)):
+                    contributions[(axis, k)] = c
         out = []
         for i, (doc, unit) in enumerate(zip(docs, units)):
             text = text_for_tagging(doc)

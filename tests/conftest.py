@@ -172,6 +172,24 @@ def small_linear(codebook, small_units):
 
 
 @pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory):
+    """One embedding cache (SQLite) for the session: the tests that fit embedding models on the same small units
+    (ensemble, contract, threads) embed each passage once."""
+    return str(tmp_path_factory.mktemp("embedding_cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="session")
+def small_ensemble(codebook, small_units, embedding_cache):
+    """The ensemble tagger (linear and embedding members, 3-fold threshold tuning) fitted on the ~120 small seed
+    units; its embedding member is a fitted embedding tagger too (~40 s on 2 cores, the embedding of the units)."""
+    from nlp.taggers.ensemble import EnsembleTagger
+
+    units, y = small_units
+    members = {"linear": {"cv_folds": 3}, "embedding": {"cv_folds": 3}}
+    return EnsembleTagger(codebook, member_params=members, cache=embedding_cache).fit(units, y)
+
+
+@pytest.fixture(scope="session")
 def classify_workspace(linear_model):
     """A function classifying every unclassified document of the workspace at ``home`` with the session's linear
     model, as `cdpd run` does."""

@@ -2,7 +2,7 @@
 out-of-fold scores; saved and reloaded through the registry (skops members, JSON), predicting identically.
 
 Trained on the ~120 small seed units (every label present) with members' 3-fold threshold tuning; the embedding
-cache lives in a temporary folder shared by the module, so every passage is embedded once.
+cache lives in a temporary folder shared by the session (conftest), so every passage is embedded once.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ pytestmark = pytest.mark.usefixtures("torch_all_cpus", "static_table")  # confte
 
 
 @pytest.fixture(scope="module")
-def cache_path(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("ensemble_cache") / "embeddings.sqlite")
+def cache_path(embedding_cache):
+    return embedding_cache
 
 
 @pytest.fixture(scope="module")
-def fitted(codebook, small_units, cache_path):
-    units, y = small_units
-    return EnsembleTagger(codebook, member_params=MEMBERS_3_FOLDS, cache=cache_path).fit(units, y)
+def fitted(small_ensemble):
+    """conftest: the ensemble (members' thresholds tuned on 3 folds) fitted on the small units."""
+    return small_ensemble
 
 
 def _logit(p):

@@ -20,6 +20,7 @@ class KnownScores(Tagger):
     def __init__(self, codebook, table):
         super().__init__(codebook)
         self.table = np.asarray(table, dtype=float)
+        self.thresholds_ = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}  # born fitted
 
     def passage_proba(self, passages):
         n = len(passages)

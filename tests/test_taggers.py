@@ -1,5 +1,6 @@
 """Taggers: the acceptance test (linear beats lexicon on held-out random units), thresholds, parameters, safe
-model storage, evidence on a real press release, and the F1-optimal threshold search."""
+model storage, evidence on a real press release, and the F1-optimal threshold search. What every tagger keeps
+(shapes, fitted state, empty input, determinism, the save/load round trip...) is in test_tagger_contract.py."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_linear_beats_lexicon_on_heldout_random_units(codebook, seed_units, seed
     units = [seed_units[i] for i in test_idx]
     y = {a: v[test_idx] for a, v in seed_labels.items()}
     linear = evaluate_tagger(heldout_linear, units, y, codebook)
-    lexicon = evaluate_tagger(get_tagger_class("lexicon")(codebook), units, y, codebook)
+    lexicon = evaluate_tagger(get_tagger_class("lexicon")(codebook).fit(units, y), units, y, codebook)
     for axis in ("functions", "domains"):
         lin, lex = linear[axis]["micro"]["f1"], lexicon[axis]["micro"]["f1"]
         assert lin > lex, f"{axis}: linear micro-F1 {lin:.3f} does not beat lexicon {lex:.3f}"
@@ -110,42 +111,42 @@ def test_thresholds_are_per_label_and_inside_0_1(heldout_linear, codebook, linea
     assert {a: len(v) for a, v in meta["thresholds"].items()} == {"functions": 14, "domains": 6}
 
 
-def test_predict_applies_the_thresholds(heldout_linear, real_units):
-    proba = heldout_linear.predict_proba(real_units)
-    pred = heldout_linear.predict(real_units)
-    for axis, p in proba.items():
-        assert p.shape[0] == len(real_units)
-        assert np.all((p >= 0) & (p <= 1))
-        assert np.array_equal(pred[axis], p >= heldout_linear.thresholds_[axis])
-
-
-def test_get_params_set_params_round_trip(codebook):
+def test_parameters_and_their_errors(codebook):
     tagger = LinearTagger(codebook, C=2.5, ngram_max=2, min_df=3)
     params = tagger.get_params()
     assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
                       "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False}
-    other = LinearTagger(codebook).set_params(**params)
-    assert other.get_params() == params
-    assert other.set_params(C=0.5) is other and other.C == 0.5
     with pytest.raises(ValueError, match="no parameter 'alpha'"):
-        other.set_params(alpha=1.0)
-    assert other.C == 0.5
+        tagger.set_params(alpha=1.0)
     lexicon = get_tagger_class("lexicon")(codebook)
     assert lexicon.get_params() == {}
     with pytest.raises(ValueError, match="lexicon tagger has no parameter 'C'"):
         lexicon.set_params(C=1)
 
 
-def test_tagger_registry_and_unfitted_linear(codebook, processor):
+def test_tagger_registry_and_too_little_data(codebook, processor):
     assert {"lexicon", "linear"} <= set(TAGGERS)
     with pytest.raises(ValueError, match="unknown tagger 'bert'.*lexicon, linear"):
         get_tagger_class("bert")
-    tagger = LinearTagger(codebook)
     units = list(processor.process(["The Secretary condemned the attack."]))
-    with pytest.raises(RuntimeError, match="not fitted"):
-        tagger.predict_proba(units)
     with pytest.raises(ValueError, match="at least 2"):
-        tagger.fit(units, {"functions": np.zeros((1, 14)), "domains": np.zeros((1, 6))})
+        LinearTagger(codebook).fit(units, {"functions": np.zeros((1, 14)), "domains": np.zeros((1, 6))})
+
+
+def test_a_lexicon_scores_unfitted_but_needs_fit_for_its_thresholds(codebook, processor, tmp_path):
+    """Nothing to learn (scikit-learn's requires_fit=False): scores need no fit; thresholds are fitted state all
+    the same, set by a fit that learns nothing or by load_model."""
+    from nlp.taggers import NotFittedError
+
+    units = list(processor.process(["The city imposed sanctions and hosted a festival."]))
+    lexicon = get_tagger_class("lexicon")(codebook)
+    assert lexicon.predict_proba(units)["functions"].max() == 0.5
+    with pytest.raises(NotFittedError, match="lexicon tagger is not fitted"):
+        lexicon.predict(units)
+    assert not hasattr(lexicon, "thresholds_")
+    for fitted in (lexicon.fit([], {}), load_model("lexicon", codebook, folder=tmp_path)[0]):
+        assert {a: th.tolist() for a, th in fitted.thresholds_.items()} == {
+            a: [0.5] * len(labs) for a, labs in codebook.label_sets().items()}
 
 
 # -------------------------------------------------------------------------------------------------- storage
@@ -153,24 +154,20 @@ def test_tagger_registry_and_unfitted_linear(codebook, processor):
 
 def test_saved_model_reloads_with_identical_scores(heldout_linear, linear_model, trained_linear, codebook,
                                                    real_units):
-    """The session's ``linear`` model is ``heldout_linear`` written by save_model and read back by load_model."""
+    """The session's ``linear`` model (the full-size one) is ``heldout_linear`` written by save_model and read back
+    by load_model: the same scores and thresholds, bit for bit."""
     loaded, info = linear_model
     assert info.ref == trained_linear.ref and len(info.version) == 8
-    assert loaded.get_params() == heldout_linear.get_params()
     before, after = heldout_linear.predict_proba(real_units), loaded.predict_proba(real_units)
     for axis in codebook.axis_names:
         assert np.array_equal(before[axis], after[axis])
-        np.testing.assert_allclose(loaded.thresholds_[axis], heldout_linear.thresholds_[axis], atol=1e-6)
-    assert np.array_equal(heldout_linear.predict(real_units)["functions"], loaded.predict(real_units)["functions"])
+        assert np.array_equal(loaded.thresholds_[axis], heldout_linear.thresholds_[axis])
 
 
-def test_save_load_round_trip_and_version(small_linear, codebook, real_units, tmp_path):
+def test_model_version(small_linear, codebook, tmp_path):
     info = save_model(small_linear, "copy", training={"sha256": "abc"}, folder=tmp_path)
-    loaded, loaded_info = load_model("copy", codebook, folder=tmp_path)
+    _, loaded_info = load_model("copy", codebook, folder=tmp_path)
     assert loaded_info.ref == info.ref == f"copy@{info.version}"
-    before, after = small_linear.predict_proba(real_units), loaded.predict_proba(real_units)
-    for axis in codebook.axis_names:
-        assert np.array_equal(before[axis], after[axis])
     # the same settings and data give the same version; other data another; saving again replaces the model
     assert save_model(small_linear, "copy", training={"sha256": "abc"}, folder=tmp_path).version == info.version
     assert save_model(small_linear, "copy", training={"sha256": "abd"}, folder=tmp_path).version != info.version
@@ -325,18 +322,6 @@ def test_lead_features_mark_the_first_sentence_and_agree_with_whole_passages(cod
     assert not lead_terms & set(LinearTagger(codebook, cv_folds=3).fit(units, y).vectorizer_.vocabulary_)
 
 
-def test_fitting_is_reproducible(codebook, small_units):
-    units, y = small_units
-    np.random.seed(1)
-    first = LinearTagger(codebook, cv_folds=3).fit(units, y)
-    np.random.seed(2)
-    second = LinearTagger(codebook, cv_folds=3).fit(units, y)
-    a, b = first.predict_proba(units), second.predict_proba(units)
-    for axis in codebook.axis_names:
-        assert np.array_equal(a[axis], b[axis])
-        assert np.array_equal(first.thresholds_[axis], second.thresholds_[axis])
-
-
 def test_reordered_codebook_is_refused_or_mapped(linear_model, processor, state_department, tmp_path):
     tagger, info = linear_model
     data = yaml.safe_load(DEFAULT_CODEBOOK.read_text(encoding="utf-8"))
@@ -403,20 +388,23 @@ def test_network_membership_is_not_twinning_and_domestic_notices_get_no_function
     assert egg.selected["functions"] == [] and logs.selected["functions"] == []
 
 
-def test_no_passages_scores_zero(codebook, processor, heldout_linear):
+def test_blank_documents_have_no_passages_and_no_tags(processor, heldout_linear):
     assert processor.passages("") == [] and processor.passages("  \n\n ") == []
-    for tagger in (heldout_linear, get_tagger_class("lexicon")(codebook)):
-        proba = tagger.predict_proba([[], []])
-        assert {a: p.shape for a, p in proba.items()} == {"functions": (2, 14), "domains": (2, 6)}
-        assert all(not p.any() for p in proba.values())
-        proba = tagger.predict_proba([])
-        assert {a: p.shape for a, p in proba.items()} == {"functions": (0, 14), "domains": (0, 6)}
-        tagged = list(DocumentTagger(tagger, processor).tag([Document(id="empty", text=""),
-                                                             Document(id="blank", text=" \n ")]))
-        for t in tagged:
-            assert t.passages == [] and t.evidence == {}
-            assert t.selected == {"functions": [], "domains": []}
-            assert all(not s.any() for s in t.scores.values())
+    tagged = list(DocumentTagger(heldout_linear, processor).tag([Document(id="empty", text=""),
+                                                                 Document(id="blank", text=" \n ")]))
+    for t in tagged:
+        assert t.passages == [] and t.evidence == {}
+        assert t.selected == {"functions": [], "domains": []}
+        assert all(not s.any() for s in t.scores.values())
+
+
+def test_a_document_without_passages_gets_no_label_even_at_threshold_zero(small_linear, processor):
+    """Thresholds tuned on little data can be 0 (a rare label's only positive scored 0 out of fold): a document
+    without a word still carries no label, and the pipeline has no passage to quote."""
+    assert any((th == 0).any() for th in small_linear.thresholds_.values())  # so it is tested
+    assert not any(p.any() for p in small_linear.predict([[], []]).values())
+    [tagged] = DocumentTagger(small_linear, processor).tag([Document(id="empty", text="")])
+    assert tagged.selected == {"functions": [], "domains": []} and tagged.evidence == {}
 
 
 def test_empty_document_among_others_keeps_scores_aligned(heldout_linear, processor, state_department):
@@ -435,7 +423,7 @@ def test_empty_document_among_others_keeps_scores_aligned(heldout_linear, proces
 
 
 def test_lexicon_score_is_one_minus_half_to_the_hits(codebook, processor):
-    lexicon = get_tagger_class("lexicon")(codebook)
+    lexicon = get_tagger_class("lexicon")(codebook).fit([], {})  # learns nothing: its fixed thresholds
     text = "Sanctions were imposed. More sanctions and an embargo followed. The city hosted a festival."
     proba = lexicon.predict_proba(list(processor.process([text])))
     functions = dict(zip(codebook.labels("functions"), proba["functions"][0]))

@@ -46,6 +46,7 @@ class KeywordTagger(Tagger):
 
     def __init__(self, codebook, fail_on_call: int | None = None, exc: type[BaseException] = RuntimeError):
         super().__init__(codebook)
+        self.thresholds_ = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}  # born fitted
         self.calls = 0
         self.seen_passages = 0
         self.fail_on_call = fail_on_call

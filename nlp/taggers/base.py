@@ -3,10 +3,19 @@
 A tagger scores *passages* (see :mod:`nlp.text`) on every axis of a codebook. Documents are scored by their
 passages and aggregated by max: a document carries a label if one of its passages does. Thresholds are per label
 and are applied to these document-level scores.
+
+Prediction changes nothing on the tagger, so one fitted tagger can serve several threads at once (the app shares
+one per model between its browser sessions). What one call computes that a later call about the same passages
+may reuse (the linear tier's sentence counts, the embedding tier's sentence vectors) travels in the
+:class:`ScoredBatch` that :meth:`Tagger.score_batch` returns and :meth:`Tagger.batch_contributions` is given back,
+never on the tagger. State built once on first use and never changed afterwards (stacked weights, an inference
+copy of a network) is built under a lock. ``fit``, ``set_params`` and ``load_state`` do change the tagger: not
+while another thread predicts with it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -36,8 +45,30 @@ def get_tagger_class(name: str) -> type["Tagger"]:
 Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
 
 
+class NotFittedError(RuntimeError, AttributeError):
+    """A tagger was used before ``fit`` or loading. An ``AttributeError`` too (as scikit-learn's), so that
+    ``hasattr(tagger, "thresholds_")`` is simply False before fitting."""
+
+
+@dataclass(frozen=True, eq=False)
+class ScoredBatch:
+    """Passages scored in one call: their scores per axis (as :meth:`Tagger.passage_proba` gives them) and
+    ``state``, what the tagger computed on the way that evidence for these passages may reuse (its own business;
+    ``None`` when it keeps nothing). It belongs to the caller, so threads never see each other's."""
+
+    passages: Sequence[Passage]
+    scores: dict[str, np.ndarray]
+    state: Any = None
+
+
 class Tagger:
-    """Base class: subclasses implement ``fit``, ``passage_proba`` and ``sentence_contributions``."""
+    """Base class: subclasses implement ``fit``, ``passage_proba`` and ``sentence_contributions``.
+
+    As in scikit-learn, the constructor stores the codebook and the parameters, and fitted state (names ending in
+    ``_``: ``thresholds_``, per axis one threshold per label) appears only in ``fit`` (or when
+    ``nlp.models.load_model`` loads a model); asked for before, it raises :class:`NotFittedError`. The contract
+    every tagger keeps is checked by :mod:`nlp.taggers.checks`.
+    """
 
     name: ClassVar[str] = "tagger"
     trainable: ClassVar[bool] = True
@@ -46,10 +77,18 @@ class Tagger:
     out_of_fold: ClassVar[bool] = False
     _param_names: ClassVar[tuple[str, ...]] = ()
 
+    thresholds_: dict[str, np.ndarray]  # fitted state: set by fit() or load_model(), never by __init__
+
     def __init__(self, codebook: Codebook):
         self.codebook = codebook
         self.labels = codebook.label_sets()
-        self.thresholds_: dict[str, np.ndarray] = {axis: np.full(len(labs), 0.5) for axis, labs in self.labels.items()}
+
+    def __getattr__(self, name: str):
+        """Only called for an attribute that is not there: fitted state asked for too early says so."""
+        if name.endswith("_") and not name.startswith("_"):
+            raise NotFittedError(f"{self.name} tagger is not fitted (it has no {name}): call fit() or load a "
+                                 "trained model")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- scikit-learn-style parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -74,6 +113,17 @@ class Tagger:
         """How much each sentence pushes each label's score up: per passage, shape (n_sentences, n_labels)."""
         raise NotImplementedError
 
+    # -- scoring and evidence in one batch (override to reuse work; the defaults reuse nothing) -----------------
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """:meth:`passage_proba` of ``passages``, with whatever evidence for them may reuse."""
+        return ScoredBatch(passages, self.passage_proba(passages))
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` of ``batch.passages[k]`` for ``k`` in ``rows``, in that order, reusing what
+        scoring the batch computed. What ``DocumentTagger`` uses for evidence: the best passages of the selected
+        labels, asked once per axis."""
+        return self.sentence_contributions([batch.passages[k] for k in rows], axis)
+
     def save_state(self, folder) -> None:
         """Write fitted state into ``folder`` in a safe format (no pickle). Nothing to write by default."""
 
@@ -89,8 +139,11 @@ class Tagger:
         return {axis: aggregate_max(s, owners, len(units)) for axis, s in scores.items()}
 
     def predict(self, units: Units) -> dict[str, np.ndarray]:
+        """Document-level scores at ``thresholds_``. A document without passages carries no label, whatever the
+        thresholds (one tuned to 0 on little data would otherwise put its label on a document without a word)."""
         proba = self.predict_proba(units)
-        return {axis: proba[axis] >= self.thresholds_[axis] for axis in proba}
+        has_text = np.array([len(unit) > 0 for unit in units], dtype=bool).reshape(-1, 1)
+        return {axis: (proba[axis] >= self.thresholds_[axis]) & has_text for axis in proba}
 
 
 def aggregate_max(scores: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:

@@ -53,7 +53,8 @@ from threadpoolctl import threadpool_limits
 from ..encoder import MAX_TOKENS
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, register_tagger
+from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
+from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 STATE_FILE = "embedding.skops"
 #: Embeddings have unit norm (components ~0.05); scaled by 10 they sit on the scale of log seed counts.
@@ -64,10 +65,6 @@ _DIM = 384  # MiniLM's width
 ENCODERS = ("static", "minilm")
 #: The encoder of a new tagger: static, as fast as the linear tier's text processing allows, about as good as MiniLM.
 DEFAULT_ENCODER = "static"
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
 def sentence_text(passage: Passage, sentence) -> str:
@@ -151,14 +148,8 @@ class EmbeddingTagger(Tagger):
         return embed(texts, batch_size=self.batch_size, max_tokens=self.max_tokens, device=self.device)
 
     def _seed_matrix(self, seed_counts: Sequence[dict[str, int]]) -> np.ndarray:
-        column = {lab: j for j, lab in enumerate(self.seed_labels)}
-        out = np.zeros((len(seed_counts), len(self.seed_labels)), dtype=np.float64)
-        for i, counts in enumerate(seed_counts):
-            for label, n in counts.items():
-                j = column.get(label)
-                if j is not None:
-                    out[i, j] = n
-        return np.log1p(out) * self.seed_weight
+        counts = seed_matrix(seed_counts, seed_columns(self.seed_labels)).toarray().astype(np.float64)
+        return np.log1p(counts) * self.seed_weight
 
     def _features(self, vectors: np.ndarray, seed_counts: Sequence[dict[str, int]]) -> np.ndarray:
         return np.hstack([np.asarray(vectors, dtype=np.float64) * EMBEDDING_SCALE, self._seed_matrix(seed_counts)])
@@ -219,13 +210,7 @@ class EmbeddingTagger(Tagger):
         np.add.at(unit_vectors, owners, passage_vectors)
         norms = np.linalg.norm(unit_vectors, axis=1, keepdims=True)
         unit_vectors = unit_vectors / np.where(norms > 0, norms, 1.0)
-        unit_seeds = []
-        for unit in units:
-            counts: dict[str, int] = {}
-            for p in unit:
-                for k, v in p.seed_counts().items():
-                    counts[k] = counts.get(k, 0) + v
-            unit_seeds.append(counts)
+        unit_seeds = [unit_seed_counts(unit) for unit in units]
         X_units = self._features(unit_vectors, unit_seeds)
         X_passages = self._features(passage_vectors, [p.seed_counts() for p in flat])
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
@@ -240,7 +225,7 @@ class EmbeddingTagger(Tagger):
                 in_test = np.isin(owners, test_idx)
                 for axis in self.labels:
                     coef, intercept = self._fit_axis(X_units[train_idx], Y[axis][train_idx])
-                    scores = _sigmoid(X_passages[in_test] @ coef.T + intercept)
+                    scores = sigmoid(X_passages[in_test] @ coef.T + intercept)
                     oof_passages[axis][in_test] = scores
                     oof[axis][test_idx] = aggregate_max(scores, owners[in_test], n)[test_idx]
             fitted = {axis: self._fit_axis(X_units, Y[axis]) for axis in self.labels}
@@ -260,7 +245,7 @@ class EmbeddingTagger(Tagger):
         t = np.hstack([Y[axis][:, ~self.zero_shot_mask_[axis]] for axis in self.labels]).ravel()
         self.calibration_ = self._calibrate(x, t)
         passage_seeds = [p.seed_counts() for p in flat]
-        doc = np.hstack([aggregate_max(_sigmoid(self._zero_shot_logits(passage_vectors, passage_seeds, axis,
+        doc = np.hstack([aggregate_max(sigmoid(self._zero_shot_logits(passage_vectors, passage_seeds, axis,
                                                                         ~self.zero_shot_mask_[axis])), owners, n)
                          for axis in self.labels])
         zero_shot_threshold = best_threshold(t, doc.ravel()) if len(t) else 0.5
@@ -300,7 +285,7 @@ class EmbeddingTagger(Tagger):
     # -- scoring -------------------------------------------------------------------------------------------------
     def _check_fitted(self):
         if not self.coef_:
-            raise RuntimeError("embedding tagger is not fitted: call fit() or load a trained model")
+            raise NotFittedError("embedding tagger is not fitted: call fit() or load a trained model")
 
     def _logits(self, vectors: np.ndarray, seed_counts: Sequence[dict[str, int]], axis: str) -> np.ndarray:
         """(n, n_labels) decision values: the regression's, or the zero-shot calibration's for zero-shot labels."""
@@ -315,30 +300,39 @@ class EmbeddingTagger(Tagger):
         self._check_fitted()
         if not passages:
             return {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
-        self.__dict__.pop("_sentence_memo", None)  # a new batch: the evidence of the last one is not asked for again
         vectors = self._embed([p.text for p in passages])
         seeds = [p.seed_counts() for p in passages]
-        return {axis: _sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
+        return {axis: sigmoid(self._logits(vectors, seeds, axis)) for axis in self.labels}
 
-    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of sentences, remembered until the next :meth:`passage_proba` batch: the pipeline asks for
-        the evidence of a batch once per axis, mostly about the same passages, and nothing is embedded twice.
-        Static vectors cost less than the memo: computed afresh, no state shared between calls (or threads)."""
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Scores, and an empty memo of sentence vectors that the batch's evidence fills (see below)."""
+        return ScoredBatch(passages, self.passage_proba(passages), state={})
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` with the batch's memo: each axis's evidence reuses the other's vectors."""
+        memo = batch.state if isinstance(batch.state, dict) else None
+        return self.sentence_contributions([batch.passages[k] for k in rows], axis, memo=memo)
+
+    def _sentence_vectors(self, texts: list[str], memo: dict[str, np.ndarray]) -> np.ndarray:
+        """Embeddings of sentences, remembered in ``memo``, the batch's: the pipeline asks for the evidence of a
+        batch once per axis, mostly about the same passages, and nothing is embedded twice. Static vectors cost
+        less than the memo: computed afresh."""
         if self.encoder == "static":
             return self._embed(texts).reshape(len(texts), self.dim)
-        memo = self.__dict__.setdefault("_sentence_memo", {})
         missing = list(dict.fromkeys(t for t in texts if t not in memo))
         if missing:
             memo.update(zip(missing, self._embed(missing)))
         return np.array([memo[t] for t in texts], dtype=np.float32).reshape(len(texts), _DIM)
 
-    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
-        """Per passage, (n_sentences, n_labels): each sentence's logit, scored alone, minus the passage's mean."""
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str,
+                               memo: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per passage, (n_sentences, n_labels): each sentence's logit, scored alone, minus the passage's mean.
+        ``memo``: sentence vectors already embedded for this batch (filled with the new ones)."""
         self._check_fitted()
         sentences = [(p, s) for p in passages for s in p.sentences]
         if not sentences:
             return [np.zeros((0, len(self.labels[axis]))) for _ in passages]
-        vectors = self._sentence_vectors([sentence_text(p, s) for p, s in sentences])
+        vectors = self._sentence_vectors([sentence_text(p, s) for p, s in sentences], {} if memo is None else memo)
         logits = self._logits(vectors, [s.seeds for _, s in sentences], axis)
         out, start = [], 0
         for p in passages:

@@ -41,7 +41,8 @@ import numpy as np
 
 from ..metrics import tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, get_tagger_class, register_tagger
+from .base import ScoredBatch, Tagger, Units, aggregate_max, get_tagger_class, register_tagger
+from .shared import sigmoid
 
 STATE_FILE = "ensemble.json"
 DEFAULT_MEMBERS = ("linear", "embedding")
@@ -53,10 +54,6 @@ _EPS = 1e-6
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
     return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
 @register_tagger("ensemble")
@@ -140,7 +137,7 @@ class EnsembleTagger(Tagger):
         out = {}
         for axis in self.labels:
             z = sum(w * _logit(member_scores[name][axis]) for name, w in zip(self.members, self._weights))
-            scores = _sigmoid(z)
+            scores = sigmoid(z)
             for j, source in enumerate(self.zero_shot_source_[axis]):
                 if source is not None:
                     scores[:, j] = member_scores[source][axis][:, j]
@@ -155,10 +152,10 @@ class EnsembleTagger(Tagger):
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         oof: dict[str, dict[str, np.ndarray]] = {}
         for name, tagger in self.taggers_.items():
+            tagger.fit(units, y)  # an untrainable member learns nothing, but gets its thresholds (fitted state)
             if not tagger.trainable:
                 oof[name] = tagger.passage_proba(flat)  # not trained on these units: its scores are out-of-sample
                 continue
-            tagger.fit(units, y)
             oof[name] = tagger.oof_passage_scores_
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
         for axis, labels in self.labels.items():
@@ -181,15 +178,29 @@ class EnsembleTagger(Tagger):
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        return self.score_batch(passages).scores
+
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Combined scores; the state is each member's own batch, which its evidence reuses."""
         if not passages:
-            return {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()}
-        return self._combine({name: t.passage_proba(passages) for name, t in self.taggers_.items()})
+            return ScoredBatch(passages, {axis: np.zeros((0, len(labs))) for axis, labs in self.labels.items()})
+        members = {name: t.score_batch(passages) for name, t in self.taggers_.items()}
+        return ScoredBatch(passages, self._combine({name: b.scores for name, b in members.items()}), members)
 
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """The members' sentence contributions, weighted as their logits are; a zero-shot label's from its source."""
         parts = {name: t.sentence_contributions(passages, axis) for name, t in self.taggers_.items()}
+        return self._weighted(parts, len(passages), axis)
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        if not isinstance(batch.state, dict):
+            return super().batch_contributions(batch, rows, axis)
+        parts = {name: t.batch_contributions(batch.state[name], rows, axis) for name, t in self.taggers_.items()}
+        return self._weighted(parts, len(rows), axis)
+
+    def _weighted(self, parts: dict[str, list[np.ndarray]], n: int, axis: str) -> list[np.ndarray]:
         out = []
-        for k in range(len(passages)):
+        for k in range(n):
             block = sum(w * np.asarray(parts[name][k], dtype=np.float64)
                         for name, w in zip(self.members, self._weights))
             for j, source in enumerate(self.zero_shot_source_[axis]):

@@ -14,13 +14,13 @@ probability times the gate's. On the held-out documents this halves the share of
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 import skops.io as sio
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -30,13 +30,16 @@ from sklearn.preprocessing import normalize
 
 from ..metrics import tune_thresholds
 from ..text import Passage
-from .base import Tagger, Units, aggregate_max, register_tagger
+from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
+from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 
 STATE_FILE = "linear.skops"
 #: Types skops does not trust by default that a linear model legitimately holds: the constant predictor that
 #: one-vs-rest fits for a label with no positive example (plain data, no code). Anything else is refused.
 TRUSTED_TYPES = ("sklearn.multiclass._ConstantPredictor",)
+#: Guards the one-time build of a tagger's stacked weights, so that threads sharing a tagger build them once.
+_WEIGHTS_LOCK = threading.Lock()
 
 
 #: Prefix of lead features (lemmas of a document's first sentence); lemmas never start with it (the tokenizer
@@ -69,6 +72,7 @@ class LinearTagger(Tagger):
         self.cv_folds = cv_folds
         self.random_state = random_state
         self.seed_labels = [lab for labels in self.labels.values() for lab in labels]
+        self._seed_column = seed_columns(self.seed_labels)
         self.vectorizer_: TfidfVectorizer | None = None
         self.classifiers_: dict[str, OneVsRestClassifier] = {}
         self.gates_: dict[str, tuple[np.ndarray, float]] = {}  # axis -> (weights, intercept) of the scope gate
@@ -82,21 +86,10 @@ class LinearTagger(Tagger):
 
     def _seed_matrix(self, seed_counts: Sequence[dict[str, int]], log: bool = True) -> sp.csr_matrix:
         """One column per codebook label: its seed matches (log1p-scaled and weighted as features)."""
-        column = self.__dict__.get("_seed_column")
-        if column is None:
-            column = self.__dict__["_seed_column"] = {lab: j for j, lab in enumerate(self.seed_labels)}
-        rows, cols, values = [], [], []
-        for i, counts in enumerate(seed_counts):
-            for label, n in counts.items():
-                j = column.get(label)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-                    values.append(n)
-        data = np.asarray(values, dtype=np.float32)
+        matrix = seed_matrix(seed_counts, self._seed_column)
         if log:
-            data = np.log1p(data) * self.seed_weight
-        return sp.csr_matrix((data, (rows, cols)), shape=(len(seed_counts), len(self.seed_labels)), dtype=np.float32)
+            matrix.data = np.log1p(matrix.data) * self.seed_weight
+        return matrix
 
     def _features(self, vectorizer, token_lists, seed_counts) -> sp.csr_matrix:
         text = vectorizer.transform([_joined(t) for t in token_lists])
@@ -118,14 +111,7 @@ class LinearTagger(Tagger):
 
     def _unit_parts(self, units: Units):
         tokens = [[tok for p in unit for tok in self._passage_tokens(p)] for unit in units]
-        seeds = []
-        for unit in units:
-            counts: dict[str, int] = {}
-            for p in unit:
-                for k, v in p.seed_counts().items():
-                    counts[k] = counts.get(k, 0) + v
-            seeds.append(counts)
-        return tokens, seeds
+        return tokens, [unit_seed_counts(unit) for unit in units]
 
     def _new_classifier(self) -> OneVsRestClassifier:
         # a label with no positive example becomes a constant predictor (score 0): expected for rare labels
@@ -148,7 +134,7 @@ class LinearTagger(Tagger):
         """(n, 1) gate probabilities; ones where the axis has no gate."""
         if gate is None:
             return np.ones((X.shape[0], 1))
-        return expit(np.asarray(X @ gate[0]).reshape(-1, 1) + gate[1])
+        return sigmoid(np.asarray(X @ gate[0]).reshape(-1, 1) + gate[1])
 
     def fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
         """Fit on whole units; tune thresholds on out-of-fold, passage-aggregated document scores.
@@ -227,24 +213,30 @@ class LinearTagger(Tagger):
         self._forget_caches()
 
     def _forget_caches(self) -> None:
-        for key in ("_coef_cache", "_last_batch"):
-            self.__dict__.pop(key, None)
+        """Drop the stacked weights of the previous fit (rebuilt from the new classifiers on first use)."""
+        self.__dict__.pop("_coef_cache", None)
 
     def _check_fitted(self):
         if self.vectorizer_ is None:
-            raise RuntimeError("linear tagger is not fitted: call fit() or load a trained model")
+            raise NotFittedError("linear tagger is not fitted: call fit() or load a trained model")
 
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        return self.score_batch(passages).scores
+
+    def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
+        """Scores, and the batch's sentence counts and features for :meth:`batch_contributions` to reuse."""
         self._check_fitted()
-        X = self._passage_features(passages)
-        return {axis: self._proba(axis, X) for axis in self.classifiers_}
+        if not len(passages):  # nothing to count (scikit-learn refuses to normalise no rows)
+            return ScoredBatch(passages, {axis: np.zeros((0, len(self.labels[axis]))) for axis in self.classifiers_})
+        X, sentences = self._batch_features(passages)
+        return ScoredBatch(passages, {axis: self._proba(axis, X) for axis in self.classifiers_}, (sentences, X))
 
     def _proba(self, axis: str, X) -> np.ndarray:
         """What ``OneVsRestClassifier.predict_proba`` gives for the positive class of each label, as one sparse
         product over the stacked weights: the 20 per-label sklearn calls spent more time validating the batch
         than computing it."""
         coef, intercept, constant, value = self._weights(axis)
-        proba = expit(np.asarray(X @ coef) + intercept)
+        proba = sigmoid(np.asarray(X @ coef) + intercept)
         if constant.any():
             proba[:, constant] = value[constant]
         if axis in self.gates_:
@@ -282,10 +274,14 @@ class LinearTagger(Tagger):
         return counts, owner, owner_matrix
 
     def _passage_features(self, passages: Sequence[Passage]) -> sp.csr_matrix:
-        """Passage features; for unigrams they are built from sentence counts, which evidence then reuses."""
+        return self._batch_features(passages)[0]
+
+    def _batch_features(self, passages: Sequence[Passage]):
+        """Passage features, and for unigrams the sentence counts they were built from (which evidence then
+        reuses): (X, (counts, owner, totals)), or (X, None) for n-grams."""
         if self.ngram_max > 1:  # n-grams may cross sentences: transform whole passages
             return self._features(self.vectorizer_, [self._passage_tokens(p) for p in passages],
-                                  [p.seed_counts() for p in passages])
+                                  [p.seed_counts() for p in passages]), None
         counts, owner, owner_matrix = self._sentence_counts(passages)
         totals = (owner_matrix @ counts).tocsr()
         n_words = len(self.vectorizer_.vocabulary_)
@@ -297,8 +293,7 @@ class LinearTagger(Tagger):
         seeds = totals[:, n_words:].tocsr()
         seeds.data = np.log1p(seeds.data) * self.seed_weight
         X = sp.hstack([tf, seeds], format="csr")
-        self.__dict__["_last_batch"] = (passages, {id(p): i for i, p in enumerate(passages)}, counts, owner, totals, X)
-        return X
+        return X, (counts, owner, totals)
 
     def _coef(self, axis: str) -> np.ndarray:
         """(n_features, n_labels) weights; zeros for a label that had no positive example."""
@@ -307,45 +302,60 @@ class LinearTagger(Tagger):
     def _weights(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The axis's classifiers stacked: weights (n_features, n_labels), intercepts, which labels are constant
         predictors (no positive, or no negative, training example) and the score those always give."""
-        cache = self.__dict__.setdefault("_coef_cache", {})
-        if axis not in cache:
-            n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
-            estimators = self.classifiers_[axis].estimators_
-            constant = np.array([not hasattr(est, "coef_") for est in estimators])
-            cache[axis] = (
-                np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
-                         axis=1).astype(np.float64),
-                np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
-                constant,
-                np.array([float(np.ravel(est.y_)[0]) if c else 0.0 for est, c in zip(estimators, constant)]),
-            )
+        cache = self.__dict__.get("_coef_cache")
+        if cache is None:  # built once per fit, for every axis, and published whole: never changed afterwards
+            with _WEIGHTS_LOCK:
+                cache = self.__dict__.get("_coef_cache")
+                if cache is None:
+                    cache = self.__dict__["_coef_cache"] = {a: self._stack(a) for a in self.classifiers_}
         return cache[axis]
 
-    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
-        """Each feature's share of the linear score, apportioned to sentences by their share of its count.
+    def _stack(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One axis's entry of :meth:`_weights`."""
+        n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
+        estimators = self.classifiers_[axis].estimators_
+        constant = np.array([not hasattr(est, "coef_") for est in estimators])
+        return (
+            np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
+                     axis=1).astype(np.float64),
+            np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
+            constant,
+            np.array([float(np.ravel(est.y_)[0]) if c else 0.0 for est, c in zip(estimators, constant)]),
+        )
 
-        Reuses the sentence counts of the last :meth:`passage_proba` batch when these passages were in it.
-        """
+    def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
+        """Each feature's share of the linear score, apportioned to sentences by their share of its count."""
         self._check_fitted()
         if not passages:
             return []
-        batch = self.__dict__.get("_last_batch")
-        if batch is not None and all(id(p) in batch[1] for p in passages):
-            _, index, counts, owner, totals, X = batch
-            rows = np.array([index[id(p)] for p in passages])
-            keep = np.isin(owner, rows)
-            counts, owner = counts[keep], owner[keep]
-            remap = np.full(len(index), -1)
-            remap[rows] = np.arange(len(rows))
-            owner = remap[owner]
-            order = np.argsort(owner, kind="stable")  # group sentence rows in the order passages were asked for
-            counts, owner = counts[order], owner[order]
-            totals, X = totals[rows], X[rows]
-        else:
-            counts, owner, owner_matrix = self._sentence_counts(passages)
-            totals = (owner_matrix @ counts).tocsr()
-            X = self._features(self.vectorizer_, [self._passage_tokens(p) for p in passages],
-                               [p.seed_counts() for p in passages])
+        counts, owner, owner_matrix = self._sentence_counts(passages)
+        totals = (owner_matrix @ counts).tocsr()
+        X = self._features(self.vectorizer_, [self._passage_tokens(p) for p in passages],
+                           [p.seed_counts() for p in passages])
+        return self._contributions(counts, owner, totals, X, axis)
+
+    def batch_contributions(self, batch: ScoredBatch, rows: Sequence[int], axis: str) -> list[np.ndarray]:
+        """:meth:`sentence_contributions` of the passages ``rows`` of ``batch`` from the sentence counts and
+        features the batch was scored with: nothing is counted twice."""
+        self._check_fitted()
+        sentences, X = batch.state if isinstance(batch.state, tuple) else (None, None)
+        if sentences is None:  # n-grams: no sentence counts were made while scoring
+            return super().batch_contributions(batch, rows, axis)
+        if not len(rows):
+            return []
+        counts, owner, totals = sentences
+        rows = np.asarray(rows, dtype=int)
+        keep = np.isin(owner, rows)
+        counts, owner = counts[keep], owner[keep]
+        remap = np.full(len(batch.passages), -1)
+        remap[rows] = np.arange(len(rows))
+        owner = remap[owner]
+        order = np.argsort(owner, kind="stable")  # group sentence rows in the order passages were asked for
+        return self._contributions(counts[order], owner[order], totals[rows], X[rows], axis)
+
+    def _contributions(self, counts, owner, totals, X, axis: str) -> list[np.ndarray]:
+        """Per passage, (n_sentences, n_labels): ``counts`` are sentence rows grouped by passage in passage order,
+        ``owner`` their passage, ``totals`` and ``X`` the passages' summed counts and features."""
         # share of each sentence in its passage's count of a feature, times the passage's feature value
         inverse = totals.copy().tocsr()
         inverse.data = 1.0 / inverse.data
@@ -353,7 +363,7 @@ class LinearTagger(Tagger):
         weighted = counts.multiply(scale[owner]).tocsr()
         contrib = np.asarray(weighted @ self._coef(axis))
         # rows of ``counts`` are grouped by passage in passage order, so contiguous blocks map back
-        sizes = np.bincount(owner, minlength=len(passages))
+        sizes = np.bincount(owner, minlength=X.shape[0])
         bounds = np.r_[0, np.cumsum(sizes)]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
