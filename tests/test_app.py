@@ -283,9 +283,12 @@ def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
     at.run()
     at.selectbox(key="models_chosen").select(other.ref)
     at.selectbox(key="models_baseline").select(new).run()
-    frame = at.dataframe[-1].value
+    frame = at.dataframe[1].value  # the listing, the comparison, then the chosen version per source
     assert ("functions", "(micro)") in frame.index and frame.shape[0] == 2 * 2 + sum(
         len(codebook.labels(a)) for a in codebook.axis_names)
+    per_source = at.dataframe[2].value
+    assert "all" in per_source.index and "functions false on empty" in per_source.columns
+    assert per_source.at["all", "functions units"] == other.meta["metrics"]["heldout_units"]
     at.button(key="models_activate").click().run()
     assert not at.exception, [e.value for e in at.exception]
     from nlp.models import active_ref

@@ -12,9 +12,10 @@ from nlp.training import seed_and_workspace_annotations, train
 #: Training stages (first words of train()'s progress messages) and how far along each one is.
 STAGES = (("read ", 0.05), ("training on", 0.05), ("processed", 0.3), ("fitting", 0.35), ("  held-out", 0.6),
           ("saved model", 1.0))
-TIERS = {"linear": "linear: TF-IDF + seeds, logistic regression (~20 s)",
-         "embedding": "embedding: frozen MiniLM + logistic regression (seconds once embeddings are cached; the "
-                      "first time ~3 min on 2 cores)",
+TIERS = {"linear": "linear: TF-IDF + seeds, logistic regression with a scope gate (~1 min)",
+         "embedding": "embedding: static MiniLM word-piece vectors + logistic regression (~1 min the first "
+                      "time: the table is distilled once)",
+         "ensemble": "ensemble: linear and embedding averaged (~6 min)",
          "transformer": "transformer: fine-tuned MiniLM (slow on CPU: ~15 min or more)"}
 
 st.title("Models")
