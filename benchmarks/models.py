@@ -395,7 +395,8 @@ def worker_retrain(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="cdpd-retrain-") as tmp:
         home, models = Path(tmp) / "workspace", Path(tmp) / "models"
         home.mkdir()
-        shutil.copyfile(args.cache, home / CACHE_FILE)  # a workspace whose cache holds the seed passages
+        if Path(args.cache).exists():
+            shutil.copyfile(args.cache, home / CACHE_FILE)  # a workspace whose cache holds the seed passages
         env = dict(os.environ, CDPD_HOME=str(home), CDPD_MODELS=str(models))
         for tier in ("linear", "embedding"):
             cmd = [sys.executable, "-m", "nlp", "train", "--model", tier, "-q"]
@@ -657,6 +658,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (and CPUs pinned) per worker (default 2)")
     p.add_argument("--cache", help="embedding cache file (default: a new one in a temporary folder)")
     p.add_argument("--no-retrain", action="store_true", help="skip timing `cdpd train` (linear, embedding)")
+    p.add_argument("--no-encode", action="store_true",
+                   help="skip filling the MiniLM embedding cache first (the default static encoder reads none)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="markdown file whose section is replaced")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--json-out", type=Path, help="also write every worker's results as JSON here")
@@ -701,7 +704,7 @@ def main(argv=None) -> int:
         (tmp / "models").mkdir()
         args.cache = args.cache or str(tmp / "embeddings.sqlite")
         needs_cache = any(t in EMBEDDING_TIERS for t in args.tiers) or not args.no_retrain
-        if needs_cache:
+        if needs_cache and not args.no_encode:
             encode = run_worker(args, "encode", "embedding", tmp)
         for tier in args.tiers:
             results[tier]["heldout"] = run_worker(args, "heldout", tier, tmp)
