@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""Which settings of the linear tier the numbers justify: held-out and grouped cross-validated F1, per source.
+
+    .venv/bin/python benchmarks/quality.py [--configs NAME,...] [--folds 5] [--out benchmarks/RESULTS.md]
+
+Each configuration is a set of linear-tier parameters (and which annotation rounds it trains on). For each:
+
+* **held-out**: fitted on the training part of the fixed split (``nlp.annotations.heldout_split``: every unit of the
+  documents not held out), scored on the 464 held-out units (random and cue units of a quarter of the documents);
+* **CV**: 5-fold iteratively stratified cross-validation grouped by document *on the training part only* (the
+  held-out units never inform a choice), scored on its random and cue units only (keyword-enriched units would
+  flatter the rare labels).
+
+Reported per axis: micro and macro F1, the false-label rate on units with no gold label (on functions: domestic
+business tagged as diplomacy), and functions micro-F1 per source. Settings are chosen on the CV columns; the
+held-out columns say what a user gets. The console gets the table; ``--out`` gets a ``## Quality decisions``
+section (only that section is replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
+
+SECTION = "## Quality decisions (benchmarks/quality.py)"
+#: name -> (description, linear parameters, rounds trained on: "all" or "round1")
+CONFIGS = {
+    "round1-old": ("round 1 only, old defaults (C=4, no gate)", {"C": 4.0, "gate": False}, "round1"),
+    "old": ("both rounds, old defaults (C=4, no gate)", {"C": 4.0, "gate": False}, "all"),
+    "c16": ("both rounds, C=16, no gate", {"gate": False}, "all"),
+    "default": ("both rounds, C=16, scope gate (the default)", {}, "all"),
+    "gate-c4": ("both rounds, C=16, scope gate with C=4", {"gate_C": 4.0}, "all"),
+    "lead": ("both rounds, default + lead features (title)", {"lead": True}, "all"),
+}
+CITY_SOURCES = ("ccc", "nyc_council", "king_county")
+
+
+def evaluate_config(params: dict, rounds: str, folds: int, data) -> dict:
+    import numpy as np
+
+    from nlp.annotations import EVALUATION_SAMPLES, document_key, source_of, stratified_folds
+    from nlp.metrics import axis_report
+    from nlp.taggers import get_tagger_class
+    from nlp.training import evaluate_tagger
+
+    codebook, annotations, units, y, (train_idx, test_idx), round1 = data
+    if rounds == "round1":
+        train_idx = [i for i in train_idx if annotations[i].id in round1]
+    cls = get_tagger_class("linear")
+    sub = lambda idx: {a: v[idx] for a, v in y.items()}  # noqa: E731
+    t0 = time.perf_counter()
+    model = cls(codebook, **params).fit([units[i] for i in train_idx], sub(train_idx))
+    out = {"fit_s": time.perf_counter() - t0, "n_train": len(train_idx),
+           "heldout": evaluate_tagger(model, [units[i] for i in test_idx], sub(test_idx), codebook,
+                                      [source_of(annotations[i]) for i in test_idx])}
+    if folds:
+        train = [annotations[i] for i in train_idx]
+        Y = sub(train_idx)
+        pred = {a: np.zeros_like(v) for a, v in Y.items()}
+        for a, b in stratified_folds(Y, folds, 0, [document_key(x) for x in train]):
+            fold = cls(codebook, **params).fit([units[train_idx[i]] for i in a], {ax: v[a] for ax, v in Y.items()})
+            p = fold.predict([units[train_idx[i]] for i in b])
+            for ax in Y:
+                pred[ax][b] = p[ax]
+        keep = np.array([x.sample in EVALUATION_SAMPLES for x in train])
+        sources = [source_of(x) for x, k in zip(train, keep) if k]
+        out["cv"] = {ax: axis_report(Y[ax][keep], pred[ax][keep], codebook.labels(ax), sources) for ax in Y}
+    return out
+
+
+def load():
+    import json
+
+    from nlp.annotations import SEED_ANNOTATIONS, heldout_split, label_matrix, read_seed_annotations
+    from nlp.codebook import load_codebook
+    from nlp.text import TextProcessor
+    from nlp.training import annotation_units
+
+    codebook = load_codebook()
+    annotations = read_seed_annotations(codebook)
+    round1 = {json.loads(line)["id"] for line in SEED_ANNOTATIONS.read_text(encoding="utf-8").splitlines()
+              if line.strip()}
+    units = annotation_units(annotations, TextProcessor(codebook))
+    return codebook, annotations, units, label_matrix(annotations, codebook), heldout_split(annotations), round1
+
+
+def row(name: str, desc: str, report: dict, sources: list[str]) -> list[str]:
+    f, d = report["functions"], report["domains"]
+    rate = "—" if f.get("false_on_empty") is None else f"{f['false_on_empty']:.1%}"
+    by = f.get("by_source", {})
+    return ([name, desc, f"{f['micro']['f1']:.3f}", f"{f['macro_f1']:.3f}", rate, f"{d['micro']['f1']:.3f}"]
+            + [f"{by[s]['micro']['f1']:.2f}" if s in by else "—" for s in sources])
+
+
+def render(args, results: dict, mach: dict) -> str:
+    import datetime as dt
+
+    first = next(iter(results.values()))
+    sources = sorted(first["heldout"]["functions"].get("by_source", {}))
+    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    out = [SECTION, "",
+           f"Run {now} with `python benchmarks/quality.py --configs {','.join(results)} --folds {args.folds}` at git "
+           f"{mach['git']}; {mach['nproc']} cores, {mach['cpu']}.", "",
+           "Settings of the linear tier, chosen on cross-validation of the training part of the fixed split "
+           f"({args.folds} folds grouped by document, iteratively stratified, scored on random and cue units only); "
+           "the held-out columns (464 units of a quarter of the documents) say what a user gets and informed no "
+           "choice. F: functions, D: domains; false on empty: of the units annotated with no function, the share "
+           "given one; the source columns are functions micro-F1.", ""]
+    header = ["config", "what", "F micro", "F macro", "false on empty", "D micro"] + sources
+    for part, title in (("cv", "Cross-validated (training part)"), ("heldout", "Held-out")):
+        rows = [row(name, CONFIGS[name][0], r[part], sources) for name, r in results.items() if part in r]
+        if rows:
+            out += [f"### {title}", "", _tagging.table(header, rows, "ll" + "r" * (len(header) - 2)), ""]
+    out += ["Units per source (held-out): " + ", ".join(
+        f"{s} {first['heldout']['functions']['by_source'][s]['n_units']}" for s in sources) + ". Fit times (held-out "
+        "fit, training part): " + ", ".join(f"{n} {r['fit_s']:.0f} s" for n, r in results.items()) + ".", ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    p.add_argument("--folds", type=int, default=5, help="CV folds on the training part (0: held-out only)")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    names = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    mach = _tagging.machine()
+    data = load()
+    results = {}
+    for name in names:
+        desc, params, rounds = CONFIGS[name]
+        t0 = time.perf_counter()
+        folds = args.folds if rounds == "all" else 0
+        results[name] = evaluate_config(params, rounds, folds, data)
+        f = results[name]["heldout"]["functions"]
+        print(f"[{name}] {desc}: held-out functions micro-F1 {f['micro']['f1']:.3f} "
+              f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+    section = render(args, results, mach)
+    print(section)
+    if not args.no_write:
+        _tagging.write_section(args.out, section, heading=SECTION)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
