@@ -7,6 +7,8 @@ and are applied to these document-level scores.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -14,13 +16,53 @@ import numpy as np
 from ..codebook import Codebook
 from ..text import Passage
 
-TAGGERS: dict[str, type["Tagger"]] = {}
+
+class TaggerRegistry(Mapping):
+    """Tagger classes by name, each tagger's module imported when its class is first asked for.
+
+    The tiers' modules import what they compute with (scikit-learn and skops, torch, transformers), which takes
+    seconds: importing every tier up front made ``cdpd classify`` with the linear model pay for the embedding and
+    transformer tiers too. A tier is therefore declared by name and module (:meth:`declare`) and its module is
+    imported by ``TAGGERS[name]`` / :func:`get_tagger_class`, where ``@register_tagger`` in it fills in the class.
+    Names, ``in`` and ``len`` need no import; ``values()`` and ``items()`` import every tier.
+    """
+
+    def __init__(self) -> None:
+        self._modules: dict[str, str] = {}
+        self._classes: dict[str, type[Tagger]] = {}
+
+    def declare(self, name: str, module: str) -> None:
+        """``name`` is the tagger that importing ``module`` (a dotted path) registers."""
+        self._modules[name] = module
+
+    def register(self, name: str, cls: type[Tagger]) -> None:
+        self._classes[name] = cls
+
+    def __getitem__(self, name: str) -> type[Tagger]:
+        if name not in self._classes and name in self._modules:
+            importlib.import_module(self._modules[name])
+            if name not in self._classes:
+                raise ImportError(f"{self._modules[name]} did not register the tagger {name!r}")
+        return self._classes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._modules, **self._classes})
+
+    def __len__(self) -> int:
+        return len(self._modules.keys() | self._classes.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or name in self._classes
+
+
+#: Every tagger by name (the built-in tiers are declared in ``nlp/taggers/__init__.py``).
+TAGGERS = TaggerRegistry()
 
 
 def register_tagger(name: str):
     def deco(cls):
         cls.name = name
-        TAGGERS[name] = cls
+        TAGGERS.register(name, cls)
         return cls
 
     return deco
