@@ -294,7 +294,7 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     tagger.thresholds_ = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
     try:
         tagger.load_state(path)
-    except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops or numpy errors alike
+    except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops, safetensors or numpy errors
         raise ModelError(f"model {name!r}: cannot load its state ({type(exc).__name__}: {exc}); retrain it") from None
     if cache is not None and "cache" in getattr(tagger, "_runtime_names", ()):
         tagger.set_params(cache=str(cache))

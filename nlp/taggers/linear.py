@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
-import skops.io as sio
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.preprocessing import normalize
 
-from ..metrics import tune_thresholds
 from ..text import Passage
 from .base import Tagger, Units, aggregate_max, register_tagger
+from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
+from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
 
-
-STATE_FILE = "linear.skops"
-#: Types skops does not trust by default that a linear model legitimately holds: the constant predictor that
-#: one-vs-rest fits for a label with no positive example (plain data, no code). Anything else is refused.
-TRUSTED_TYPES = ("sklearn.multiclass._ConstantPredictor",)
+# scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
+# ~1 s, and a saved model is read and scores without it (see linear_state.py).
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.multiclass import OneVsRestClassifier
 
 
 def _joined(tokens: Sequence[str]) -> str:
@@ -51,11 +46,13 @@ class LinearTagger(Tagger):
         self.cv_folds = cv_folds
         self.random_state = random_state
         self.seed_labels = [lab for labels in self.labels.values() for lab in labels]
-        self.vectorizer_: TfidfVectorizer | None = None
+        self.vectorizer_: TfidfVectorizer | FittedTfidf | None = None  # FittedTfidf: read from a saved state
         self.classifiers_: dict[str, OneVsRestClassifier] = {}
 
     # -- features ------------------------------------------------------------------------------------------------
     def _new_vectorizer(self) -> TfidfVectorizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, self.ngram_max),
             min_df=self.min_df, max_df=0.9, max_features=self.max_features, sublinear_tf=True, dtype=np.float32,
@@ -96,6 +93,9 @@ class LinearTagger(Tagger):
         return tokens, seeds
 
     def _new_classifier(self) -> OneVsRestClassifier:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
         # a label with no positive example becomes a constant predictor (score 0): expected for rare labels
         return OneVsRestClassifier(
             LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
@@ -114,6 +114,10 @@ class LinearTagger(Tagger):
             return self._fit(units, y)
 
     def _fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
+        from sklearn.model_selection import KFold
+
+        from ..metrics import tune_thresholds
+
         n = len(units)
         if n < 2:
             raise ValueError(f"linear tagger needs at least 2 annotated units, got {n}")
@@ -142,21 +146,41 @@ class LinearTagger(Tagger):
         return self
 
     def save_state(self, folder: Path) -> None:
-        """The vocabulary and IDF go in as plain arrays (skops would describe a dict entry by entry: 8 MB, 2 s)."""
+        """Plain arrays in safetensors (``linear_state.py``): the vocabulary, its IDF and each axis's stacked
+        weights, which is all that scoring reads; a saved model is read without scikit-learn."""
         self._check_fitted()
         vocabulary = self.vectorizer_.vocabulary_
-        terms = np.empty(len(vocabulary), dtype=object)
+        terms = [""] * len(vocabulary)
         for term, index in vocabulary.items():
             terms[index] = term
-        sio.dump({"terms": terms.astype(str), "idf": np.asarray(self.vectorizer_.idf_),
-                  "classifiers": self.classifiers_}, folder / STATE_FILE)
+        write_state(Path(folder) / STATE_FILE, terms, np.asarray(self.vectorizer_.idf_),
+                    {axis: self._weights(axis) for axis in self.labels},
+                    sublinear_tf=self.vectorizer_.sublinear_tf, norm=self.vectorizer_.norm)
 
     def load_state(self, folder: Path) -> None:
-        path = folder / STATE_FILE
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
-        if untrusted:  # never unpickled: only skops' safe types and the explicit list above are accepted
-            raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
-        state = sio.load(path, trusted=list(TRUSTED_TYPES))
+        """The safetensors state; a model saved before it (``linear.skops``) through skops, trusted types only.
+
+        A model read from safetensors holds no scikit-learn objects: ``vectorizer_`` is a :class:`FittedTfidf` and
+        ``classifiers_`` is empty (scoring reads the stacked weights, kept where :meth:`_weights` caches them)."""
+        folder = Path(folder)
+        if not (folder / STATE_FILE).exists() and (folder / LEGACY_STATE_FILE).exists():
+            self._load_legacy_state(folder / LEGACY_STATE_FILE)
+            return
+        terms, idf, weights, tfidf = read_state(folder / STATE_FILE)
+        vocabulary = {term: i for i, term in enumerate(terms)}
+        n_features = len(vocabulary) + len(self.seed_labels)
+        for axis, labels in self.labels.items():
+            if axis not in weights or weights[axis][0].shape != (n_features, len(labels)):
+                raise ValueError(f"{folder / STATE_FILE}: no weights of shape ({n_features}, {len(labels)}) for "
+                                 f"the axis {axis!r}")
+        self.vectorizer_ = FittedTfidf(vocabulary, idf, sublinear_tf=tfidf["sublinear_tf"], norm=tfidf["norm"],
+                                       make=self._new_vectorizer)
+        self.classifiers_ = {}
+        self._forget_caches()
+        self.__dict__["_coef_cache"] = {axis: weights[axis] for axis in self.labels}
+
+    def _load_legacy_state(self, path: Path) -> None:
+        state = read_legacy_state(path)
         vectorizer = self._new_vectorizer()
         vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(state["terms"].tolist())}
         vectorizer.fixed_vocabulary_ = False
@@ -175,7 +199,7 @@ class LinearTagger(Tagger):
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
         self._check_fitted()
         X = self._passage_features(passages)
-        return {axis: self._proba(axis, X) for axis in self.classifiers_}
+        return {axis: self._proba(axis, X) for axis in self.labels}
 
     def _proba(self, axis: str, X) -> np.ndarray:
         """What ``OneVsRestClassifier.predict_proba`` gives for the positive class of each label, as one sparse
@@ -207,6 +231,8 @@ class LinearTagger(Tagger):
         if self.ngram_max == 1:
             words = self._term_counts([s.tokens for s in sentences])
         else:
+            from sklearn.feature_extraction.text import CountVectorizer
+
             words = CountVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False, dtype=np.float32,
                                     ngram_range=(1, self.ngram_max), vocabulary=self.vectorizer_.vocabulary_
                                     ).transform([_joined(s.tokens) for s in sentences])
@@ -228,7 +254,7 @@ class LinearTagger(Tagger):
         if self.vectorizer_.sublinear_tf:
             tf.data = 1.0 + np.log(tf.data)
         tf = tf @ sp.diags(self.vectorizer_.idf_.astype(np.float32))
-        tf = normalize(tf, norm=self.vectorizer_.norm, copy=False)
+        tf = _normalize_rows(tf, self.vectorizer_.norm)
         seeds = totals[:, n_words:].tocsr()
         seeds.data = np.log1p(seeds.data) * self.seed_weight
         X = sp.hstack([tf, seeds], format="csr")
@@ -241,7 +267,8 @@ class LinearTagger(Tagger):
 
     def _weights(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The axis's classifiers stacked: weights (n_features, n_labels), intercepts, which labels are constant
-        predictors (no positive, or no negative, training example) and the score those always give."""
+        predictors (no positive, or no negative, training example) and the score those always give. A model read
+        from its saved state has these (and no classifiers): :meth:`load_state` fills the cache."""
         cache = self.__dict__.setdefault("_coef_cache", {})
         if axis not in cache:
             n_features = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
@@ -290,6 +317,25 @@ class LinearTagger(Tagger):
         sizes = np.bincount(owner, minlength=len(passages))
         bounds = np.r_[0, np.cumsum(sizes)]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _normalize_rows(X: sp.csr_matrix, norm: str | None) -> sp.csr_matrix:
+    """``sklearn.preprocessing.normalize(X, norm, copy=False)`` for a CSR matrix, without importing scikit-learn
+    for the L2 norm TF-IDF uses: the same arithmetic (squares in X's dtype summed in float64 in row order, each
+    value divided by its row's norm in float64; empty rows left alone), so the same bits."""
+    if norm is None:
+        return X
+    if norm != "l2":
+        from sklearn.preprocessing import normalize
+
+        return normalize(X, norm=norm, copy=False)
+    X = X.tocsr()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=np.square(X.data).astype(np.float64), minlength=X.shape[0]))
+    scale = norms[rows]
+    nonzero = scale != 0.0
+    X.data[nonzero] = X.data[nonzero] / scale[nonzero]
+    return X
 
 
 def _positive_proba(clf: OneVsRestClassifier, X) -> np.ndarray:
