@@ -62,10 +62,13 @@ def _import_spacy_without_torch() -> None:
     torch (embedding, transformer) import it themselves. So for the import of spaCy only, ``sys.modules["torch"]``
     is ``None`` (Python's documented way of making an import fail), and the entry is removed right after: torch
     imports normally later in the process, and only thinc keeps ``has_torch = False`` (its PyTorch wrappers are
-    unusable in this process). Done here, by the command line, before any thread starts; a library user or the app
-    imports spaCy as usual. Nothing happens when torch or thinc is already imported.
+    unusable in this process). Done by the command line only, while it runs one thread (another thread could be
+    importing torch meanwhile); a library user or the app imports spaCy as usual. Nothing happens when torch or
+    thinc is already imported.
     """
-    if "torch" in sys.modules or "thinc" in sys.modules:
+    import threading
+
+    if "torch" in sys.modules or "thinc" in sys.modules or threading.active_count() > 1:
         return
     sys.modules["torch"] = None  # type: ignore[assignment]
     try:
