@@ -288,6 +288,17 @@ def test_classify_with_the_linear_model_imports_no_heavy_library(tmp_path, sampl
     assert records(proc.stdout.splitlines())[0]["model"] == trained_linear.ref
 
 
+def test_models_list_imports_no_spacy(trained_linear):
+    """The registry's commands read JSON files: no spaCy (tiers are registered without importing them)."""
+    code = ("import sys\nfrom nlp.cli import main\nstatus = main(['models', 'list'])\n"
+            f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY | {'spacy'})!r}))\n"
+            "print('imported:', *heavy, file=sys.stderr)\nsys.exit(status)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1].strip() == "imported:", proc.stderr
+    assert trained_linear.ref in proc.stdout
+
+
 # ------------------------------------------------------------------------------------------- train, evaluate
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..codebook import Codebook
-from ..text import Passage
+
+if TYPE_CHECKING:  # not at run time: nlp.text imports spaCy, which `cdpd models list` has no use for
+    from ..text import Passage
 
 
 class TaggerRegistry(Mapping):
@@ -75,7 +77,7 @@ def get_tagger_class(name: str) -> type["Tagger"]:
         raise ValueError(f"unknown tagger {name!r}; available: {', '.join(sorted(TAGGERS))}") from None
 
 
-Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
+Units = Sequence[Sequence["Passage"]]  # one entry per document: its passages
 
 
 class Tagger:
