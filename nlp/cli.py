@@ -47,6 +47,37 @@ def atomic_output(path: str | None) -> Iterator[TextIO]:
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------------
+def _reads_text(args) -> bool:
+    """Whether the command runs text through spaCy (tags, trains, evaluates or proposes passages)."""
+    return (args.command in ("classify", "train", "evaluate", "run", "queue", "annotations")
+            or bool(getattr(args, "classify", False)) or (args.command == "models" and bool(args.annotations)))
+
+
+def _import_spacy_without_torch() -> None:
+    """Import spaCy with torch hidden, so that thinc does not import torch: ~1.2 s of the ~1.8 s of ``import spacy``.
+
+    ``thinc/compat.py`` runs ``import torch`` at import time whenever torch is installed, for thinc's PyTorch shims
+    and GPU ops; thinc has no setting to skip it (8.3.14 and its main branch; only TensorFlow and MXNet are opt-in).
+    cdpd's spaCy is a blank English pipeline on thinc's NumPy ops and never uses those shims; the tiers that need
+    torch (embedding, transformer) import it themselves. So for the import of spaCy only, ``sys.modules["torch"]``
+    is ``None`` (Python's documented way of making an import fail), and the entry is removed right after: torch
+    imports normally later in the process, and only thinc keeps ``has_torch = False`` (its PyTorch wrappers are
+    unusable in this process). Done by the command line only, while it runs one thread (another thread could be
+    importing torch meanwhile); a library user or the app imports spaCy as usual. Nothing happens when torch or
+    thinc is already imported.
+    """
+    import threading
+
+    if "torch" in sys.modules or "thinc" in sys.modules or threading.active_count() > 1:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import spacy  # noqa: F401
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 def _codebook(args):
     from .codebook import load_codebook
 
@@ -767,6 +798,8 @@ def main(argv: list[str] | None = None) -> int:
             from .distributed import parse_target
 
             parse_target(args.dask)
+        if _reads_text(args):
+            _import_spacy_without_torch()
         return args.func(args) or 0
     except (CLIError, WorkspaceError, ValueError) as exc:
         _err(f"cdpd {args.command}: error: {exc}")

@@ -333,7 +333,7 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
         raise ModelError(f"model {name!r}: {path / META_FILE} has no threshold for every label; retrain it")
     try:
         tagger.load_state(path)
-    except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops or numpy errors alike
+    except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops, safetensors or numpy errors
         raise ModelError(f"model {name!r}: cannot load its state ({type(exc).__name__}: {exc}); retrain it") from None
     tagger.thresholds_ = thresholds  # fitted state: set once the state is loaded
     if cache is not None and "cache" in getattr(tagger, "_runtime_names", ()):

@@ -244,10 +244,21 @@ def seed_variants(seeds: Iterable[str]) -> list[str]:
     return list(out)
 
 
+@spacy.registry.tokenizers("cdpd_regex_tokenizer")
+def make_regex_tokenizer():
+    def create(nlp: Language) -> RegexTokenizer:
+        return RegexTokenizer(nlp.vocab)
+
+    return create
+
+
 def build_pipeline() -> Language:
-    """``spacy.blank("en")`` + sentencizer (with line breaks) + case-folding lookup lemmatizer (spacy-lookups-data)."""
-    nlp = spacy.blank("en")
-    nlp.tokenizer = RegexTokenizer(nlp.vocab)
+    """``spacy.blank("en")`` + sentencizer (with line breaks) + case-folding lookup lemmatizer (spacy-lookups-data).
+
+    The blank pipeline is made with the regex tokenizer from the start (through spaCy's tokenizer registry): the
+    English tokenizer it would otherwise build, 1,300 special cases and three compiled regexes, costs ~0.15 s of
+    every command's startup and would be thrown away."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cdpd_regex_tokenizer"}}})
     nlp.max_length = MAX_CHARS
     nlp.add_pipe("cdpd_sentencizer")
     nlp.add_pipe("cdpd_lemmatizer")

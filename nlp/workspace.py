@@ -19,11 +19,12 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .schema import METADATA_FIELDS, Document
+
+if TYPE_CHECKING:  # imported where a table is built: pandas costs ~0.4 s, which `cdpd classify` never needs
+    import pandas as pd
 
 SCHEMA_VERSION = 2  # v2: pre-aggregated label_counts and group_counts, kept by triggers
 DB_FILE = "cdpd.sqlite"
@@ -582,6 +583,8 @@ class Workspace:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def documents_per_source(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.read_sql_query(
             "SELECT source, issuer_type, count(*) AS documents, "
             "sum(lang NOT IN ('en', 'und')) AS non_english FROM documents GROUP BY source, issuer_type "
@@ -591,6 +594,8 @@ class Workspace:
         """Share of classified documents carrying each label (rows: axis, label; columns: the groups).
 
         Read from the pre-aggregated counts (the rollup that keeps ``by``): no scan of the predictions."""
+        import pandas as pd
+
         column = _group_expr(by, "c", "month")
         rollup = by if by in ROLLUPS else "month"  # a fixed table name: labels_by_* / groups_by_*
         counts = pd.read_sql_query(
@@ -622,6 +627,8 @@ class Workspace:
 
     def search(self, query: str, limit: int = 20) -> pd.DataFrame:
         """Full-text search (FTS5 syntax); a malformed query raises WorkspaceError with the reason."""
+        import pandas as pd
+
         try:
             return pd.read_sql_query(
                 "SELECT d.id, d.source, d.issuer, d.date, d.title, snippet(documents_fts, 1, '[', ']', '…', 12) AS "

@@ -267,6 +267,38 @@ def test_python_dash_m_nlp(tmp_path, sample_docs, codebook):
     assert list(tmp_path.iterdir()) == []  # wrote nothing
 
 
+#: Libraries `cdpd classify` with the linear model has no use for (other commands' and tiers'): seconds to import.
+HEAVY = {"torch", "transformers", "tokenizers", "sentence_transformers", "datasets", "plotly", "streamlit",
+         "matplotlib", "pandas", "pyarrow", "dask", "sklearn", "skops"}
+
+
+def test_classify_with_the_linear_model_imports_no_heavy_library(tmp_path, sample_docs, trained_linear):
+    """Startup time (benchmarks/startup.py): classify needs spaCy, NumPy and SciPy only. spaCy is imported without
+    torch (thinc would import it), the saved linear model is plain arrays (no skops, no scikit-learn), and the
+    tiers and tables of other commands are not imported; torch still imports normally afterwards."""
+    doc = tmp_path / "doc.txt"
+    doc.write_text(sample_docs[0].text, encoding="utf-8")
+    code = (f"import sys\nfrom nlp.cli import main\nstatus = main(['classify', '-q', {str(doc)!r}])\n"
+            f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r}))\n"
+            "print('imported:', *heavy, file=sys.stderr)\nimport torch\nassert torch.ones(2).sum().item() == 2\n"
+            "sys.exit(status)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1].strip() == "imported:", proc.stderr
+    assert records(proc.stdout.splitlines())[0]["model"] == trained_linear.ref
+
+
+def test_models_list_imports_no_spacy(trained_linear):
+    """The registry's commands read JSON files: no spaCy (tiers are registered without importing them)."""
+    code = ("import sys\nfrom nlp.cli import main\nstatus = main(['models', 'list'])\n"
+            f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY | {'spacy'})!r}))\n"
+            "print('imported:', *heavy, file=sys.stderr)\nsys.exit(status)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1].strip() == "imported:", proc.stderr
+    assert trained_linear.ref in proc.stdout
+
+
 # ------------------------------------------------------------------------------------------- train, evaluate
 
 

@@ -115,7 +115,7 @@ def test_save_load_predicts_identically(codebook, small_units, fitted, cache_pat
     info = save_model(fitted, "ens", folder=tmp_path)
     assert info.meta["tagger"] == "ensemble" and info.meta["params"] == fitted.get_params()
     assert (info.path / STATE_FILE).is_file()
-    for member, state in (("linear", "linear.skops"), ("embedding", "embedding.skops")):
+    for member, state in (("linear", "linear.safetensors"), ("embedding", "embedding.skops")):
         assert (info.path / member / state).is_file()
     assert sio.get_untrusted_types(file=info.path / "embedding" / "embedding.skops") == []
     loaded, loaded_info = load_model("ens", codebook, folder=tmp_path)

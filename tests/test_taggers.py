@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
-import zipfile
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from nlp.pipeline import DocumentTagger, text_for_tagging
 from nlp.schema import Document
 from nlp.taggers import TAGGERS, get_tagger_class
 from nlp.taggers.linear import STATE_FILE, LinearTagger
+from nlp.taggers.linear_state import LEGACY_STATE_FILE
 from nlp.training import evaluate_tagger
 
 
@@ -175,17 +178,19 @@ def test_model_version(small_linear, codebook, tmp_path):
         {info.version, save_model(small_linear, "copy", training={"sha256": "abd"}, folder=tmp_path).version})
 
 
-def test_saved_state_is_skops_not_pickle(trained_linear, cdpd_env):
+def test_saved_state_is_plain_safetensors_not_pickle(trained_linear, cdpd_env):
     folder = cdpd_env / "models" / "linear" / trained_linear.version
     assert trained_linear.path == folder
     assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", STATE_FILE, "meta.json"]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
-    state = folder / STATE_FILE
-    assert zipfile.is_zipfile(state)
-    with zipfile.ZipFile(state) as zf:
-        assert "schema.json" in zf.namelist()
-        assert not [n for n in zf.namelist() if n.endswith((".pkl", ".pickle"))]
-    assert sio.get_untrusted_types(file=state) == []
+    # safetensors: an 8-byte header length, a JSON header of numeric tensors, then their bytes; nothing else
+    data = (folder / STATE_FILE).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    assert header.pop("__metadata__")["format"] == "cdpd-linear-1"
+    assert {t["dtype"] for t in header.values()} <= {"F64", "I64", "U8", "BOOL"}
+    assert 8 + length + max(t["data_offsets"][1] for t in header.values()) == len(data)
+    assert {"idf", "terms", "term_ends", "functions/coef", "domains/coef"} <= set(header)
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["tagger"] == "linear" and meta["name"] == "linear" and meta["version"] == trained_linear.version
     assert meta["labels"] == {"functions": load_codebook().labels("functions"),
@@ -205,8 +210,41 @@ class Untrusted:
         self.__dict__.update(state)
 
 
+def test_models_saved_as_skops_still_load(small_linear, small_units, codebook, tmp_path):
+    """Models saved before the safetensors state (a skops file of the fitted objects) load and score the same."""
+    units, _ = small_units
+    path = save_model(small_linear, "old", folder=tmp_path).path
+    (path / STATE_FILE).unlink()
+    vocabulary = small_linear.vectorizer_.vocabulary_
+    sio.dump({"terms": np.array(sorted(vocabulary, key=vocabulary.get)), "idf": small_linear.vectorizer_.idf_,
+              "classifiers": small_linear.classifiers_}, path / LEGACY_STATE_FILE)
+    loaded, _ = load_model("old", codebook, folder=tmp_path)
+    before, after = small_linear.predict_proba(units), loaded.predict_proba(units)
+    assert all(np.array_equal(before[axis], after[axis]) for axis in codebook.axis_names)
+
+
+def test_reading_a_model_imports_no_scikit_learn(trained_linear):
+    """A saved linear model is read and tags without scikit-learn or skops (seconds of imports; linear_state.py)."""
+    code = """
+import sys
+from nlp.codebook import load_codebook
+from nlp.models import load_model
+from nlp.pipeline import DocumentTagger
+from nlp.schema import Document
+from nlp.text import TextProcessor
+
+tagger, _ = load_model("linear", load_codebook())
+doc = Document(id="d", text="The mayor met the ambassador to discuss trade and culture.")
+[tagged] = DocumentTagger(tagger, TextProcessor(tagger.codebook)).tag([doc])
+assert not [m for m in sys.modules if m.split(".")[0] in ("sklearn", "skops")], "scikit-learn imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_tampered_state_with_untrusted_type_is_refused(small_linear, codebook, tmp_path):
-    state = save_model(small_linear, "tampered", folder=tmp_path).path / STATE_FILE
+    path = save_model(small_linear, "tampered", folder=tmp_path).path
+    (path / STATE_FILE).unlink()  # a model saved before the safetensors state: read through skops
+    state = path / LEGACY_STATE_FILE
     sio.dump({"vectorizer": Untrusted(), "classifiers": small_linear.classifiers_}, state)
     assert any("Untrusted" in t for t in sio.get_untrusted_types(file=state))
     with pytest.raises(ModelError) as info:

@@ -1,9 +1,13 @@
-"""Taggers: one scikit-learn-style interface, registered by name (``lexicon``, ``linear``, ...)."""
+"""Taggers: one scikit-learn-style interface, registered by name (``lexicon``, ``linear``, ...).
+
+The built-in tiers are declared here by name and module, not imported: a tier's module (and what it imports:
+scikit-learn, skops, torch) is loaded when that tier is first used (see :class:`~nlp.taggers.base.TaggerRegistry`).
+"""
 
 from .base import TAGGERS, NotFittedError, ScoredBatch, Tagger, get_tagger_class, register_tagger
-from . import lexicon, linear  # noqa: F401  (register the built-in taggers)
-from . import embedding  # noqa: F401  (registers "embedding"; torch is imported only when it is used)
-from . import transformer  # noqa: F401  (registers "transformer"; torch is imported only when it is used)
-from . import ensemble  # noqa: F401  (registers "ensemble": linear and embedding combined)
+
+for _name in ("lexicon", "linear", "embedding", "transformer", "ensemble"):
+    TAGGERS.declare(_name, f"{__name__}.{_name}")
+del _name
 
 __all__ = ["TAGGERS", "NotFittedError", "ScoredBatch", "Tagger", "get_tagger_class", "register_tagger"]

@@ -15,21 +15,65 @@ while another thread predicts with it.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..codebook import Codebook
-from ..text import Passage
 
-TAGGERS: dict[str, type["Tagger"]] = {}
+if TYPE_CHECKING:  # not at run time: nlp.text imports spaCy, which `cdpd models list` has no use for
+    from ..text import Passage
+
+
+class TaggerRegistry(Mapping):
+    """Tagger classes by name, each tagger's module imported when its class is first asked for.
+
+    The tiers' modules import what they compute with (scikit-learn and skops, torch, transformers), which takes
+    seconds: importing every tier up front made ``cdpd classify`` with the linear model pay for the embedding and
+    transformer tiers too. A tier is therefore declared by name and module (:meth:`declare`) and its module is
+    imported by ``TAGGERS[name]`` / :func:`get_tagger_class`, where ``@register_tagger`` in it fills in the class.
+    Names, ``in`` and ``len`` need no import; ``values()`` and ``items()`` import every tier.
+    """
+
+    def __init__(self) -> None:
+        self._modules: dict[str, str] = {}
+        self._classes: dict[str, type[Tagger]] = {}
+
+    def declare(self, name: str, module: str) -> None:
+        """``name`` is the tagger that importing ``module`` (a dotted path) registers."""
+        self._modules[name] = module
+
+    def register(self, name: str, cls: type[Tagger]) -> None:
+        self._classes[name] = cls
+
+    def __getitem__(self, name: str) -> type[Tagger]:
+        if name not in self._classes and name in self._modules:
+            importlib.import_module(self._modules[name])
+            if name not in self._classes:
+                raise ImportError(f"{self._modules[name]} did not register the tagger {name!r}")
+        return self._classes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._modules, **self._classes})
+
+    def __len__(self) -> int:
+        return len(self._modules.keys() | self._classes.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or name in self._classes
+
+
+#: Every tagger by name (the built-in tiers are declared in ``nlp/taggers/__init__.py``).
+TAGGERS = TaggerRegistry()
 
 
 def register_tagger(name: str):
     def deco(cls):
         cls.name = name
-        TAGGERS[name] = cls
+        TAGGERS.register(name, cls)
         return cls
 
     return deco
@@ -42,7 +86,7 @@ def get_tagger_class(name: str) -> type["Tagger"]:
         raise ValueError(f"unknown tagger {name!r}; available: {', '.join(sorted(TAGGERS))}") from None
 
 
-Units = Sequence[Sequence[Passage]]  # one entry per document: its passages
+Units = Sequence[Sequence["Passage"]]  # one entry per document: its passages
 
 
 class NotFittedError(RuntimeError, AttributeError):

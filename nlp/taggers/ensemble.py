@@ -27,8 +27,8 @@ better or worse. Domains moved by less than a point (0.800 linear, 0.808 this en
 is level with linear on functions micro-F1 (0.807 vs 0.806, macro 0.622 vs 0.659) and better on domains (0.832 vs
 0.816): benchmarks/RESULTS.md, "Models".
 
-State: each member's own state in a subfolder named after it (skops files; the members' formats), and
-``ensemble.json`` with the members' thresholds and zero-shot labels. No pickle anywhere.
+State: each member's own state in a subfolder named after it (the members' formats: safetensors for linear, skops
+for embedding), and ``ensemble.json`` with the members' thresholds and zero-shot labels. No pickle anywhere.
 """
 
 from __future__ import annotations

@@ -17,31 +17,25 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import skops.io as sio
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.preprocessing import normalize
 
-from ..metrics import tune_thresholds
 from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
+from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
+from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
 from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
+# scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
+# ~1 s, and a saved model is read and scores without it (see linear_state.py).
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.multiclass import OneVsRestClassifier
 
-STATE_FILE = "linear.skops"
-#: Types skops does not trust by default that a linear model legitimately holds: the constant predictor that
-#: one-vs-rest fits for a label with no positive example (plain data, no code). Anything else is refused.
-TRUSTED_TYPES = ("sklearn.multiclass._ConstantPredictor",)
 #: Guards the one-time build of a tagger's stacked weights, so that threads sharing a tagger build them once.
 _WEIGHTS_LOCK = threading.Lock()
-
-
 #: Prefix of lead features (lemmas of a document's first sentence); lemmas never start with it (the tokenizer
 #: keeps punctuation apart from words).
 LEAD_MARK = "^"
@@ -73,12 +67,14 @@ class LinearTagger(Tagger):
         self.random_state = random_state
         self.seed_labels = [lab for labels in self.labels.values() for lab in labels]
         self._seed_column = seed_columns(self.seed_labels)
-        self.vectorizer_: TfidfVectorizer | None = None
+        self.vectorizer_: TfidfVectorizer | FittedTfidf | None = None  # FittedTfidf: read from a saved state
         self.classifiers_: dict[str, OneVsRestClassifier] = {}
         self.gates_: dict[str, tuple[np.ndarray, float]] = {}  # axis -> (weights, intercept) of the scope gate
 
     # -- features ------------------------------------------------------------------------------------------------
     def _new_vectorizer(self) -> TfidfVectorizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, self.ngram_max),
             min_df=self.min_df, max_df=0.9, max_features=self.max_features, sublinear_tf=True, dtype=np.float32,
@@ -114,6 +110,9 @@ class LinearTagger(Tagger):
         return tokens, [unit_seed_counts(unit) for unit in units]
 
     def _new_classifier(self) -> OneVsRestClassifier:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
         # a label with no positive example becomes a constant predictor (score 0): expected for rare labels
         return OneVsRestClassifier(
             LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
@@ -122,6 +121,8 @@ class LinearTagger(Tagger):
 
     def _fit_gate(self, X, Y: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The scope gate of one axis: P(the unit has at least one label), or None when every unit (or none) has."""
+        from sklearn.linear_model import LogisticRegression
+
         anything = (np.asarray(Y).sum(1) > 0).astype(int)
         if anything.min() == anything.max():
             return None
@@ -148,6 +149,10 @@ class LinearTagger(Tagger):
             return self._fit(units, y)
 
     def _fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
+        from sklearn.model_selection import KFold
+
+        from ..metrics import tune_thresholds
+
         n = len(units)
         if n < 2:
             raise ValueError(f"linear tagger needs at least 2 annotated units, got {n}")
@@ -186,23 +191,46 @@ class LinearTagger(Tagger):
         return self
 
     def save_state(self, folder: Path) -> None:
-        """The vocabulary and IDF go in as plain arrays (skops would describe a dict entry by entry: 8 MB, 2 s)."""
+        """Plain arrays in safetensors (``linear_state.py``): the vocabulary, its IDF and each axis's stacked
+        weights, which is all that scoring reads; a saved model is read without scikit-learn."""
         self._check_fitted()
         vocabulary = self.vectorizer_.vocabulary_
-        terms = np.empty(len(vocabulary), dtype=object)
+        terms = [""] * len(vocabulary)
         for term, index in vocabulary.items():
             terms[index] = term
-        sio.dump({"terms": terms.astype(str), "idf": np.asarray(self.vectorizer_.idf_),
-                  "classifiers": self.classifiers_,
-                  "gates": {axis: {"coef": coef, "intercept": np.float64(b)}
-                            for axis, (coef, b) in self.gates_.items()}}, folder / STATE_FILE)
+        write_state(Path(folder) / STATE_FILE, terms, np.asarray(self.vectorizer_.idf_),
+                    {axis: self._weights(axis) for axis in self.labels},
+                    sublinear_tf=self.vectorizer_.sublinear_tf, norm=self.vectorizer_.norm, gates=self.gates_)
 
     def load_state(self, folder: Path) -> None:
-        path = folder / STATE_FILE
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
-        if untrusted:  # never unpickled: only skops' safe types and the explicit list above are accepted
-            raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
-        state = sio.load(path, trusted=list(TRUSTED_TYPES))
+        """The safetensors state; a model saved before it (``linear.skops``) through skops, trusted types only.
+
+        A model read from safetensors holds no scikit-learn objects: ``vectorizer_`` is a :class:`FittedTfidf` and
+        ``classifiers_`` is empty (scoring reads the stacked weights, kept where :meth:`_weights` caches them)."""
+        folder = Path(folder)
+        if not (folder / STATE_FILE).exists() and (folder / LEGACY_STATE_FILE).exists():
+            self._load_legacy_state(folder / LEGACY_STATE_FILE)
+            return
+        terms, idf, weights, tfidf, gates = read_state(folder / STATE_FILE)
+        vocabulary = {term: i for i, term in enumerate(terms)}
+        n_features = len(vocabulary) + len(self.seed_labels)
+        for axis, labels in self.labels.items():
+            if axis not in weights or weights[axis][0].shape != (n_features, len(labels)):
+                raise ValueError(f"{folder / STATE_FILE}: no weights of shape ({n_features}, {len(labels)}) for "
+                                 f"the axis {axis!r}")
+        self.vectorizer_ = FittedTfidf(vocabulary, idf, sublinear_tf=tfidf["sublinear_tf"], norm=tfidf["norm"],
+                                       make=self._new_vectorizer)
+        for axis, (coef, _) in gates.items():
+            if axis not in self.labels or coef.shape != (n_features,):
+                raise ValueError(f"{folder / STATE_FILE}: a scope gate for the axis {axis!r} that does not fit the "
+                                 f"model ({coef.shape} weights for {n_features} features)")
+        self.classifiers_ = {}
+        self.gates_ = gates
+        self._forget_caches()
+        self.__dict__["_coef_cache"] = {axis: weights[axis] for axis in self.labels}
+
+    def _load_legacy_state(self, path: Path) -> None:
+        state = read_legacy_state(path)
         vectorizer = self._new_vectorizer()
         vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(state["terms"].tolist())}
         vectorizer.fixed_vocabulary_ = False
@@ -226,10 +254,10 @@ class LinearTagger(Tagger):
     def score_batch(self, passages: Sequence[Passage]) -> ScoredBatch:
         """Scores, and the batch's sentence counts and features for :meth:`batch_contributions` to reuse."""
         self._check_fitted()
-        if not len(passages):  # nothing to count (scikit-learn refuses to normalise no rows)
-            return ScoredBatch(passages, {axis: np.zeros((0, len(self.labels[axis]))) for axis in self.classifiers_})
+        if not len(passages):  # nothing to count
+            return ScoredBatch(passages, {axis: np.zeros((0, len(self.labels[axis]))) for axis in self.labels})
         X, sentences = self._batch_features(passages)
-        return ScoredBatch(passages, {axis: self._proba(axis, X) for axis in self.classifiers_}, (sentences, X))
+        return ScoredBatch(passages, {axis: self._proba(axis, X) for axis in self.labels}, (sentences, X))
 
     def _proba(self, axis: str, X) -> np.ndarray:
         """What ``OneVsRestClassifier.predict_proba`` gives for the positive class of each label, as one sparse
@@ -264,6 +292,8 @@ class LinearTagger(Tagger):
         if self.ngram_max == 1:
             words = self._term_counts(sentence_tokens)
         else:
+            from sklearn.feature_extraction.text import CountVectorizer
+
             words = CountVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False, dtype=np.float32,
                                     ngram_range=(1, self.ngram_max), vocabulary=self.vectorizer_.vocabulary_
                                     ).transform([_joined(t) for t in sentence_tokens])
@@ -289,7 +319,7 @@ class LinearTagger(Tagger):
         if self.vectorizer_.sublinear_tf:
             tf.data = 1.0 + np.log(tf.data)
         tf = tf @ sp.diags(self.vectorizer_.idf_.astype(np.float32))
-        tf = normalize(tf, norm=self.vectorizer_.norm, copy=False)
+        tf = _normalize_rows(tf, self.vectorizer_.norm)
         seeds = totals[:, n_words:].tocsr()
         seeds.data = np.log1p(seeds.data) * self.seed_weight
         X = sp.hstack([tf, seeds], format="csr")
@@ -301,7 +331,8 @@ class LinearTagger(Tagger):
 
     def _weights(self, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The axis's classifiers stacked: weights (n_features, n_labels), intercepts, which labels are constant
-        predictors (no positive, or no negative, training example) and the score those always give."""
+        predictors (no positive, or no negative, training example) and the score those always give. A model read
+        from its saved state has these (and no classifiers): :meth:`load_state` fills the cache."""
         cache = self.__dict__.get("_coef_cache")
         if cache is None:  # built once per fit, for every axis, and published whole: never changed afterwards
             with _WEIGHTS_LOCK:
@@ -366,6 +397,25 @@ class LinearTagger(Tagger):
         sizes = np.bincount(owner, minlength=X.shape[0])
         bounds = np.r_[0, np.cumsum(sizes)]
         return [contrib[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _normalize_rows(X: sp.csr_matrix, norm: str | None) -> sp.csr_matrix:
+    """``sklearn.preprocessing.normalize(X, norm, copy=False)`` for a CSR matrix, without importing scikit-learn
+    for the L2 norm TF-IDF uses: the same arithmetic (squares in X's dtype summed in float64 in row order, each
+    value divided by its row's norm in float64; empty rows left alone), so the same bits."""
+    if norm is None:
+        return X
+    if norm != "l2":
+        from sklearn.preprocessing import normalize
+
+        return normalize(X, norm=norm, copy=False)
+    X = X.tocsr()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=np.square(X.data).astype(np.float64), minlength=X.shape[0]))
+    scale = norms[rows]
+    nonzero = scale != 0.0
+    X.data[nonzero] = X.data[nonzero] / scale[nonzero]
+    return X
 
 
 def _positive_proba(clf: OneVsRestClassifier, X) -> np.ndarray:
