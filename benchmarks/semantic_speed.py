@@ -17,7 +17,7 @@ What is measured, per configuration:
   the same tier, over all documents and labels: float noise for a faster path of the same model, a different
   model for the static encoder (whose quality the F1 columns give).
 * **held-out F1**: each tier fitted with default parameters (apart from the encoder) on the 1,296 training units of
-  ``heldout_split(annotations, 0.2, seed=0)`` and scored on its 252 held-out random units as documents (max over
+  ``heldout_split(annotations)`` and scored on its 464 held-out units (random and cue units of a quarter of the documents) as documents (max over
   passages), as ``benchmarks/models.py`` does. A bf16 row scores the same fp32-fitted model under bf16 autocast.
 * **distillation**: the static table distilled afresh (``nlp.static.distill``), wall and CPU time (``--no-distill``:
   skipped, the models folder's cached table is used).
@@ -154,7 +154,7 @@ def render(args, rows: list[dict], distilled: dict | None, meta: dict) -> str:
                f"after a warm-up on {WARMUP_DOCS} other documents. Scoring passages/s: `passage_proba` alone over "
                "the same passages.")
     out.append("- **Held-out**: fitted with default parameters (but the encoder) on the 1,296 training units of "
-               "`heldout_split(annotations, 0.2, seed=0)`, scored on its 252 held-out random units as documents; "
+               "`heldout_split(annotations)`, scored on its 464 held-out units (random and cue units of a quarter of the documents) as documents; "
                "F1 as micro / macro. A bf16 row scores the fp32-fitted model under bf16 autocast.")
     out.append("- **max (mean) |Δp|**: document scores against the same tier with MiniLM in fp32, on the documents "
                "both tagged.")
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     from _results import cpu_model, git_commit, write_section
     from tagging import sample_documents
 
-    from nlp.annotations import SEED_ANNOTATIONS, heldout_split, label_matrix, read_annotations
+    from nlp.annotations import heldout_split, label_matrix, read_seed_annotations
     from nlp.codebook import load_codebook
     from nlp.pipeline import text_for_tagging
     from nlp.taggers.transformer import cpu_has_native_bf16
@@ -211,9 +211,9 @@ def main(argv=None) -> int:
     if not args.no_distill:
         distilled = time_distillation()
         log(f"distilled in {distilled['seconds']:.0f}s ({distilled['cpu']:.0f}s CPU)")
-    annotations = read_annotations(SEED_ANNOTATIONS, codebook)
+    annotations = read_seed_annotations(codebook)
     y = label_matrix(annotations, codebook)
-    train_idx, test_idx = heldout_split(annotations, 0.2, seed=0)
+    train_idx, test_idx = heldout_split(annotations)
     units = annotation_units(annotations, processor)
     models = fit_models(codebook, units, y, train_idx, cache, tmp)
     docs, _, _ = sample_documents(args.docs + WARMUP_DOCS, 0)

@@ -25,9 +25,9 @@ Speed
   scores of an untrained head; ``--train`` measures what they change in held-out F1.
 
 Training (``--train``)
-  The tagger with default parameters fitted on the standard split (``heldout_split(annotations, 0.2, seed=0)``:
+  The tagger with default parameters fitted on the standard split (``heldout_split(annotations)``:
   train on the other 1,296 units, of which the tagger keeps 15% for validation), its wall time, and micro/macro F1
-  on the 252 held-out random units for each inference path, next to the linear tagger fitted on the same units.
+  on the 464 held-out units (random and cue units of a quarter of the documents) for each inference path, next to the linear tagger fitted on the same units.
   On 2 CPU cores this takes about 20 minutes.
 
 The console gets the tables; ``--out`` gets a ``## Transformer inference (benchmarks/transformer_speed.py)``
@@ -163,7 +163,7 @@ def run_speed(tagger, passages, threads: list[int], repeat: int, progress=print)
 
 # -- training ----------------------------------------------------------------------------------------------------
 def run_training(codebook, progress=print) -> dict:
-    from nlp.annotations import SEED_ANNOTATIONS, heldout_split, label_matrix, read_annotations
+    from nlp.annotations import heldout_split, label_matrix, read_seed_annotations
     from nlp.taggers.linear import LinearTagger
     from nlp.taggers.transformer import TransformerTagger
     from nlp.text import TextProcessor
@@ -171,10 +171,10 @@ def run_training(codebook, progress=print) -> dict:
 
     os.environ.pop("OMP_NUM_THREADS", None)
     set_threads(len(os.sched_getaffinity(0)))
-    annotations = read_annotations(SEED_ANNOTATIONS, codebook)
+    annotations = read_seed_annotations(codebook)
     units = annotation_units(annotations, TextProcessor(codebook))
     y = label_matrix(annotations, codebook)
-    train_idx, test_idx = heldout_split(annotations, 0.2, seed=0)
+    train_idx, test_idx = heldout_split(annotations)
     train_units = [units[i] for i in train_idx]
     y_train = {a: v[train_idx] for a, v in y.items()}
     test_units, y_test = [units[i] for i in test_idx], {a: v[test_idx] for a, v in y.items()}
@@ -264,7 +264,7 @@ def render_training(train: dict) -> list[str]:
     settings = ", ".join(f"{k}={v}" for k, v in p.items())
     lines = ["### Training and held-out quality (`--train`)", "",
              f"`TransformerTagger` with default parameters ({settings}) fitted on the {train['train_units']} units "
-             f"of `heldout_split(annotations, 0.2, seed=0)` ({train['train_passages']} passages; 15% of the units "
+             f"of `heldout_split(annotations)` ({train['train_passages']} passages; 15% of the units "
              f"kept for validation: early stopping and thresholds) in **{train['fit_seconds'] / 60:.1f} min** on "
              f"{len(os.sched_getaffinity(0))} cores (load average {train['load'][0][0]:.2f} at the start, "
              f"{train['load'][1][0]:.2f} at the end). {hist}.",

@@ -210,9 +210,11 @@ class Untrusted:
         self.__dict__.update(state)
 
 
-def test_models_saved_as_skops_still_load(small_linear, small_units, codebook, tmp_path):
-    """Models saved before the safetensors state (a skops file of the fitted objects) load and score the same."""
-    units, _ = small_units
+def test_models_saved_as_skops_still_load(small_units, codebook, tmp_path):
+    """Models saved before the safetensors state (a skops file of the fitted objects; they had no scope gate) load
+    and score the same."""
+    units, y = small_units
+    small_linear = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
     path = save_model(small_linear, "old", folder=tmp_path).path
     (path / STATE_FILE).unlink()
     vocabulary = small_linear.vectorizer_.vocabulary_
