@@ -85,12 +85,16 @@ class RegexTokenizer:
         return self
 
 
+#: Typographic apostrophes read as the ASCII one, so "city’s" and "city's", "don’t" and "don't" give one lemma.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
 class CaseFoldingLemmatizer(Lemmatizer):
     """spaCy's lookup lemmatizer, case-folded and cached; also sets NORM to the lemma.
 
     spaCy's lookup table is keyed on the exact token text, so "Sanctions" at the start of a sentence would stay
-    unlemmatised. Folding case first makes sentence-initial and headline words match their seeds, and NORM =
-    lemma lets the PhraseMatcher match "condemned" with the seed "condemn".
+    unlemmatised. Folding case (and typographic apostrophes) first makes sentence-initial and headline words match
+    their seeds, and NORM = lemma lets the PhraseMatcher match "condemned" with the seed "condemn".
     """
 
     def __init__(self, vocab, name="cdpd_lemmatizer", *, overwrite=True, scorer=None):
@@ -109,7 +113,7 @@ class CaseFoldingLemmatizer(Lemmatizer):
         for j, orth in enumerate(uniques.tolist()):
             lemma = cache.get(orth)
             if lemma is None:
-                lower = strings[orth].lower()
+                lower = strings[orth].lower().translate(_APOSTROPHES)
                 lemma = strings.add(table.get(lower, lower))
                 cache[orth] = lemma
             mapped[j] = lemma

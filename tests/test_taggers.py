@@ -410,6 +410,12 @@ def test_hyphenated_and_spaced_seed_phrases_score_alike(heldout_linear, processo
     assert twinning and set(twinning) <= set(spaced.selected["functions"])
     seeds = [dict(s.seeds) for p in processor.passages("a renewed sister-city agreement") for s in p.sentences]
     assert seeds == [{twinning[0]: 1}]
+    # case, typographic apostrophes and quotes: one reading too
+    variants = _function_scores(heldout_linear, processor, [
+        "The City's mayor signed the city's renewed sister city agreement with Kyoto.",
+        "THE CITY’S MAYOR SIGNED THE CITY’S RENEWED “SISTER-CITY” AGREEMENT WITH KYOTO."])
+    for axis in codebook.axis_names:
+        assert np.allclose(variants[0].scores[axis], variants[1].scores[axis], rtol=0, atol=1e-12)
 
 
 def test_network_membership_is_not_twinning_and_domestic_notices_get_no_function(heldout_linear, processor,
