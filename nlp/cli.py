@@ -275,11 +275,11 @@ def _print_sources(r: dict[str, Any], other: dict[str, Any] | None = None) -> No
 
     def cells(s: dict[str, Any] | None) -> str:
         if not s:
-            return f"{'-':>7s} {'-':>7s} {'-':>9s}"
-        rate = "-" if s.get("false_on_empty") is None else f"{s['false_on_empty']:.1%}"
-        return f"{s['micro']['f1']:7.3f} {s['macro_f1']:7.3f} {rate:>9s}"
+            return f"{'-':>7s} {'-':>7s} {'-':>12s}"
+        rate = "-" if s.get("false_on_empty") is None else f"{s['false_on_empty']:.1%}/{s['empty_units']}"
+        return f"{s['micro']['f1']:7.3f} {s['macro_f1']:7.3f} {rate:>12s}"
 
-    head = f"{'micro':>7s} {'macro':>7s} {'fp-empty':>9s}"
+    head = f"{'micro':>7s} {'macro':>7s} {'fp-empty/n':>12s}"
     print(f"  {'source':28s} {'units':>6s} {head}" + (f" | {head}" if other is not None else ""))
     for source, s in sources.items():
         line = f"  {source:28s} {s['n_units']:6d} {cells(s)}"

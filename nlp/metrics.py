@@ -143,8 +143,8 @@ def side_by_side(report_a: dict, report_b: dict) -> "pd.DataFrame":
 
 
 def quality_by_source(report: dict) -> "pd.DataFrame":
-    """One row per source (and ``all``), per axis its micro-F1, macro-F1 and false-label rate on empty units, and the
-    number of units: the per-source view of an evaluation report (as :func:`axis_report` per axis with ``sources``).
+    """One row per source (and ``all``), per axis its micro-F1, macro-F1, false-label rate on empty units and how many
+    empty units that rate is over, and the number of units: the per-source view of an evaluation report (as :func:`axis_report` per axis with ``sources``).
 
     Columns are ``(axis, figure)``; a source with no empty unit on an axis has no rate (NaN), not 0.
     """
@@ -161,6 +161,7 @@ def quality_by_source(report: dict) -> "pd.DataFrame":
             row[(axis, "macro-F1")] = s["macro_f1"]
             rate = s.get("false_on_empty")
             row[(axis, "false on empty")] = float("nan") if rate is None else rate
+            row[(axis, "empty units")] = s.get("empty_units", 0)
             row[(axis, "units")] = s["n_units"]
     frame = pd.DataFrame.from_dict(rows, orient="index")
     if not frame.empty:

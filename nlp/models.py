@@ -166,10 +166,11 @@ def _source_lines(heldout: dict[str, Any]) -> list[str]:
         for axis in axes:
             rate = row[(axis, "false on empty")]
             cells += [f"{row[(axis, 'micro-F1')]:.3f}", f"{row[(axis, 'macro-F1')]:.3f}",
-                      "-" if rate != rate else f"{rate:.1%}"]
+                      "-" if rate != rate else f"{rate:.1%} of {row[(axis, 'empty units')]:.0f}"]
         lines.append(f"| {source} | " + " | ".join(cells) + " |")
     return lines + ["", "False on empty: of the units whose annotation has no label on that axis (on functions: "
-                        "domestic business), the share given one.", ""]
+                        "domestic business), the share given one, and how many such units there are: a rate over a "
+                        "handful of units says little.", ""]
 
 
 def model_card(meta: dict[str, Any]) -> str:
