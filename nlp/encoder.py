@@ -6,6 +6,7 @@ embedding and transformer tiers.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,25 @@ def encoder_path() -> Path:
     return path
 
 
+def refuse_remote_code(folder: Path) -> None:
+    """Refuse a model folder whose configuration asks to run code of its own (``auto_map``: a Python file shipped
+    beside the weights), before transformers sees it: transformers would otherwise ask on the terminal whether to
+    run it, and a "y" (typed or piped) would execute the folder's file. Models here are data only."""
+    for name in ("config.json", "tokenizer_config.json"):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            raise ValueError(f"{path}: not a readable JSON configuration") from None
+        if isinstance(data, dict) and (data.get("auto_map") or data.get("trust_remote_code")):
+            raise ValueError(f"{path}: the model folder asks to run its own code (auto_map); cdpd never runs code "
+                             "from a model folder")
+    if any(p.suffix == ".py" for p in Path(folder).iterdir()):
+        raise ValueError(f"{folder}: the model folder holds Python files; cdpd never runs code from a model folder")
+
+
 @lru_cache(maxsize=2)
 def load_encoder(path: str | None = None):
     """(tokenizer, model) from safetensors, in eval mode; never fetches anything from a hub."""
@@ -41,8 +61,9 @@ def load_encoder(path: str | None = None):
     from transformers import AutoModel, AutoTokenizer
 
     folder = Path(path) if path else encoder_path()
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+    refuse_remote_code(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True, trust_remote_code=False)
     model.eval()
     return tokenizer, model
 

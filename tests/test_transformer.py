@@ -119,6 +119,35 @@ def test_saved_model_holds_safe_formats_only(trained, tmp_path):
     assert {p.suffix for p in state.iterdir()} <= SAFE_SUFFIXES
 
 
+@pytest.mark.parametrize("config_file", ["config.json", "tokenizer_config.json"])
+def test_a_model_folder_that_asks_to_run_its_own_code_is_refused(trained, tmp_path, codebook, config_file,
+                                                                   monkeypatch):
+    """A config naming code of its own (``auto_map`` and a Python file beside the weights) is refused before
+    transformers reads it: no prompt, and answering "y" on stdin runs nothing."""
+    import io
+    import json
+
+    from nlp.models import ModelError, load_model
+
+    tagger, _ = trained
+    info = save_model(tagger, "remote", folder=tmp_path)
+    marker = tmp_path / "ran"
+    (info.path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n", encoding="utf-8")
+    target = info.path / config_file
+    data = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    data["auto_map"] = {"AutoConfig": "evil.Config", "AutoModel": "evil.Model", "AutoTokenizer": ["evil.Tok", None]}
+    target.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\ny\ny\n"))
+    with pytest.raises(ModelError, match="run its own code"):
+        load_model(info.ref, codebook, folder=tmp_path)
+    assert not marker.exists()
+    (info.path / config_file).write_text(json.dumps({k: v for k, v in data.items() if k != "auto_map"}),
+                                         encoding="utf-8")
+    with pytest.raises(ModelError, match="Python files"):  # a stray .py beside the weights is refused too
+        load_model(info.ref, codebook, folder=tmp_path)
+    assert not marker.exists()
+
+
 def test_weights_file_is_plain_safetensors(trained, tmp_path, codebook):
     from safetensors import safe_open
 

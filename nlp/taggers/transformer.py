@@ -71,6 +71,7 @@ import numpy as np
 
 from ..text import Passage
 from .base import NotFittedError, Tagger, Units, register_tagger
+from ..encoder import refuse_remote_code
 from .shared import sigmoid
 
 WEIGHTS_FILE = "transformer.safetensors"
@@ -434,21 +435,22 @@ class TransformerTagger(Tagger):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         folder = Path(folder)
+        refuse_remote_code(folder)
         path = folder / WEIGHTS_FILE
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
         if "labels" in metadata and json.loads(metadata["labels"]) != self.labels:
             raise ValueError(f"{path}: the weights were trained for other labels than the codebook's")
         tensors = load_file(str(path))
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        encoder = AutoModel.from_config(config)
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        encoder = AutoModel.from_config(config, trust_remote_code=False)
         encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
         head_state = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
         head = _make_head_module(config.hidden_size, len(self.all_labels), self.dropout)
         head.load_state_dict(head_state)
         encoder.eval()
         head.eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         self.encoder_, self.head_, self.tokenizer_ = encoder.to(torch.float32), head, tokenizer
         self.__dict__["_source"] = str(folder)
         self._forget_inference_state()
