@@ -34,14 +34,29 @@ def _progress(total: int | None, desc: str, unit: str = "doc", quiet: bool = Fal
 
 @contextmanager
 def atomic_output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or a file written to a temporary name and renamed on success: never a half-written file."""
+    """stdout, or a file written to a temporary name and renamed on success: never a half-written file. Only a
+    regular file is replaced so: a symbolic link is followed (the link stays), and a device, FIFO or socket is
+    written into as it is (as root, replacing ``/dev/null`` with a file would break the machine)."""
     if path is None or path == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
     target = Path(path)
+    if target.is_symlink():  # write what the link points to and keep the link
+        target = target.resolve()
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # a device, FIFO or socket (``-o /dev/null``, a pipe): written into as it is, never replaced by a file
+        try:
+            fh = open(target, "w", encoding="utf-8")
+        except OSError as exc:
+            raise CLIError(f"{target}: cannot write ({exc.strerror})") from None
+        with fh:
+            yield fh
+        return
     if target.is_dir() or not target.parent.is_dir():
         raise CLIError(f"{target}: --output needs a file name in an existing folder")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise CLIError(f"{target}: cannot write there (permission denied)")
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         yield fh
 

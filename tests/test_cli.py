@@ -169,6 +169,39 @@ def test_classify_output_file_is_written_atomically(capsys, tmp_path, sample_doc
     assert code == 2 and len(err) == 1
 
 
+def test_output_onto_a_link_or_a_fifo_writes_through_and_replaces_nothing(capsys, tmp_path, sample_docs,
+                                                                           fast_linear):
+    """Atomic replacement is for regular files: a symbolic link keeps being a link (its target gets the output), a
+    FIFO keeps being a FIFO (its reader gets the output): ``-o /dev/null`` as root must not replace /dev/null."""
+    import os
+    import stat
+    import threading
+
+    src = write_jsonl(tmp_path / "in.jsonl", sample_docs)
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    code, out, err = run_cli(capsys, "classify", src, "-o", link, "-q")
+    assert code == 0 and link.is_symlink() and link.resolve() == real
+    assert [json.loads(x)["id"] for x in real.read_text(encoding="utf-8").splitlines()] == [d.id for d in sample_docs]
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.extend(open(fifo, encoding="utf-8").read().splitlines()))
+    reader.start()
+    code, out, err = run_cli(capsys, "classify", src, "-o", fifo, "-q")
+    reader.join(timeout=60)
+    assert code == 0 and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [json.loads(x)["id"] for x in received] == [d.id for d in sample_docs]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "link.jsonl", "pipe", "real.jsonl"]
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        code, out, err = run_cli(capsys, "classify", src, "-o", locked / "x.jsonl", "-q")
+        assert code == 2 and len(err) == 1 and "permission denied" in err[0]
+
+
 def test_classify_with_nothing_classified_keeps_the_previous_output(capsys, tmp_path):
     (tmp_path / "fr.txt").write_text(FRENCH, encoding="utf-8")
     target = tmp_path / "tags.jsonl"
