@@ -16,7 +16,7 @@ import pandas as pd
 
 from .ca import CAResult
 from .codebook import Codebook
-from .fileio import atomic_path
+from .fileio import atomic_path, csv_text
 
 #: The reading rule of the convergence table (also printed under it).
 READING_RULE = (
@@ -255,6 +255,6 @@ def export(out: str | Path, result: CAResult, tables: dict[str, pd.DataFrame], c
     written = []
     for name, table in tables.items():
         path = out.with_name(f"{out.stem}_{name}.csv")
-        _atomic_write(path, lambda p, t=table: t.to_csv(p))
+        _atomic_write(path, lambda p, t=table: Path(p).write_text(csv_text(t), encoding="utf-8"))
         written.append(path)
     return Exported(out, written)

@@ -227,3 +227,26 @@ def test_export_escapes_names(tmp_path, codebook):
     text = path.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;" in text  # plotly also JSON-escapes the slash
     assert "<script>alert(1)</script>" not in text
+
+
+def test_csv_exports_neutralise_cells_a_spreadsheet_would_run(tmp_path, codebook):
+    """Group names, titles and issuers come from documents: a text cell starting with = + - @ (or a tab or carriage
+    return) is written with a leading ' so that a spreadsheet shows it as text (OWASP); numbers stay numbers."""
+    import pandas as pd
+
+    from nlp.ca import correspondence_analysis
+    from nlp.diagram import export
+    from nlp.fileio import csv_text
+
+    frame = pd.DataFrame({"title": ["=HYPERLINK(\"http://x\",\"y\")", "+1", "plain", "@SUM(A1)", "-2+3"],
+                          "share": [0.5, -0.25, 1.0, 0.0, 2.0]},
+                         index=pd.Index(["=cmd|' /C calc'!A0", "b", "c", "d", "\tx"], name="group"))
+    back = pd.read_csv(__import__("io").StringIO(csv_text(frame)), index_col=0)
+    assert back["title"].tolist() == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1", "plain", "'@SUM(A1)", "'-2+3"]
+    assert back["share"].tolist() == [0.5, -0.25, 1.0, 0.0, 2.0]  # numbers untouched, negative ones included
+    assert back.index.tolist()[0] == "'=cmd|' /C calc'!A0" and back.index.tolist()[-1] == "'\tx"
+    counts = pd.DataFrame([[10, 2, 3], [2, 9, 4], [3, 3, 8]], index=["=evil()", "b", "c"], columns=["x", "+y", "z"])
+    result = correspondence_analysis(counts)
+    written = export(tmp_path / "d.svg", result, {"counts": counts}, codebook).tables
+    text = written[0].read_text(encoding="utf-8")
+    assert "'=evil()" in text and "'+y" in text and "\n=evil()" not in text

@@ -8,6 +8,7 @@ import streamlit as st
 from nlp.aggregate import Filters, cooccurrence, group_totals, label_table, trends
 from nlp.app import common as c
 from nlp.browse import count_documents, document_table
+from nlp.fileio import csv_text
 from nlp.pipeline import text_for_tagging
 from nlp.workspace import WorkspaceError
 
@@ -26,7 +27,7 @@ if not c.workspace_exists():
 
 
 def csv_button(frame: pd.DataFrame, name: str, key: str) -> None:
-    st.download_button(f"Download {name} (CSV)", frame.to_csv().encode("utf-8"), file_name=f"cdpd_{name}.csv",
+    st.download_button(f"Download {name} (CSV)", csv_text(frame).encode("utf-8"), file_name=f"cdpd_{name}.csv",
                        mime="text/csv", key=key)
 
 

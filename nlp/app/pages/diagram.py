@@ -13,6 +13,7 @@ from nlp.analysis import build_diagram
 from nlp.app import common as c
 from nlp.ca import CAError
 from nlp.diagram import READING_RULE, biplot, html_report, mds_figure, static_biplot
+from nlp.fileio import csv_text
 from nlp.workspace import Workspace, WorkspaceError, default_home
 
 GROUPINGS = {"source": "Source", "issuer_type": "Issuer type", "issuer": "Issuer", "country": "Country",
@@ -130,7 +131,7 @@ def tables_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, table in d.tables.items():
-            zf.writestr(f"cdpd_diagram_{name}.csv", table.to_csv())
+            zf.writestr(f"cdpd_diagram_{name}.csv", csv_text(table))
     return buf.getvalue()
 
 
