@@ -8,7 +8,7 @@ import sqlite3
 import pandas as pd
 
 from .aggregate import FILTER_FIELDS, Filters
-from .workspace import Workspace, WorkspaceError
+from .workspace import Workspace, WorkspaceError, check_query, search_error
 
 #: Columns of the document table, in order.
 DOCUMENT_COLUMNS = ("id", "date", "source", "issuer", "issuer_type", "country", "city", "title", "labels")
@@ -38,6 +38,7 @@ def document_table(ws: Workspace, model: str | None, *, filters: Filters | None 
     where, params = (filters or Filters()).sql()
     joins, args = [], []
     if query and query.strip():
+        check_query(query)
         joins.append("JOIN documents_fts f ON f.rowid = d.doc_id AND documents_fts MATCH ?")
         args.append(query.strip())
     if label:
@@ -51,7 +52,7 @@ def document_table(ws: Workspace, model: str | None, *, filters: Filters | None 
     try:
         docs = pd.read_sql_query(sql, ws.conn, params=[*args, *params, int(limit)])
     except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
-        raise WorkspaceError(f"cannot search for {query!r}: {exc}") from None
+        raise search_error(query, exc) from None
     docs["labels"] = ""
     if model is not None and not docs.empty:
         ids = docs["doc_id"].tolist()

@@ -535,14 +535,34 @@ def cmd_app(args) -> int:
         return 0
 
 
+def _printable(value) -> str:
+    """Document text for the terminal: control characters (ANSI escapes, carriage returns) shown as spaces, so a
+    title cannot move the cursor, recolour or rewrite the screen."""
+    return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in str(value if value is not None
+                                                                                      else ""))
+
+
 def cmd_search(args) -> int:
     with _workspace(args, create=False) as ws:
         hits = ws.search(args.query, limit=args.limit)
     if hits.empty:
         print("no match")
     for row in hits.itertuples():
-        print(f"{row.id}\t{row.source}\t{row.date}\t{row.title[:80]}\n    {row.snippet}")
+        fields = [_printable(v) for v in (row.id, row.source, row.date, str(row.title or "")[:80], row.snippet)]
+        print("{}\t{}\t{}\t{}\n    {}".format(*fields))
     return 0
+
+
+def _search_limit(text: str) -> int:
+    from .workspace import MAX_SEARCH_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_SEARCH_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_SEARCH_LIMIT}, got {text}")
+    return value
 
 
 def _names(value: str | None) -> list[str]:
@@ -745,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", parents=[common], help="full-text search of the workspace (FTS5 syntax)")
     s.add_argument("query")
-    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--limit", type=_search_limit, default=20, help="at most this many documents (1-10000; default 20)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("ca", parents=[common], help="correspondence analysis of a CSV table of counts")

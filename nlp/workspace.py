@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # imported where a table is built: pandas costs ~0.4 s, which
 
 SCHEMA_VERSION = 2  # v2: pre-aggregated label_counts and group_counts, kept by triggers
 DB_FILE = "cdpd.sqlite"
+#: Bounds of a full-text search (see :meth:`Workspace.search`).
+MAX_SEARCH_LIMIT = 10_000
+MAX_QUERY_TERMS = 100
+MAX_QUERY_CHARS = 2_000
 #: Groupings a user may ask summaries and tables by; also the only column names ever put into SQL text.
 GROUP_FIELDS = ("issuer_type", "issuer", "source", "country", "city", "year")
 TAGGABLE_LANGUAGES = ("en", "und")
@@ -626,16 +630,22 @@ class Workspace:
                              "evidence": json.loads(r["evidence"]) if r["evidence"] else []} for r in rows}
 
     def search(self, query: str, limit: int = 20) -> pd.DataFrame:
-        """Full-text search (FTS5 syntax); a malformed query raises WorkspaceError with the reason."""
+        """Full-text search (FTS5 syntax); a malformed query raises WorkspaceError with the reason.
+
+        Bounded: ``limit`` in 1..:data:`MAX_SEARCH_LIMIT`, and a query of at most :data:`MAX_QUERY_TERMS` terms and
+        :data:`MAX_QUERY_CHARS` characters (thousands of OR'd terms or a NEAR over thousands take minutes)."""
         import pandas as pd
 
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise WorkspaceError(f"search limit must be a whole number from 1 to {MAX_SEARCH_LIMIT}, got {limit!r}")
+        check_query(query)
         try:
             return pd.read_sql_query(
                 "SELECT d.id, d.source, d.issuer, d.date, d.title, snippet(documents_fts, 1, '[', ']', '…', 12) AS "
                 "snippet FROM documents_fts JOIN documents d ON d.doc_id = documents_fts.rowid "
                 "WHERE documents_fts MATCH ? ORDER BY rank LIMIT ?", self.conn, params=(query, limit))
         except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
-            raise WorkspaceError(f"cannot search for {query!r}: {exc}") from None
+            raise search_error(query, exc) from None
 
     # -- annotations -------------------------------------------------------------------------------------------
     def add_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
@@ -691,6 +701,20 @@ class Workspace:
         rows = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a "
                                  "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
+
+
+def check_query(query: str) -> None:
+    """Refuse a full-text query past :data:`MAX_QUERY_TERMS` terms or :data:`MAX_QUERY_CHARS` characters."""
+    if len(query) > MAX_QUERY_CHARS or len(query.split()) > MAX_QUERY_TERMS:
+        raise WorkspaceError(f"search query too long: at most {MAX_QUERY_TERMS} terms and {MAX_QUERY_CHARS} "
+                             "characters")
+
+
+def search_error(query: str, exc: Exception) -> WorkspaceError:
+    """A failed full-text query as a one-line reason: pandas wraps SQLite's error in a message that quotes the whole
+    SQL statement, which is no business of the user's; SQLite's own reason is kept."""
+    reason = exc.__cause__ if isinstance(exc.__cause__, sqlite3.Error) else exc
+    return WorkspaceError(f"cannot search for {query!r}: {reason}")
 
 
 def _group_expr(by: str, alias: str = "d", date_column: str = "date") -> str:

@@ -466,6 +466,13 @@ def test_ingest_then_summary_and_search(capsys, tmp_path, sample_docs, codebook)
     assert code == 0 and out[0].startswith("0.txt\tmine\t") and "[Ortega]" in out[1]
     code, out, err = run_cli(capsys, "search", '"unclosed', "--workspace", ws)
     assert code == 2 and len(err) == 1 and "cannot search for" in err[0]
+    assert "SELECT" not in err[0] and "documents_fts" not in err[0]  # SQLite's reason, not our SQL
+    for limit in ("-1", "0", "99999999999999999999999", "x"):  # bounded, a one-line usage error, no traceback
+        with pytest.raises(SystemExit) as exit_:
+            run_cli(capsys, "search", "Ortega", "--limit", limit, "--workspace", ws)
+        assert exit_.value.code == 2 and "--limit" in capsys.readouterr().err
+    code, out, err = run_cli(capsys, "search", " OR ".join(f"w{i}" for i in range(4000)), "--workspace", ws)
+    assert code == 2 and len(err) == 1 and "too long" in err[0]
     code, out, err = run_cli(capsys, "summary", "--workspace", tmp_path / "nothing")
     assert code == 2 and "no workspace at" in err[0] and not (tmp_path / "nothing").exists()
 
@@ -571,3 +578,11 @@ def test_embedding_train_and_classify_use_the_workspace_cache(capsys, monkeypatc
     monkeypatch.setenv("CDPD_HOME", str(home))
     args = nlp.cli.build_parser().parse_args(["classify", str(docs)])
     assert nlp.cli._embedding_cache(args) == cache
+
+
+def test_search_output_shows_control_characters_as_spaces():
+    """A title with ANSI escapes or a carriage return cannot recolour or rewrite the terminal."""
+    from nlp.cli import _printable
+
+    assert _printable("Evil\x1b[2J\x1b[31mred\rX\x9b") == "Evil [2J [31mred X "
+    assert _printable("Égalité — “quoted”") == "Égalité — “quoted”" and _printable(None) == ""
