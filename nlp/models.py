@@ -150,6 +150,14 @@ def same_heldout(a: dict[str, Any], b: dict[str, Any]) -> bool:
         a.get("training", {}).get("sha256") == b.get("training", {}).get("sha256")
 
 
+def _md_text(value: Any) -> str:
+    """Text that came from data (a source name in an annotation file, a path) for the Markdown card: Markdown and
+    HTML characters escaped, so it shows as written and never becomes a link, an image or markup in the app."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&])", r"\\\1", str(value))
+
+
 def _source_lines(heldout: dict[str, Any]) -> list[str]:
     """The per-source table of the model card (markdown)."""
     from .metrics import quality_by_source
@@ -167,7 +175,7 @@ def _source_lines(heldout: dict[str, Any]) -> list[str]:
             rate = row[(axis, "false on empty")]
             cells += [f"{row[(axis, 'micro-F1')]:.3f}", f"{row[(axis, 'macro-F1')]:.3f}",
                       "-" if rate != rate else f"{rate:.1%} of {row[(axis, 'empty units')]:.0f}"]
-        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_md_text(source)} | " + " | ".join(cells) + " |")
     return lines + ["", "False on empty: of the units whose annotation has no label on that axis (on functions: "
                         "domestic business), the share given one, and how many such units there are: a rate over a "
                         "handful of units says little.", ""]
@@ -181,7 +189,7 @@ def model_card(meta: dict[str, Any]) -> str:
              f"- created {meta.get('created_at', '?')} with cdpd {meta.get('cdpd_version', '?')}",
              f"- codebook fingerprint `{meta.get('codebook_fingerprint', '?')}`; labels: "
              + "; ".join(f"{axis}: {', '.join(labels)}" for axis, labels in meta.get("labels", {}).items()),
-             f"- training data: `{training.get('path', '?')}` ({training.get('n_units', '?')} units, "
+             f"- training data: {_md_text(training.get('path', '?'))} ({training.get('n_units', '?')} units, "
              f"sha256 `{str(training.get('sha256', '?'))[:16]}`)", ""]
     heldout = meta.get("metrics", {}).get("heldout")
     if heldout:

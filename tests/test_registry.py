@@ -132,3 +132,25 @@ def test_model_cards_say_what_each_tier_is_weak_at():
                             "zero_shot": {"functions": ["sister_city_festival"], "domains": []}})
     assert "Zero-shot labels (no annotated example" in zero_shot and "sister_city_festival" in zero_shot
     assert "sister_city_festival" not in cards["embedding"]
+
+
+def test_model_card_shows_data_text_as_text():
+    """Source names and the training path come from annotation files: in the Markdown card they are escaped, so
+    they never become links, images or markup in the app."""
+    from nlp.metrics import axis_report
+    from nlp.models import model_card
+
+    import numpy as np
+
+    evil = "![x](http://evil.example/i.png)<img src=x onerror=alert(1)>"
+    y = np.array([[1, 0], [0, 0], [0, 1]])
+    report = axis_report(y, y, ["a", "b"], sources=[evil, "plain", "plain"])
+    meta = {"name": "m", "version": "v", "tagger": "linear", "training": {"path": "[click](http://evil.example)"},
+            "metrics": {"heldout": {"functions": report}, "heldout_units": 3}}
+    card = model_card(meta)
+    import re
+
+    assert "![x](" not in card and "[click](" not in card
+    assert not re.search(r"(?<!\\)<img", card)  # only as \<img: a backslash-escaped, literal "<"
+    assert "\\!\\[x\\]\\(http://evil\\.example/i\\.png\\)\\<img src=x onerror=alert\\(1\\)\\>" in card
+    assert "| plain | 2 |" in card  # an ordinary name reads as it is
