@@ -538,8 +538,8 @@ def cmd_app(args) -> int:
 def _printable(value) -> str:
     """Document text for the terminal: control characters (ANSI escapes, carriage returns) shown as spaces, so a
     title cannot move the cursor, recolour or rewrite the screen."""
-    return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in str(value if value is not None
-                                                                                      else ""))
+    text = "" if value is None else str(value)
+    return "".join(" " if ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
 
 
 def cmd_search(args) -> int:
@@ -734,7 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", required=True, metavar="FILE")
     s.add_argument("--model", help="model name (default: linear)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--random-only", action="store_true", help="only units drawn at random or by cue (sample 'random' or 'cue', or none)")
+    s.add_argument("--random-only", action="store_true",
+                   help="only units drawn at random or by cue (sample 'random' or 'cue', or none)")
     s.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation (iteratively stratified) of the "
                    "model's tagger and settings, instead of evaluating the trained model")
     s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")
@@ -765,7 +766,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", parents=[common], help="full-text search of the workspace (FTS5 syntax)")
     s.add_argument("query")
-    s.add_argument("--limit", type=_search_limit, default=20, help="at most this many documents (1-10000; default 20)")
+    s.add_argument("--limit", type=_search_limit, default=20,
+                   help="at most this many documents (1-10000; default 20)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("ca", parents=[common], help="correspondence analysis of a CSV table of counts")

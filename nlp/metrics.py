@@ -144,7 +144,8 @@ def side_by_side(report_a: dict, report_b: dict) -> "pd.DataFrame":
 
 def quality_by_source(report: dict) -> "pd.DataFrame":
     """One row per source (and ``all``), per axis its micro-F1, macro-F1, false-label rate on empty units and how many
-    empty units that rate is over, and the number of units: the per-source view of an evaluation report (as :func:`axis_report` per axis with ``sources``).
+    empty units that rate is over, and the number of units: the per-source view of an evaluation report (as
+    :func:`axis_report` gives per axis with ``sources``).
 
     Columns are ``(axis, figure)``; a source with no empty unit on an axis has no rate (NaN), not 0.
     """

@@ -256,8 +256,10 @@ def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) 
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
-    report = evaluate_tagger(tagger, units, y, codebook, [source_of(a) for a in annotations])
-    proba = tagger.predict_proba(units)
+    proba = tagger.predict_proba(units)  # scored once: the predictions are these scores at the thresholds
+    sources = [source_of(a) for a in annotations]
+    report = {axis: axis_report(y[axis], proba[axis] >= tagger.thresholds_[axis], codebook.labels(axis), sources)
+              for axis in codebook.axis_names}
     for axis in report:
         table = calibration_table(y[axis], proba[axis])
         report[axis]["calibration"] = table

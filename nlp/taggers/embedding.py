@@ -10,9 +10,9 @@ MiniLM; inside the ensemble it scores as well or better (benchmarks/RESULTS.md, 
 default. A model saves the static
 table it was trained on beside its weights (safetensors), so it predicts the same everywhere.
 
-Features. A passage is its embedding scaled by :data:`EMBEDDING_SCALE`, next to ``seed_weight`` x log1p of its seed matches for every codebook label (as
-in the linear tagger: the seeds give rare labels a prior that a few dozen examples cannot). ``seed_weight=0`` gives
-the embeddings alone.
+Features. A passage is its embedding scaled by :data:`EMBEDDING_SCALE`, next to ``seed_weight`` x log1p of its seed
+matches for every codebook label (as in the linear tagger: the seeds give rare labels a prior that a few dozen
+examples cannot). ``seed_weight=0`` gives the embeddings alone.
 
 Training. A unit (an annotated document) is the L2-normalised mean of its passages' embeddings and the sum of their
 seed counts: units are at most ~450 words, so almost all are one passage and a unit's vector is its passage's

@@ -236,8 +236,7 @@ class LinearTagger(Tagger):
         vectorizer.fixed_vocabulary_ = False
         vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float64)
         self.vectorizer_, self.classifiers_ = vectorizer, state["classifiers"]
-        self.gates_ = {axis: (np.asarray(g["coef"], dtype=np.float64), float(g["intercept"]))
-                       for axis, g in state.get("gates", {}).items()}
+        self.gates_ = {}  # models saved as skops predate the scope gate
         self._forget_caches()
 
     def _forget_caches(self) -> None:
