@@ -12,10 +12,10 @@ from nlp.training import seed_and_workspace_annotations, train
 #: Training stages (first words of train()'s progress messages) and how far along each one is.
 STAGES = (("read ", 0.05), ("training on", 0.05), ("processed", 0.3), ("fitting", 0.35), ("  held-out", 0.6),
           ("saved model", 1.0))
-TIERS = {"linear": "linear: TF-IDF + seeds, logistic regression with a scope gate (~1 min)",
+TIERS = {"linear": "linear: TF-IDF + seeds, logistic regression with a scope gate (~30 s)",
          "embedding": "embedding: static MiniLM word-piece vectors + logistic regression (~1 min the first "
                       "time: the table is distilled once)",
-         "ensemble": "ensemble: linear and embedding averaged (~6 min)",
+         "ensemble": "ensemble: linear and embedding averaged (~1-2 min; the first time also distils the table)",
          "transformer": "transformer: fine-tuned MiniLM (slow on CPU: ~15 min or more)"}
 
 st.title("Models")
@@ -144,7 +144,7 @@ if len(refs) >= 1:
     else:
         st.caption(f"{chosen} is the active model.")
     if hb and any("by_source" in r for r in hb.values() if isinstance(r, dict)):
-        st.markdown(f"**{chosen} per source** (held-out units)")
+        st.markdown("**The chosen version per source** (held-out units)")  # no name in Markdown: names are data
         by_source = quality_by_source(hb)
         by_source.columns = [f"{axis} {figure}" for axis, figure in by_source.columns]
         st.dataframe(by_source.round(3), width="stretch", key="models_sources")
