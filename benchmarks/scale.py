@@ -25,7 +25,7 @@ What it measures
   * Trend query latency at ``--predictions`` prediction rows: a synthetic workspace (metadata shaped like the
     shipped corpus plus the UN General Debate, see :func:`synthetic_documents`; 20 labels per document, ~45%
     selected; predictions inserted through the workspace's triggers, which keep the pre-aggregated counts), then
-    ``nlp.aggregate.trends`` and ``label_table`` timed (median of 7 after a warm-up), and a trend answered by a
+    ``nlp.analysis.tables.trends`` and ``label_table`` timed (median of 7 after a warm-up), and a trend answered by a
     scan of the predictions for comparison. Synthetic rows are fine here: latency depends on row counts and group
     cardinalities, not on what the texts say.
 
@@ -446,7 +446,7 @@ def timed(fn, repeat: int = 7) -> dict:
 
 
 def trend_latency(args, tmp: Path) -> dict:
-    from nlp.aggregate import Filters, label_table, trends
+    from nlp.analysis.tables import Filters, label_table, trends
     from nlp.codebook import load_codebook
     from nlp.workspace import Workspace
 

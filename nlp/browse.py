@@ -7,7 +7,7 @@ import sqlite3
 
 import pandas as pd
 
-from .aggregate import FILTER_FIELDS, Filters
+from .analysis.tables import FILTER_FIELDS, Filters
 from .workspace import Workspace, WorkspaceError, check_query, search_error
 
 #: Columns of the document table, in order.

@@ -572,7 +572,7 @@ def _names(value: str | None) -> list[str]:
 def cmd_ca(args) -> int:
     import pandas as pd
 
-    from .ca import correspondence_analysis
+    from .analysis.ca import correspondence_analysis
 
     path = Path(args.table)
     if not path.is_file():
@@ -606,9 +606,10 @@ def cmd_ca(args) -> int:
 def cmd_diagram(args) -> int:
     import pandas as pd
 
-    from .aggregate import Filters, resolve_model
-    from .analysis import build_diagram
-    from .diagram import READING_RULE, export
+    from .analysis.tables import Filters, resolve_model
+    from .analysis.diagram import build_diagram
+    from .analysis.convergence import READING_RULE
+    from .analysis.report import export
 
     codebook = _codebook(args)
     filters = Filters.parse(args.where or [], args.date_from, args.date_to)

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlp.aggregate import Filters, cooccurrence, group_totals, label_table, resolve_model
+from nlp.analysis.tables import Filters, cooccurrence, group_totals, label_table, resolve_model
 from nlp.cli import main
-from nlp.diagram import convergence_table, export, standardised_residuals
+from nlp.analysis.convergence import convergence_table, standardised_residuals
+from nlp.analysis.report import export
 from nlp.pipeline import TaggedDocument
 from nlp.schema import Document
 from nlp.text import Passage, Sentence
@@ -218,7 +219,7 @@ def test_diagram_bad_requests(real_workspace, tmp_path, capsys):
 
 
 def test_export_escapes_names(tmp_path, codebook):
-    from nlp.ca import correspondence_analysis
+    from nlp.analysis.ca import correspondence_analysis
 
     table = pd.DataFrame([[5, 1, 2], [1, 6, 2], [2, 2, 7]], index=["a", "b", "c"],
                          columns=["<script>alert(1)</script>", "y", "z"])
@@ -234,8 +235,8 @@ def test_csv_exports_neutralise_cells_a_spreadsheet_would_run(tmp_path, codebook
     return) is written with a leading ' so that a spreadsheet shows it as text (OWASP); numbers stay numbers."""
     import pandas as pd
 
-    from nlp.ca import correspondence_analysis
-    from nlp.diagram import export
+    from nlp.analysis.ca import correspondence_analysis
+    from nlp.analysis.report import export
     from nlp.fileio import csv_text
 
     frame = pd.DataFrame({"title": ["=HYPERLINK(\"http://x\",\"y\")", "+1", "plain", "@SUM(A1)", "-2+3"],

@@ -1,4 +1,4 @@
-"""Correspondence analysis (nlp.ca) against R's ``ca`` 0.71.1 and FactoMineR 2.7.
+"""Correspondence analysis (nlp.analysis.ca) against R's ``ca`` 0.71.1 and FactoMineR 2.7.
 
 Reference values (tests/data/ca_reference, a copy of the shared reference folder) are rounded to 6 decimals, so
 numbers are compared with an absolute tolerance of 1e-6, after aligning each axis's sign with the reference
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nlp.ca import CAError, CAResult, bootstrap_ellipses, correspondence_analysis, mds_profiles
+from nlp.analysis.ca import CAError, CAResult, bootstrap_ellipses, correspondence_analysis, mds_profiles
 
 REF = Path(__file__).resolve().parent / "data" / "ca_reference"
 ATOL = 1e-6

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlp.aggregate import Filters, group_totals, label_table, trends
+from nlp.analysis.tables import Filters, group_totals, label_table, trends
 from nlp.cli import main
 from nlp.schema import Document
 from nlp.workspace import DB_FILE, ROLLUP_TABLES, ROLLUPS, Workspace, WorkspaceError

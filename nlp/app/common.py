@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import streamlit as st
 
-from ..aggregate import Filters
+from ..analysis.tables import Filters
 from ..codebook import Codebook, load_codebook
 from ..embeddings import CACHE_FILE
 from ..ingest import (MAX_FILE_BYTES, SUPPORTED_SUFFIXES, IngestError, Rejected, detect_language, iter_documents,

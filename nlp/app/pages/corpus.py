@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from nlp.aggregate import Filters, cooccurrence, group_totals, label_table, trends
+from nlp.analysis.tables import Filters, cooccurrence, group_totals, label_table, trends
 from nlp.app import common as c
 from nlp.browse import count_documents, document_table
 from nlp.fileio import csv_text

@@ -8,11 +8,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from nlp.aggregate import Filters, group_totals
-from nlp.analysis import build_diagram
+from nlp.analysis.tables import Filters, group_totals
+from nlp.analysis.diagram import build_diagram
 from nlp.app import common as c
-from nlp.ca import CAError
-from nlp.diagram import READING_RULE, biplot, html_report, mds_figure, static_biplot
+from nlp.analysis.ca import CAError
+from nlp.analysis.convergence import READING_RULE
+from nlp.analysis.figures import biplot, mds_figure, static_biplot
+from nlp.analysis.report import html_report
 from nlp.fileio import csv_text
 from nlp.workspace import Workspace, WorkspaceError, default_home
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .aggregate import Filters, cooccurrence, group_totals, label_table
+from .tables import Filters, cooccurrence, group_totals, label_table
 from .ca import CAResult, bootstrap_ellipses, correspondence_analysis, mds_profiles
-from .codebook import Codebook
-from .diagram import convergence_table
-from .workspace import Workspace
+from ..codebook import Codebook
+from .convergence import convergence_table
+from ..workspace import Workspace
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Diagram:
 def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = "functions", by: str = "source",
                   unit: str = "documents", filters: Filters | None = None, sup_cols: list[str] | None = None,
                   sup_rows: list[str] | None = None, ellipses: int = 0, seed: int = 0) -> Diagram:
-    """Labels of axis ``rows`` x groups ``by`` for ``model``'s tags, analysed. Raises ``nlp.ca.CAError`` when the
+    """Labels of axis ``rows`` x groups ``by`` for ``model``'s tags, analysed. Raises ``nlp.analysis.ca.CAError`` when the
     filtered table cannot be analysed (too few labels or groups with data)."""
     filters = filters or Filters()
     sup_cols, sup_rows = list(sup_cols or []), list(sup_rows or [])

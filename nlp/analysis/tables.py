@@ -17,8 +17,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .schema import METADATA_FIELDS
-from .workspace import COUNT_FIELDS, GROUP_FIELDS, ROLLUPS, Workspace, WorkspaceError
+from ..schema import METADATA_FIELDS
+from ..workspace import COUNT_FIELDS, GROUP_FIELDS, ROLLUPS, Workspace, WorkspaceError
 
 FILTER_FIELDS = tuple(f for f in METADATA_FIELDS if f not in ("title", "url")) + ("year", "lang")
 UNITS = ("documents", "passages")

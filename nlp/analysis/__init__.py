@@ -1,0 +1,11 @@
+"""The CD-PD analysis, in the order of the method.
+
+- :mod:`~nlp.analysis.tables`: aggregation of the workspace's tags into contingency tables and trends;
+- :mod:`~nlp.analysis.ca`: correspondence analysis, bootstrap ellipses and MDS;
+- :mod:`~nlp.analysis.convergence`: the convergence reading (statistics, no plotting);
+- :mod:`~nlp.analysis.figures`: plotly and matplotlib figures;
+- :mod:`~nlp.analysis.report`: the HTML report and file exports;
+- :mod:`~nlp.analysis.diagram`: the whole diagram of a workspace in one call (what the CLI and the app call).
+
+Submodules are imported on use: ``cdpd classify`` never pays for pandas or plotting.
+"""
