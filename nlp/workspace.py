@@ -475,6 +475,13 @@ class Workspace:
     def count_documents(self) -> int:
         return self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
 
+    def row_id(self, id: str) -> int:
+        """The workspace's integer key (``doc_id``) of the document with this ``id``; KeyError if absent."""
+        row = self.conn.execute("SELECT doc_id FROM documents WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            raise KeyError(id)
+        return int(row[0])
+
     def get_document(self, id: str) -> Document | None:
         row = self.conn.execute("SELECT * FROM documents WHERE id = ?", (id,)).fetchone()
         return _row_document(row) if row else None

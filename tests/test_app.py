@@ -158,15 +158,52 @@ def test_classify_pasted_text_renders_inert_and_is_added_to_the_workspace(app_ho
     assert "twinning" in shown  # the label, in the per-axis summary
     assert len(at.dataframe) == 2  # one score table per axis
     before = Workspace(app_home).count_documents()
+    # a bad date is refused with the reason, and nothing is added
+    at.text_input(key="add_date_0").input("17/05/2024")
+    at.button(key="add_0").click().run()
+    assert "date must be ISO" in all_text(at) and Workspace(app_home).count_documents() == before
+    at.text_input(key="add_issuer_0").input("City of Kyoto")
+    at.selectbox(key="add_issuer_type_0").select("city")
+    at.text_input(key="add_date_0").input("2024-05-17")
+    at.text_input(key="add_country_0").input("JPN")
     at.button(key="add_0").click().run()
     assert "added to the workspace" in all_text(at)
+    conn = sqlite3.connect(app_home / "cdpd.sqlite")  # a fresh connection: what any later reader sees
+    row = conn.execute("SELECT id, issuer, issuer_type, date, country, source FROM documents "
+                       "WHERE id LIKE 'pasted-%'").fetchone()
+    conn.close()
+    assert row[1:] == ("City of Kyoto", "city", "2024-05-17", "JPN", "added in the app")
     with Workspace(app_home) as ws:
         assert ws.count_documents() == before + 1
-        doc = next(d for d in [ws.get_document(r[0]) for r in ws.conn.execute(
-            "SELECT id FROM documents WHERE id LIKE 'pasted-%'")])
-        assert "twinning" in {k for k, v in ws.predictions_for(doc.id, ws.latest_model()).items() if v["selected"]}
+        assert "twinning" in {k for k, v in ws.predictions_for(row[0], ws.latest_model()).items() if v["selected"]}
     at.button(key="add_0").click().run()
     assert "not added again" in all_text(at)
+
+
+def test_classify_page_renders_metadata_as_text_and_evidence_by_label(app_home):
+    """Audit defect 3: a title with Markdown (a remote image, a link) shows as written; evidence marks take one
+    colour per label, with a legend; the explanation of scores is on the page."""
+    at = page("classify")
+    at.text_input(key="classify_title").input("![pixel](http://evil.example/p.png) [click](http://evil.example)")
+    at.text_area(key="classify_text").input(
+        "The mayor signed a sister city agreement with Kyoto. The council funds a student exchange with Kyoto "
+        "universities. The city joined C40 to cooperate with other cities on climate.")
+    at.button[0].click().run()
+    assert not at.exception
+    heading = at.subheader[0].value
+    assert heading.startswith("\\!\\[pixel\\]\\(http\\:") and "](" not in heading
+    shown = "\n".join(m.value for m in at.markdown)
+    assert 'class="cdpd-legend"' in shown and 'style="background:#' in shown
+    assert "threshold" in all_text(at)
+
+
+def test_classify_page_with_the_lexicon(app_home):
+    """Audit defect 6: choosing `lexicon` (no files, no training) classifies instead of raising."""
+    at = page("classify")
+    at.selectbox(key="classify_model").select("lexicon")
+    at.text_area(key="classify_text").input("The mayor signed a sister city agreement with Kyoto.")
+    at.button[0].click().run()
+    assert not at.exception and not at.error and "tagged with lexicon" in all_text(at)
 
 
 def test_classify_nothing_and_non_english(app_home):

@@ -105,11 +105,33 @@ def _needle(sentence: str) -> str:
     return sentence.strip().rstrip("…").strip()
 
 
-def highlight(text: str, sentences: dict[str, Sequence[str]] | Sequence[str], limit: int = MAX_SHOWN_CHARS) -> str:
+#: Light, distinct backgrounds for evidence marks, one per label (cycled past 20 labels; the legend names each).
+EVIDENCE_COLORS = ("#ffe082", "#a5d6a7", "#90caf9", "#f48fb1", "#ce93d8", "#ffab91", "#80deea", "#c5e1a5",
+                   "#b39ddb", "#ffcc80", "#9fa8da", "#e6ee9c", "#80cbc4", "#ef9a9a", "#bcaaa4", "#f8bbd0",
+                   "#b0bec5", "#fff59d", "#81d4fa", "#dce775")
+
+
+def label_colors(labels: Sequence[str]) -> dict[str, str]:
+    """One background colour per label, in the given (codebook) order, so a label keeps its colour across
+    documents on a page."""
+    return {label: EVIDENCE_COLORS[i % len(EVIDENCE_COLORS)] for i, label in enumerate(labels)}
+
+
+def legend(labels: Sequence[str], colors: dict[str, str]) -> str:
+    """Safe HTML: a swatch per label in its evidence colour, with the label's name as text."""
+    items = [f'<span style="background:{colors[label]};padding:0.1em 0.45em;border-radius:3px;margin-right:0.4em;'
+             f'white-space:nowrap">{html.escape(str(label))}</span>' for label in labels if label in colors]
+    return '<div class="cdpd-legend" style="line-height:2">' + "".join(items) + "</div>"
+
+
+def highlight(text: str, sentences: dict[str, Sequence[str]] | Sequence[str], limit: int = MAX_SHOWN_CHARS,
+              colors: dict[str, str] | None = None) -> str:
     """The text as safe HTML, each evidence sentence wrapped in ``<mark>`` (titled with its labels).
 
-    ``sentences`` is ``{label: [sentence, ...]}`` (as in classify output) or a plain list. Escaping happens on
-    the pieces between marks, never on markup we add, so nothing in the text can become HTML.
+    ``sentences`` is ``{label: [sentence, ...]}`` (as in classify output) or a plain list. With ``colors`` a mark
+    takes the colour of its first label (a sentence that is evidence for several labels names them all in its
+    tooltip). Escaping happens on the pieces between marks, never on markup we add, so nothing in the text can
+    become HTML; colours come from :data:`EVIDENCE_COLORS`, never from data.
     """
     by_sentence: dict[str, list[str]] = {}
     items = sentences.items() if isinstance(sentences, dict) else [("", sentences)]
@@ -130,7 +152,9 @@ def highlight(text: str, sentences: dict[str, Sequence[str]] | Sequence[str], li
     for start, end, labels in sorted(spans):
         out.append(html.escape(shown[pos:start]))
         title = html.escape(", ".join(labels), quote=True)
-        out.append(f'<mark title="{title}">{html.escape(shown[start:end])}</mark>')
+        color = (colors or {}).get(labels[0]) if labels else None
+        style = f' style="background:{color}"' if color in EVIDENCE_COLORS else ""
+        out.append(f'<mark title="{title}"{style}>{html.escape(shown[start:end])}</mark>')
         pos = end
     out.append(html.escape(shown[pos:]))
     # No line break may reach Markdown: st.markdown ends an HTML block at a blank line and would parse the rest of
@@ -143,8 +167,17 @@ def highlight(text: str, sentences: dict[str, Sequence[str]] | Sequence[str], li
             'border:1px solid #ddd;padding:0.8em;border-radius:4px">' + body + "</div>")
 
 
-def show_text(text: str, evidence: dict[str, Sequence[str]] | Sequence[str] = ()) -> None:
-    st.markdown(highlight(text, evidence), unsafe_allow_html=True)
+def show_text(text: str, evidence: dict[str, Sequence[str]] | Sequence[str] = (),
+              colors: dict[str, str] | None = None) -> None:
+    st.markdown(highlight(text, evidence, colors=colors), unsafe_allow_html=True)
+
+
+def md_text(value: Any) -> str:
+    """Text that came from data (a title, an id, an issuer, a url) for a Markdown element (``st.subheader``,
+    ``st.caption``, ``st.info``): Markdown and HTML characters backslash-escaped, so it shows as written and
+    never becomes a link, an image, emphasis or markup. Line breaks become spaces (a heading is one line)."""
+    flat = re.sub(r"[\x00-\x1f\x7f]+", " ", str(value))
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&$:=])", r"\\\1", flat)
 
 
 def score_table(labels: Sequence[str], scores: Sequence[float], selected: Sequence[str],
@@ -159,7 +192,8 @@ def score_table(labels: Sequence[str], scores: Sequence[float], selected: Sequen
     if zero_shot:
         frame["zero-shot"] = frame["label"].isin(set(zero_shot))
     frame = frame.sort_values(["tagged", "score"], ascending=[False, False])
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    # every row visible: Streamlit's rows are 35 px, plus the header and a border
+    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3, column_config={
         "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
         "threshold": st.column_config.NumberColumn("threshold", format="%.2f"),
     })
