@@ -307,7 +307,10 @@ def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
     assert any(m["name"] == "apptest" for m in list_models())
     listing = at.dataframe[0].value.set_index("model")
     new = next(ref for ref in listing.index if ref.startswith("apptest@"))
-    assert 0.5 < listing.at[new, "functions micro-F1"] <= 1  # held-out score of the retrained version
+    assert 0.5 < listing.at[new, "F micro"] <= 1  # held-out score of the retrained version
+    # the listing fits the page: no training path, short score columns
+    assert "data" not in listing.columns and len(listing.columns) <= 11
+    assert at.selectbox(key="models_chosen").value == new  # the comparison opens on the new version
     assert "it is now the active model" in all_text(at)  # the first version trained with no active one
     assert at.selectbox(key="models_baseline").value == new  # "Against" follows the active model, not its last value
     # a second version with held-out scores (trained on ~120 units): compared per label, then activated
@@ -323,9 +326,9 @@ def test_models_page_lists_and_retrains(app_home, small_seed_rows, codebook):
     frame = at.dataframe[1].value  # the listing, the comparison, then the chosen version per source
     assert ("functions", "(micro)") in frame.index and frame.shape[0] == 2 * 2 + sum(
         len(codebook.labels(a)) for a in codebook.axis_names)
-    per_source = at.dataframe[2].value
-    assert "all" in per_source.index and "functions false on empty" in per_source.columns
-    assert per_source.at["all", "functions units"] == other.meta["metrics"]["heldout_units"]
+    per_source = at.dataframe[2].value  # one table per axis, functions first
+    assert "all" in per_source.index and "false on empty" in per_source.columns
+    assert per_source.at["all", "units"] == other.meta["metrics"]["heldout_units"]
     at.button(key="models_activate").click().run()
     assert not at.exception, [e.value for e in at.exception]
     from nlp.models import active_ref

@@ -26,21 +26,42 @@ def ref_of(meta) -> str:
     return f"{meta['name']}@{meta['version']}"
 
 
+#: Short column names keep the listing inside the page; ``help`` says what each holds.
+AXIS_ABBREVIATIONS = {"functions": "F", "domains": "D"}
+
+
 def table(models) -> pd.DataFrame:
+    """One row per version, newest first, narrow enough to fit the page: the training data's path is in the card."""
     rows = []
     for meta in reversed(models):
         held = meta.get("metrics", {}).get("heldout", {})
+        created = str(meta.get("created_at", ""))
         row = {"model": ref_of(meta), "active": bool(meta.get("active")), "tagger": meta.get("tagger"),
-               "created": meta.get("created_at", ""), "units": meta.get("training", {}).get("n_units"),
-               "data": meta.get("training", {}).get("path", "")}
+               "created": created[:16].replace("T", " "), "units": meta.get("training", {}).get("n_units")}
         for axis in cb.axis_names:
             if axis in held:
-                row[f"{axis} micro-F1"] = round(held[axis]["micro"]["f1"], 3)
-                row[f"{axis} macro-F1"] = round(held[axis]["macro_f1"], 3)
+                short = AXIS_ABBREVIATIONS.get(axis, axis)
+                row[f"{short} micro"] = round(held[axis]["micro"]["f1"], 3)
+                row[f"{short} macro"] = round(held[axis]["macro_f1"], 3)
                 rate = held[axis].get("false_on_empty")
-                row[f"{axis} false on empty"] = None if rate is None else round(rate, 3)
+                row[f"{short} false+"] = None if rate is None else round(rate, 3)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def column_help() -> dict:
+    config = {"units": st.column_config.NumberColumn("units", help="annotated units the version was trained on"),
+              "created": st.column_config.TextColumn("created", help="when it was trained (UTC)")}
+    for axis in cb.axis_names:
+        short = AXIS_ABBREVIATIONS.get(axis, axis)
+        config[f"{short} micro"] = st.column_config.NumberColumn(
+            f"{short} micro", help=f"{axis}: micro-F1 on the held-out units", format="%.3f")
+        config[f"{short} macro"] = st.column_config.NumberColumn(
+            f"{short} macro", help=f"{axis}: macro-F1 (mean over labels) on the held-out units", format="%.3f")
+        config[f"{short} false+"] = st.column_config.NumberColumn(
+            f"{short} false+", help=f"{axis}: of the held-out units annotated with no {axis} label, the share "
+                                    "given one", format="%.3f")
+    return config
 
 
 def activate_version(ref: str) -> None:
@@ -62,12 +83,12 @@ if "models_flash" in st.session_state:
 models = list_models()
 active = active_ref()
 if models:
-    st.dataframe(table(models), hide_index=True, width="stretch")
-    st.caption("Scores are micro/macro F1 on the fixed held-out set: the units drawn at random or by cue from a "
+    st.dataframe(table(models), hide_index=True, width="stretch", column_config=column_help())
+    st.caption("F: functions, D: domains. Scores are micro/macro F1 on the fixed held-out set: the units drawn at random or by cue from a "
                "quarter of the annotated documents (chosen by a hash of the document id, so every version is "
                "measured on the same units), from the same settings fitted without those documents. False on "
-               "empty: of the held-out units annotated with no label on that axis (on functions: domestic "
-               "business), the share the model gave one.")
+               "empty (false+): of the held-out units annotated with no label on that axis (on functions: "
+               "domestic business), the share the model gave one.")
 else:
     st.info("No trained model yet: train one below (or run `make run`).")
 
@@ -103,6 +124,7 @@ if go:
                 st.write(line)
             status.update(label=f"Trained {info.ref}", state="complete")
         st.session_state["trained"] = info.ref
+        st.session_state["models_chosen"] = info.ref  # the comparison below opens on the new version
         if make_active or active is None:
             activate(info.ref)
             st.session_state.pop("models_baseline", None)  # "Against" follows the new active model
@@ -146,7 +168,11 @@ if len(refs) >= 1:
     if hb and any("by_source" in r for r in hb.values() if isinstance(r, dict)):
         st.markdown("**The chosen version per source** (held-out units)")  # no name in Markdown: names are data
         by_source = quality_by_source(hb)
-        by_source.columns = [f"{axis} {figure}" for axis, figure in by_source.columns]
-        st.dataframe(by_source.round(3), width="stretch", key="models_sources")
+        axes = [axis for axis in cb.axis_names if axis in by_source.columns.get_level_values(0)]
+        for tab, axis in zip(st.tabs(axes), axes):  # one narrow table per axis: it fits the page
+            with tab:
+                st.dataframe(by_source[axis].round(3), width="stretch", key=f"models_sources_{axis}")
+        st.caption("Per source: micro- and macro-F1, the share of units annotated with no label that were given "
+                   "one (false on empty) and how many such units there were, and the units scored.")
     with st.expander("Model card"):
         st.markdown(model_card(read_meta(chosen)))
