@@ -199,6 +199,8 @@ def repel(anchors: np.ndarray, sizes: np.ndarray, bounds: tuple[float, float, fl
         return np.where(lo <= hi, np.clip(c, lo, hi), (lo + hi) / 2)
 
     c = clamp(c)
+    # a box wider or taller than the bounds cannot be placed inside them: a failure whatever else happens
+    fits = (2 * half[:, 0] <= x1 - x0) & (2 * half[:, 1] <= y1 - y0)
     eye = np.eye(n, dtype=bool)
     for it in range(iterations):
         move = np.zeros_like(c)
@@ -209,7 +211,7 @@ def repel(anchors: np.ndarray, sizes: np.ndarray, bounds: tuple[float, float, fl
         py = half[:, None, 1] + point_radius - np.abs(c[:, None, 1] - pts[None, :, 1])
         on_point = (px > 0) & (py > 0)
         if not hit.any() and not on_point.any():
-            return c, True
+            return c, bool(fits.all())
         if hit.any():
             dx = c[:, None, 0] - c[None, :, 0]
             dy = c[:, None, 1] - c[None, :, 1]
@@ -239,7 +241,7 @@ def repel(anchors: np.ndarray, sizes: np.ndarray, bounds: tuple[float, float, fl
             move += rng.normal(0, 1.0, size=move.shape) * np.array([1.0 if free_x else 0.0, 1.0])
         c = clamp(c + move)
     ox, oy = _box_overlaps(c, half, 0.0)
-    return c, not ((ox > 0) & (oy > 0) & ~eye).any()
+    return c, bool(fits.all()) and not ((ox > 0) & (oy > 0) & ~eye).any()
 
 
 def _bbox_pairs(boxes) -> list[tuple[int, int]]:
@@ -738,7 +740,9 @@ def _draw_map(points, result, ellipses, title, *, size, codes, one_dim):
             ax.plot([x0, x1], [y0, y1], color=_series_color(p.series, p.supplementary), lw=0.6, alpha=0.7,
                     zorder=4)
     fig.canvas.draw()
-    return fig, ax, texts, labelled, ok and not text_overlaps(texts, renderer)
+    inside = all(frame.x0 - 0.5 <= b.x0 and b.x1 <= frame.x1 + 0.5 and frame.y0 - 0.5 <= b.y0
+                 and b.y1 <= frame.y1 + 0.5 for b in (t.get_window_extent(renderer) for t in texts))
+    return fig, ax, texts, labelled, ok and inside and not text_overlaps(texts, renderer)
 
 
 def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
@@ -769,11 +773,17 @@ def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None
               if codes or (max_label_chars is not None and len(p.name) > max_label_chars)}
     n_labels = sum(p.labelled for p in points)
     base = (7.5, 2.2 + 0.05 * n_labels) if one_dim else (7.5, 6.5)
-    attempts = [(base, wanted), ((base[0] * 1.35, base[1] * 1.35), wanted)]
+    larger, largest = (base[0] * 1.35, base[1] * 1.35), (base[0] * 1.8, base[1] * 1.8)
+    attempts = [(base, wanted), (larger, wanted)]
+    # names that make a label too big whatever the size (many lines, or one word longer than a line): codes first
+    bulky = {**wanted, **{p.name: all_codes[p.name] for p in groups
+                          if len(p.name) > 3 * _LABEL_WRAP or max(map(len, p.name.split() or [""])) > 40}}
+    if len(wanted) < len(bulky) < len(all_codes):
+        attempts.append((larger, bulky))
     if len(wanted) < len(all_codes):
-        attempts += [((base[0] * 1.35, base[1] * 1.35), all_codes), ((base[0] * 1.8, base[1] * 1.8), all_codes)]
+        attempts += [(larger, all_codes), (largest, all_codes)]
     else:
-        attempts += [((base[0] * 1.8, base[1] * 1.8), wanted)]
+        attempts += [(largest, wanted)]
     for k, (size, used_codes) in enumerate(attempts):
         fig, ax, texts, labelled, ok = _draw_map(points, result, ellipses, title, size=size, codes=used_codes,
                                                  one_dim=one_dim)
@@ -787,9 +797,12 @@ def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None
         gone: set[int] = set()
         kept: list = []
         # most important first: a label is kept unless it overlaps one kept before it
+        frame = ax.get_window_extent(renderer)
         for k in sorted(range(len(texts)), key=lambda k: _priority(labelled[k]), reverse=True):
             box = boxes[k]
-            if any(min(box.x1, o.x1) > max(box.x0, o.x0) and min(box.y1, o.y1) > max(box.y0, o.y0) for o in kept):
+            outside = not (frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5 and frame.y0 - 0.5 <= box.y0
+                           and box.y1 <= frame.y1 + 0.5)
+            if outside or any(min(box.x1, o.x1) > max(box.x0, o.x0) and min(box.y1, o.y1) > max(box.y0, o.y0) for o in kept):
                 gone.add(k)
             else:
                 kept.append(box)
