@@ -405,3 +405,14 @@ def test_series_colors_are_distinct():
     assert len({(s.color, s.marker, str(s.linestyle)) for s in many}) == 45
     assert len({(s.color, s.symbol, s.dash) for s in many}) == 45
     assert series_colors(0) == []
+
+
+def test_plotly_crowded_map_keeps_projected_groups_hover_only(codebook):
+    """Hundreds of supplementary groups (by issuer) would bury the map: they are hover-only, small and light."""
+    table, result = _crowded(60, codebook=codebook)  # 45 supplementary groups
+    fig = biplot(result, codebook)
+    sup = set(map(str, result.cols.index[result.cols["supplementary"]]))
+    shown = {" ".join((a.text or "").replace("<br>", " ").split()) for a in fig.layout.annotations}
+    assert not shown & sup and shown & set(map(str, result.cols.index[~result.cols["supplementary"]]))
+    trace = next(t for t in fig.data if t.name and "supplementary" in t.name)
+    assert len(trace.x) == len(sup) and trace.marker.opacity < 1 and "hover-only" in fig.layout.annotations[-1].text

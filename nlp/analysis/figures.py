@@ -102,6 +102,7 @@ _ZONE_STYLES = {
     "expected overlap, not observed": ("#56b4e9", 0.22, "///", "expected overlap, not observed"),
     "crossover": ("#009e73", 0.18, None, "crossover: both sides active in the other's practice"),
 }
+_CROWD = 40  # more supplementary points than this: drawn small and light
 _LABEL_WRAP = 28  # long names go on several lines of at most this many characters (never cut)
 
 
@@ -390,8 +391,8 @@ def _dumbbell_note(sides, extra) -> str:
     return (f"Dots: each side's share ({sides[0]}, {sides[1]}); bars: its {level}confidence interval. Rows are "
             "grouped by the practice the codebook gives the function. Shaded orange: the policy intervention space "
             "(one side active where the other is not: room for the other to act); shaded blue: expected overlap "
-            "(a shared function); hatched: expected overlap not observed. At the row's end: the reading, then the "
-            "zone." + rule)
+            "(a shared function); hatched (lighter on screen): expected overlap not observed. At the row's end: "
+            "the reading, then the zone." + rule)
 
 
 def static_dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str | None = None, *, caption: str = "",
@@ -539,12 +540,13 @@ def dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str | None
                                      marker=dict(symbol="square", size=14, color=color, opacity=alpha + 0.2)))
     wrapped = "<br>".join(html.escape(line) for line in textwrap.wrap(
         _dumbbell_note(sides, extra) + ("  " + caption if caption else ""), 150))
-    annotations.append(dict(x=0, y=0, xref="paper", yref="paper", yshift=-70 - 28 * (1 + len(used_zones) // 2),
-                            showarrow=False, xanchor="left", yanchor="top", align="left", text=wrapped,
-                            font=dict(size=11)))
-    height = 160 + 26 * n_rows + 40 * (1 + len(used_zones) // 2) + 16 * wrapped.count("<br>")
+    legend_px = 70 + 20 * (len(sides) + len(used_zones))  # axis title, then one legend line per entry
+    annotations.append(dict(x=0, y=0, xref="paper", yref="paper", yshift=-legend_px, showarrow=False,
+                            xanchor="left", yanchor="top", align="left", text=wrapped, font=dict(size=11)))
+    bottom = legend_px + 30 + 16 * (1 + wrapped.count("<br>"))
+    height = 100 + 26 * n_rows + bottom
     fig.update_layout(title=html.escape(title), template="plotly_white", height=height, shapes=shapes,
-                      annotations=annotations, margin=dict(r=300, b=140 + 16 * wrapped.count("<br>")),
+                      annotations=annotations, margin=dict(r=300, b=bottom),
                       legend=dict(orientation="h", y=-0.08, yanchor="top"),
                       xaxis=dict(range=[0, 100], ticksuffix="%", title=html.escape(unit_label)),
                       yaxis=dict(tickvals=[y for _n, y in rows], ticktext=[html.escape(str(n)) for n, _y in rows],
@@ -627,7 +629,8 @@ def _series_legend(points: list[_Point]) -> list[tuple[str, str, str, bool]]:
         for sup in (False, True):
             if any(p.series == series and p.supplementary == sup for p in points):
                 if series == "group":
-                    label = "actor group" + (" (supplementary, projected)" if sup else " (active)")
+                    count = sum(p.series == "group" and p.supplementary == sup for p in points)
+                    label = "actor group" + (f" (supplementary, projected: {count})" if sup else f" (active: {count})")
                 else:
                     label = (PRACTICE_TITLES[series].replace(" practice", "") + " function"
                              + (" (supplementary)" if sup else ""))
@@ -659,13 +662,18 @@ def _draw_map(points, result, ellipses, title, *, size, codes, one_dim):
     fig = plt.figure(figsize=(left + map_w + legend_w, bottom + map_h + top), dpi=100)
     ax = fig.add_axes([left / (left + map_w + legend_w), bottom / (bottom + map_h + top),
                        map_w / (left + map_w + legend_w), map_h / (bottom + map_h + top)])
+    # many supplementary points (groups by issuer: hundreds) are drawn small and light, under the active ones,
+    # so that the active points and the labels are not lost in a blob
+    crowd = sum(p.supplementary for p in points) > _CROWD
     for (series, sup, shown), pts in _by_series(points).items():
         color = _series_color(series, sup)
         marker = "D" if series == "group" else PRACTICE_MARKERS.get(series, "o")
         size_pt = (55 if series == "group" else 45) if shown else 14
-        ax.scatter([p.x for p in pts], [p.y for p in pts], marker=marker, s=size_pt, zorder=3,
-                   facecolors="none" if sup else color, edgecolors=color, linewidths=1.1,
-                   alpha=1.0 if shown else 0.35, gid=f"points:{series or 'label'}:{'sup' if sup else 'active'}")
+        light = sup and crowd
+        ax.scatter([p.x for p in pts], [p.y for p in pts], marker=marker, s=16 if light else size_pt,
+                   zorder=2 if sup else 3, facecolors="none" if sup else color, edgecolors=color,
+                   linewidths=0.7 if light else 1.1, alpha=0.45 if light else (1.0 if shown else 0.35),
+                   gid=f"points:{series or 'label'}:{'sup' if sup else 'active'}")
     if ellipses is not None and not ellipses.empty and not one_dim:
         for (kind, _name), pts in ellipses.groupby(["kind", "name"], sort=False):
             ax.plot(pts["x"], pts["y"], lw=0.8, ls=":", zorder=2,
@@ -802,7 +810,7 @@ def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None
             box = boxes[k]
             outside = not (frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5 and frame.y0 - 0.5 <= box.y0
                            and box.y1 <= frame.y1 + 0.5)
-            if outside or any(min(box.x1, o.x1) > max(box.x0, o.x0) and min(box.y1, o.y1) > max(box.y0, o.y0) for o in kept):
+            if outside or any(_bbox_pairs([box, other]) for other in kept):
                 gone.add(k)
             else:
                 kept.append(box)
@@ -856,17 +864,20 @@ def biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
     codes_of = {p.name: f"G{i + 1}" for i, p in enumerate(groups)
                 if codes or (max_label_chars is not None and len(p.name) > max_label_chars)}
     fig = go.Figure()
+    crowd = sum(p.supplementary for p in points) > _CROWD
     for series, label, _m, sup in _series_legend(points):
         pts = [p for p in points if p.series == series and p.supplementary == sup]
         symbol = "diamond" if series == "group" else PRACTICE_SYMBOLS.get(series, "circle")
         color = _series_color(series, sup)
+        light = sup and crowd  # hundreds of projected groups: small and light, under the active points
         fig.add_trace(go.Scatter(
             x=[p.x for p in pts], y=[p.y for p in pts], mode="markers", name=html.escape(label),
             hovertext=[html.escape(p.name) + (f" ({codes_of[p.name]})" if p.name in codes_of else "")
                        + (f"<br>contribution to the plane {p.weight:.1f}%" if np.isfinite(p.weight) else "")
                        for p in pts], hoverinfo="text",
-            marker=dict(symbol=symbol + ("-open" if sup else ""), size=[11 if p.shown else 6 for p in pts],
-                        color=color, opacity=1.0, line=dict(color=color, width=1.2))))
+            marker=dict(symbol=symbol + ("-open" if sup else ""),
+                        size=[6 if light or not p.shown else 11 for p in pts], color=color,
+                        opacity=0.5 if light else 1.0, line=dict(color=color, width=0.8 if light else 1.2))))
     if ellipses is not None and not ellipses.empty and not one_dim:
         for (kind, name), pts in ellipses.groupby(["kind", "name"], sort=False):
             fig.add_trace(go.Scatter(x=pts["x"], y=pts["y"], mode="lines", showlegend=False, hoverinfo="skip",
@@ -888,14 +899,34 @@ def biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
         yr = [mid_y - scale * height / 2, mid_y + scale * height / 2]
     to_px = lambda x, y: np.column_stack([(np.asarray(x) - xr[0]) / (xr[1] - xr[0]) * width,  # noqa: E731
                                           (np.asarray(y) - yr[0]) / (yr[1] - yr[0]) * height])
+    if crowd:  # hundreds of projected groups: hover-only here (the static map labels what fits)
+        hidden = [p for p in points if p.labelled and p.supplementary]
+        for p in hidden:
+            p.labelled = False
+        if hidden:
+            notes.append(f"The {sum(p.supplementary for p in points)} supplementary groups are hover-only here; the "
+                         "static figure (PNG, SVG, PDF) labels those that fit.")
     labelled = [p for p in points if p.labelled]
     texts = ["<br>".join(html.escape(line) for line in
                          (codes_of.get(p.name) or _wrap(p.name)).split("\n")) for p in labelled]
     annotations = []
     if labelled:
         anchors = to_px([p.x for p in labelled], [p.y for p in labelled])
-        centres, _ok = repel(anchors, _estimate_sizes(texts, 11), (0, 0, width, height), points=to_px(xs, ys),
-                             point_radius=6, pad=3, free_x=not one_dim)
+        sizes = _estimate_sizes(texts, 11)
+        centres, ok = repel(anchors, sizes, (0, 0, width, height), points=to_px(xs, ys), point_radius=6, pad=3,
+                            free_x=not one_dim)
+        if not ok:  # as the static map's last resort: the least important overlapping labels go hover-only
+            kept, keep = [], []
+            for k in sorted(range(len(labelled)), key=lambda k: _priority(labelled[k]), reverse=True):
+                lo, hi = centres[k] - sizes[k] / 2, centres[k] + sizes[k] / 2
+                if all((np.minimum(hi, h) <= np.maximum(lo, l)).any() for l, h in kept):
+                    kept.append((lo, hi))
+                    keep.append(k)
+            if len(keep) < len(labelled):
+                notes.append(f"{len(labelled) - len(keep)} label(s) are hover-only where the map is crowded.")
+            keep.sort()
+            labelled, texts, anchors, centres = ([labelled[k] for k in keep], [texts[k] for k in keep],
+                                                 anchors[keep], centres[keep])
         for p, text, a, c in zip(labelled, texts, anchors, centres):
             moved = np.hypot(*(c - a)) > 14
             cx = xr[0] + c[0] / width * (xr[1] - xr[0])
