@@ -385,14 +385,21 @@ def _num(row: pd.Series, column: str) -> float:
         return float("nan")
 
 
-def _dumbbell_note(sides, extra) -> str:
+def _what(table: pd.DataFrame, side: str) -> str:
+    """What a side's marks show: the share, and its interval when the table has one."""
+    has_interval = {f"{side}_low", f"{side}_high"} <= set(table.columns)
+    return "share and interval" if has_interval else "share"
+
+
+def _dumbbell_note(table, sides, extra) -> str:
     level = f"{100 * (1 - extra['alpha']):g}% " if isinstance(extra.get("alpha"), (int, float)) else ""
     rule = f" Rule: {extra['rule']}" if isinstance(extra.get("rule"), str) and extra["rule"].strip() else ""
-    return (f"Dots: each side's share ({sides[0]}, {sides[1]}); bars: its {level}confidence interval. Rows are "
-            "grouped by the practice the codebook gives the function. Shaded orange: the policy intervention space "
-            "(one side active where the other is not: room for the other to act); shaded blue: expected overlap "
-            "(a shared function); hatched (lighter on screen): expected overlap not observed. At the row's end: "
-            "the reading, then the zone." + rule)
+    bars = f"; bars: its {level}confidence interval" if _what(table, sides[0]) != "share" else ""
+    return (f"Dots: each side's share ({sides[0]}, {sides[1]}){bars}. Rows are grouped by the practice the "
+            "codebook gives the function. Shaded orange: the policy intervention space (one side active where the "
+            "other is not: room for the other to act); shaded blue: expected overlap (a shared function); hatched "
+            "(lighter on screen): expected overlap not observed. At the row's end: the reading, then the zone."
+            + rule)
 
 
 def static_dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str | None = None, *, caption: str = "",
@@ -462,7 +469,7 @@ def static_dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
     ax.set_title(title, fontsize=11, loc="left")
-    handles = [plt.Line2D([], [], color=c, marker=m, lw=2.2, label=f"{side}: share and interval")
+    handles = [plt.Line2D([], [], color=c, marker=m, lw=2.2, label=f"{side}: {_what(table, side)}")
                for (c, m, _s), side in zip(_SIDE_STYLES, sides)]
     handles += [Patch(facecolor=_ZONE_STYLES[z][0], alpha=_ZONE_STYLES[z][1], hatch=_ZONE_STYLES[z][2],
                       edgecolor=_ZONE_STYLES[z][0] if _ZONE_STYLES[z][2] else "none", label=_ZONE_STYLES[z][3])
@@ -482,7 +489,7 @@ def static_dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, -bottom / (row_h * n_rows)), ncol=1,
               fontsize=8, frameon=False, borderaxespad=0)
     fig.canvas.draw()
-    add_note(fig, _dumbbell_note(sides, extra), gid="note")
+    add_note(fig, _dumbbell_note(table, sides, extra), gid="note")
     if caption:
         add_note(fig, caption, gid="caption")
     return fig
@@ -528,7 +535,7 @@ def dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str | None
         hover = [html.escape(f"{name} - {side}: {s:.1f}% ({lo:.1f}-{hi:.1f}%), n = {n}")
                  for name, s, lo, hi, n in zip(sub.index, share, low, high, count)]
         fig.add_trace(go.Scatter(
-            x=share, y=[y + off for _n, y in rows], mode="markers", name=html.escape(f"{side}: share and interval"),
+            x=share, y=[y + off for _n, y in rows], mode="markers", name=html.escape(f"{side}: {_what(table, side)}"),
             marker=dict(color=color, symbol=symbol, size=9, line=dict(color="white", width=0.5)),
             error_x=dict(type="data", symmetric=False, array=(high - share).clip(lower=0),
                          arrayminus=(share - low).clip(lower=0), color=color, thickness=2, width=0),
@@ -539,7 +546,7 @@ def dumbbell(table, sides: tuple[str, str] | None = None, unit_label: str | None
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=html.escape(text),
                                      marker=dict(symbol="square", size=14, color=color, opacity=alpha + 0.2)))
     wrapped = "<br>".join(html.escape(line) for line in textwrap.wrap(
-        _dumbbell_note(sides, extra) + ("  " + caption if caption else ""), 150))
+        _dumbbell_note(table, sides, extra) + ("  " + caption if caption else ""), 150))
     legend_px = 70 + 20 * (len(sides) + len(used_zones))  # axis title, then one legend line per entry
     annotations.append(dict(x=0, y=0, xref="paper", yref="paper", yshift=-legend_px, showarrow=False,
                             xanchor="left", yanchor="top", align="left", text=wrapped, font=dict(size=11)))
