@@ -225,13 +225,16 @@ def test_min_contribution_filters_labels_and_says_so(codebook, tmp_path):
 
 @pytest.mark.parametrize("by", ["source", "issuer_type", "issuer"])
 def test_real_workspace_maps_have_no_overlapping_labels(codebook, tmp_path, by):
-    if not (WORKSPACE / "cdpd.sqlite").exists() and not WORKSPACE.is_dir():
-        pytest.skip(f"the default workspace {WORKSPACE} is absent (set CDPD_FIGURES_WORKSPACE to check another)")
     from nlp.analysis.tables import label_table, resolve_model
-    from nlp.workspace import Workspace
+    from nlp.workspace import DB_FILE, Workspace, WorkspaceError
 
+    if not (WORKSPACE / DB_FILE).exists():
+        pytest.skip(f"the default workspace {WORKSPACE} is absent (set CDPD_FIGURES_WORKSPACE to check another)")
     with Workspace(WORKSPACE, create=False) as ws:
-        model = resolve_model(ws, None)
+        try:
+            model = resolve_model(ws, None)
+        except WorkspaceError as exc:
+            pytest.skip(f"the workspace {WORKSPACE} has no tags to draw: {exc}")
         table = label_table(ws, model, axis="functions", by=by)
     table = table.loc[table.sum(axis=1) > 0, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
