@@ -629,6 +629,14 @@ def _priority(p: _Point) -> tuple:
     return (not p.supplementary, p.side == "row", np.nan_to_num(p.weight, nan=-1.0), p.quality)
 
 
+def _group_codes(groups: list[_Point]) -> dict[str, str]:
+    """Codes G1, G2 ... for the labelled groups, active ones first, each side in table order: short numbers on a
+    map of a thousand groups, where only some are labelled."""
+    ordered = [p for p in groups if p.labelled and not p.supplementary] + [p for p in groups
+                                                                          if p.labelled and p.supplementary]
+    return {p.name: f"G{i + 1}" for i, p in enumerate(ordered)}
+
+
 def _series_legend(points: list[_Point]) -> list[tuple[str, str, str, bool]]:
     """(key, label, marker, hollow) of every series present, in a fixed order."""
     out = []
@@ -783,16 +791,16 @@ def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None
     one_dim = result.n_components < 2
     points, notes = _points(result, codebook, min_contribution, max_labels)
     groups = [p for p in points if p.side == "col"]
-    all_codes = {p.name: f"G{i + 1}" for i, p in enumerate(groups)}
-    wanted = {p.name: c for p, c in zip(groups, all_codes.values())
-              if codes or (max_label_chars is not None and len(p.name) > max_label_chars)}
+    all_codes = _group_codes(groups)
+    wanted = {name: c for name, c in all_codes.items()
+              if codes or (max_label_chars is not None and len(name) > max_label_chars)}
     n_labels = sum(p.labelled for p in points)
     base = (7.5, 2.2 + 0.05 * n_labels) if one_dim else (7.5, 6.5)
     larger, largest = (base[0] * 1.35, base[1] * 1.35), (base[0] * 1.8, base[1] * 1.8)
     attempts = [(base, wanted), (larger, wanted)]
     # names that make a label too big whatever the size (many lines, or one word longer than a line): codes first
-    bulky = {**wanted, **{p.name: all_codes[p.name] for p in groups
-                          if len(p.name) > 3 * _LABEL_WRAP or max(map(len, p.name.split() or [""])) > 40}}
+    bulky = {**wanted, **{name: code for name, code in all_codes.items()
+                          if len(name) > 3 * _LABEL_WRAP or max(map(len, name.split() or [""])) > 40}}
     if len(wanted) < len(bulky) < len(all_codes):
         attempts.append((larger, bulky))
     if len(wanted) < len(all_codes):
@@ -835,7 +843,8 @@ def static_biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None
     fig._cdpd_labels = texts
     fig._cdpd_key = key
     if key:
-        add_note(fig, "Key: " + "; ".join(f"{code} = {name}" for name, code in key.items()), gid="key")
+        ordered = sorted(key.items(), key=lambda item: int(item[1][1:]))
+        add_note(fig, "Key: " + "; ".join(f"{code} = {name}" for name, code in ordered), gid="key")
     text = " ".join(filter(None, [caption.strip(), *notes]))
     if text:
         add_note(fig, text, gid="caption")
@@ -868,8 +877,8 @@ def biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
     one_dim = result.n_components < 2
     points, notes = _points(result, codebook, min_contribution, max_labels)
     groups = [p for p in points if p.side == "col"]
-    codes_of = {p.name: f"G{i + 1}" for i, p in enumerate(groups)
-                if codes or (max_label_chars is not None and len(p.name) > max_label_chars)}
+    codes_of = {name: c for name, c in _group_codes(groups).items()
+                if codes or (max_label_chars is not None and len(name) > max_label_chars)}
     fig = go.Figure()
     crowd = sum(p.supplementary for p in points) > _CROWD
     for series, label, _m, sup in _series_legend(points):

@@ -106,9 +106,10 @@ def _static_suffix(out: Path) -> str:
 
 def export_figure(fig, out: str | Path, caption: str = "") -> Path:
     """Write the matplotlib figure ``fig`` to ``out`` (.svg, .pdf: vector; .png: 300 dpi) with ``caption`` wrapped
-    under it (the figure grows; what is drawn keeps its size), atomically. Text stays text in SVG and PDF (fonts
-    embedded, not paths), so captions and labels can be searched and edited. Closes nothing: the caller owns
-    ``fig``."""
+    under it (the figure grows; what is drawn keeps its size), atomically. Text stays text in SVG and PDF (PDF
+    embeds the TrueType fonts; SVG names DejaVu Sans with the usual fallbacks, which are no wider), so captions
+    and labels can be searched and edited in a paper's figure. Give the caption here or to the figure function
+    (``static_biplot(caption=...)``), not both: each call adds one. Closes nothing: the caller owns ``fig``."""
     out = Path(out)
     suffix = _static_suffix(out)
     if caption and caption.strip():
