@@ -210,8 +210,8 @@ def test_diagram_on_shipped_corpus(real_workspace, tmp_path, capsys):
 
 
 def test_diagram_bad_requests(real_workspace, tmp_path, capsys):
-    assert main(["diagram", "--workspace", str(real_workspace), "--out", str(tmp_path / "x.pdf")]) == 2
-    assert ".html, .png or .svg" in capsys.readouterr().err
+    assert main(["diagram", "--workspace", str(real_workspace), "--out", str(tmp_path / "x.jpg")]) == 2
+    assert ".html, .svg, .pdf, .png" in capsys.readouterr().err
     assert main(["diagram", "--workspace", str(real_workspace), "--by", "text"]) == 2
     assert "cannot group by" in capsys.readouterr().err
     assert main(["diagram", "--workspace", str(tmp_path / "none")]) == 2
