@@ -11,11 +11,9 @@ the same results. A full-text search (:attr:`Filters.search`) always scans: the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
-
 import sqlite3
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

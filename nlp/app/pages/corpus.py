@@ -184,11 +184,11 @@ with c.workspace() as ws:
                 fig.update_layout(template="plotly_white", legend_title_text="",
                                   height=480 if not facet else 120 + 260 * ((panels + 1) // 2))
                 st.plotly_chart(fig, key="trend_chart")
-                st.caption(f"Each point: classified documents of that {period}"
-                           + (" and group" if series == "group" or facet else "")
-                           + f" carrying the label, as a % of all classified documents of that {period}"
-                           + (" and group" if series == "group" or facet else "")
-                           + f" (hover: documents, total), under {scope}. Undated documents are left out"
+                unit = "source" if by_source else GROUPINGS[split].lower() if split else ""
+                also = f" and {unit}" if unit else ""
+                st.caption(f"Each point: classified documents of that {period}{also} carrying the label, as a % of "
+                           f"all classified documents of that {period}{also} (hover: documents, total), under "
+                           f"{scope}. Undated documents are left out"
                            + (", and by month those dated to the year only." if period == "month" else "."))
                 column = data["group"] + " / " + data["label"] if facet else data[series]  # one header row
                 wide = data.assign(column=column).pivot_table(index="period", columns="column", values="share",
