@@ -58,12 +58,15 @@ def series_styles(n: int) -> list[tuple[str, str, str]]:
 
 
 def style_lines(fig, names: list[str]) -> None:
-    """Give each trace the style of its series name (facets repeat a name: the same style in every panel)."""
+    """Dashes and markers by series name, once the colours run out (facets repeat a name: the same style in every
+    panel). The colours themselves go to plotly express as the colour sequence, in the order of ``names``."""
+    if len(names) <= len(PALETTE):
+        return
     styles = dict(zip(names, series_styles(len(names))))
     for trace in fig.data:
         if trace.name in styles:
-            colour, dash, symbol = styles[trace.name]
-            trace.update(line_color=colour, line_dash=dash, marker_color=colour, marker_symbol=symbol)
+            _colour, dash, symbol = styles[trace.name]
+            trace.update(line_dash=dash, marker_symbol=symbol)
 
 
 def csv_button(frame: pd.DataFrame, name: str, key: str) -> None:
@@ -176,6 +179,7 @@ with c.workspace() as ws:
                 panels = data["group"].nunique() if facet else 1
                 fig = px.line(data, x="period", y="share_pct", color=series, markers=True, title=title,
                               facet_col=facet, facet_col_wrap=2 if facet else 0, category_orders={series: names},
+                              color_discrete_sequence=[colour for colour, _, _ in series_styles(len(names))],
                               hover_data={"documents": True, "total": True},
                               labels={"share_pct": "% of documents", "period": period, "group": ""})
                 style_lines(fig, names)
