@@ -412,7 +412,7 @@ def undated_note(missing: pd.DataFrame) -> str | None:
     return f"{total:,} classified document(s) are not in the trends: " + "; ".join(parts)
 
 
-def composition_changes(table: pd.DataFrame, threshold: float = 0.25, *, max_per_source: int = 4) -> list[str]:
+def composition_changes(table: pd.DataFrame, threshold: float = 0.25, *, max_per_source: int = 6) -> list[str]:
     """Plain-language warnings wherever the mix of sources in :func:`coverage`'s ``table`` changes between
     adjacent periods: a source enters (or returns), leaves (or pauses), or its share of the period's documents
     moves by more than ``threshold`` (0.25: 25 percentage points). Empty when the mix is steady.
