@@ -4,14 +4,17 @@ values a filter can take. Bounded queries only (LIMIT), so pages stay fast on la
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import pandas as pd
 
 from .analysis.tables import FILTER_FIELDS, Filters
 from .workspace import Workspace, WorkspaceError, check_query, search_error
 
-#: Columns of the document table, in order.
+#: Columns of the document table, in order (a search adds ``relevance`` first).
 DOCUMENT_COLUMNS = ("id", "date", "source", "issuer", "issuer_type", "country", "city", "title", "labels")
+#: Orders of a searched document list: by relevance (FTS5 BM25, best first) or by date (newest first).
+SORTS = ("relevance", "date")
 
 
 def filter_values(ws: Workspace, name: str, limit: int = 500) -> list[str]:
@@ -30,25 +33,39 @@ def date_range(ws: Workspace) -> tuple[str, str] | None:
 
 
 def document_table(ws: Workspace, model: str | None, *, filters: Filters | None = None, label: str | None = None,
-                   query: str | None = None, limit: int = 200) -> pd.DataFrame:
-    """Documents matching the filters (newest first), with the labels ``model`` gave them (comma-separated).
+                   query: str | None = None, sort: str = "relevance", limit: int = 200) -> pd.DataFrame:
+    """Documents matching the filters, with the labels ``model`` gave them (comma-separated).
 
     ``label`` keeps documents carrying that label; ``query`` is an FTS5 full-text query (a malformed one raises
-    WorkspaceError with the reason, never a traceback from SQLite)."""
-    where, params = (filters or Filters()).sql()
-    joins, args = [], []
-    if query and query.strip():
+    WorkspaceError with the reason, never a traceback from SQLite); without one, ``filters.search`` is the query.
+    Searched documents come best first by relevance, FTS5's BM25 (more matches of rarer terms in a shorter text
+    rank higher), shown as a ``relevance`` column (-bm25: higher is better); ``sort="date"`` lists them newest
+    first instead. Without a query the list is newest first, as it always was."""
+    if sort not in SORTS:
+        raise WorkspaceError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    filters = filters or Filters()
+    query = (query.strip() if query else "") or filters.query
+    where, params = replace(filters, search=None).sql()  # the query is joined below, once, for its BM25 score
+    joins, args = [], []  # args: the joins' parameters, which come before the WHERE clause's
+    score, order = "", "d.date DESC, d.doc_id"
+    if query:
         check_query(query)
-        joins.append("JOIN documents_fts f ON f.rowid = d.doc_id AND documents_fts MATCH ?")
-        args.append(query.strip())
+        # FTS5's auxiliary functions (bm25) need the full-text table to drive the query: it comes first
+        joins.append("FROM documents_fts JOIN documents d ON d.doc_id = documents_fts.rowid")
+        score = ", -bm25(documents_fts) AS relevance"
+        where, params = f"documents_fts MATCH ? AND {where}", [query, *params]
+        if sort == "relevance":
+            order = "relevance DESC, d.date DESC, d.doc_id"
+    else:
+        joins.append("FROM documents d")
     if label:
         if model is None:
             raise WorkspaceError("filtering by label needs a model that has classified the workspace")
         joins.append("JOIN predictions pl ON pl.doc_id = d.doc_id AND pl.model = ? AND pl.label = ? "
                      "AND pl.selected = 1")
         args.extend([model, label])
-    sql = (f"SELECT d.doc_id, d.id, d.date, d.source, d.issuer, d.issuer_type, d.country, d.city, d.title "
-           f"FROM documents d {' '.join(joins)} WHERE {where} ORDER BY d.date DESC, d.doc_id LIMIT ?")
+    sql = (f"SELECT d.doc_id, d.id, d.date, d.source, d.issuer, d.issuer_type, d.country, d.city, d.title{score} "
+           f"{' '.join(joins)} WHERE {where} ORDER BY {order} LIMIT ?")
     try:
         docs = pd.read_sql_query(sql, ws.conn, params=[*args, *params, int(limit)])
     except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
@@ -61,9 +78,16 @@ def document_table(ws: Workspace, model: str | None, *, filters: Filters | None 
             f"AND doc_id IN ({', '.join('?' * len(ids))})", ws.conn, params=[model, *ids])
         joined = tags.groupby("doc_id")["label"].agg(", ".join)
         docs["labels"] = docs["doc_id"].map(joined).fillna("")
-    return docs[list(DOCUMENT_COLUMNS)]
+    return docs[(["relevance"] if query else []) + list(DOCUMENT_COLUMNS)]
 
 
 def count_documents(ws: Workspace, filters: Filters | None = None) -> int:
-    where, params = (filters or Filters()).sql()
-    return ws.conn.execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]
+    """Documents matching the filters (their full-text search included; a malformed one raises WorkspaceError)."""
+    filters = filters or Filters()
+    where, params = filters.sql()
+    try:
+        return ws.conn.execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if filters.query is None:
+            raise
+        raise search_error(filters.query, exc) from None

@@ -544,12 +544,17 @@ def _printable(value) -> str:
 
 def cmd_search(args) -> int:
     with _workspace(args, create=False) as ws:
-        hits = ws.search(args.query, limit=args.limit)
+        hits = ws.search(args.query, limit=args.limit, sort=args.sort)
     if hits.empty:
         print("no match")
+        return 0
+    # the order on stderr, so that stdout stays one tab-separated line (and a snippet) per document
+    print("ranked by relevance (BM25; last column, higher is better)" if args.sort == "relevance" else
+          "newest first (last column: relevance, BM25)", file=sys.stderr)
     for row in hits.itertuples():
-        fields = [_printable(v) for v in (row.id, row.source, row.date, str(row.title or "")[:80], row.snippet)]
-        print("{}\t{}\t{}\t{}\n    {}".format(*fields))
+        fields = [_printable(v) for v in (row.id, row.source, row.date, str(row.title or "")[:80],
+                                          f"{row.relevance:.2f}", row.snippet)]
+        print("{}\t{}\t{}\t{}\t{}\n    {}".format(*fields))
     return 0
 
 
@@ -769,6 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query")
     s.add_argument("--limit", type=_search_limit, default=20,
                    help="at most this many documents (1-10000; default 20)")
+    s.add_argument("--sort", choices=("relevance", "date"), default="relevance",
+                   help="relevance (default: FTS5 BM25, best first) or date (newest first)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("ca", parents=[common], help="correspondence analysis of a CSV table of counts")

@@ -636,8 +636,11 @@ class Workspace:
         return {r["label"]: {"axis": r["axis"], "score": r["score"], "selected": bool(r["selected"]),
                              "evidence": json.loads(r["evidence"]) if r["evidence"] else []} for r in rows}
 
-    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+    def search(self, query: str, limit: int = 20, sort: str = "relevance") -> pd.DataFrame:
         """Full-text search (FTS5 syntax); a malformed query raises WorkspaceError with the reason.
+
+        Hits come best first by relevance (``sort="relevance"``: FTS5's BM25, in the ``relevance`` column as
+        -bm25, higher is better), or newest first (``sort="date"``; undated documents last).
 
         Bounded: ``limit`` in 1..:data:`MAX_SEARCH_LIMIT`, and a query of at most :data:`MAX_QUERY_TERMS` terms and
         :data:`MAX_QUERY_CHARS` characters (thousands of OR'd terms or a NEAR over thousands take minutes)."""
@@ -645,12 +648,16 @@ class Workspace:
 
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise WorkspaceError(f"search limit must be a whole number from 1 to {MAX_SEARCH_LIMIT}, got {limit!r}")
+        orders = {"relevance": "relevance DESC, d.date DESC, d.doc_id", "date": "d.date DESC, relevance DESC, d.doc_id"}
+        if sort not in orders:
+            raise WorkspaceError(f"sort must be one of {', '.join(orders)}, not {sort!r}")
         check_query(query)
         try:
             return pd.read_sql_query(
                 "SELECT d.id, d.source, d.issuer, d.date, d.title, snippet(documents_fts, 1, '[', ']', '…', 12) AS "
-                "snippet FROM documents_fts JOIN documents d ON d.doc_id = documents_fts.rowid "
-                "WHERE documents_fts MATCH ? ORDER BY rank LIMIT ?", self.conn, params=(query, limit))
+                "snippet, -bm25(documents_fts) AS relevance FROM documents_fts "
+                "JOIN documents d ON d.doc_id = documents_fts.rowid "
+                f"WHERE documents_fts MATCH ? ORDER BY {orders[sort]} LIMIT ?", self.conn, params=(query, limit))
         except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
             raise search_error(query, exc) from None
 

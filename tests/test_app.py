@@ -221,6 +221,38 @@ def test_corpus_filters_search_and_document(app_home):
     at = page("corpus")
     assert len(at.get("plotly_chart")) >= 1
     assert "document(s) match the filters" in all_text(at)
+    # under the trend chart: documents per source and year (the shares' denominators), the undated documents left
+    # out (the climate-city contract sections carry no date), the change of sources over time, distinct colours
+    coverage_table = at.dataframe[0].value
+    assert coverage_table.index.name == "source" and coverage_table.columns.name == "year"
+    with Workspace(app_home) as ws:
+        dated = ws.conn.execute("SELECT count(*) FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
+                                "WHERE length(d.date) >= 4").fetchone()[0]
+        undated_ccc = ws.conn.execute("SELECT count(*) FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
+                                      "WHERE d.date = '' AND d.source LIKE 'EU Mission Climate City%'").fetchone()[0]
+        classified = ws.conn.execute("SELECT count(*) FROM classified").fetchone()[0]
+    assert int(coverage_table.loc["all sources"].sum()) == dated and undated_ccc > 0
+    note = "\n".join(str(i.value) for i in at.info)  # pasted documents (the Classify test's) are undated too
+    assert f"{classified - dated:,} classified document\\(s\\) are not in the trends" in note
+    assert f"“EU Mission Climate City Contracts \\(city climate\\-neutrality plans\\)” {undated_ccc:,}" in note
+    assert any("The mix of sources changes over time" in w.value and " enters " in w.value for w in at.warning)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    colours = [trace["line"]["color"] for trace in figure["data"]]
+    assert len(colours) == 14 and len(set(colours)) == 14  # one colour per function
+    # per-source panels; a search restricts the trends and the coverage table to the matching documents
+    at.checkbox(key="corpus_per_source").check().run()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not at.exception and "per source" in figure["layout"]["title"]["text"]
+    assert len({trace["xaxis"] for trace in figure["data"]}) >= 2  # one panel per source
+    at.checkbox(key="corpus_per_source").uncheck()
+    at.text_input(key="corpus_query").input("sister").run()
+    with Workspace(app_home) as ws:
+        sister_dated = ws.conn.execute(
+            "SELECT count(*) FROM classified c JOIN documents d ON d.doc_id = c.doc_id WHERE length(d.date) >= 4 "
+            "AND d.doc_id IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH 'sister')").fetchone()[0]
+    assert "match “sister” and the filters; the charts and tables below count only them" in all_text(at)
+    assert int(at.dataframe[0].value.loc["all sources"].sum()) == sister_dated < dated
+    at.text_input(key="corpus_query").input("").run()
     # one label followed across the largest groups: one line per group
     at.selectbox(key="corpus_split").select("source").run()
     at.slider(key="corpus_top").set_value(2).run()
@@ -237,7 +269,10 @@ def test_corpus_filters_search_and_document(app_home):
     at.text_input(key="corpus_query").input("climate").run()
     assert not at.exception
     table = at.dataframe[-1].value
-    assert len(table) > 0 and set(table.columns) >= {"id", "title", "labels"}
+    assert len(table) > 0 and set(table.columns) >= {"id", "title", "labels", "relevance"}
+    assert table["relevance"].is_monotonic_decreasing and "ranked by relevance (BM25" in all_text(at)
+    at.radio(key="corpus_sort").set_value("date").run()
+    assert at.dataframe[-1].value["date"].is_monotonic_decreasing and "newest first" in all_text(at)
     at.multiselect(key="corpus_issuer_type").select("city").run()
     assert set(at.dataframe[-1].value["issuer_type"]) == {"city"}
     at.text_input(key="corpus_query").input("").run()

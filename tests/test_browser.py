@@ -275,6 +275,10 @@ def drive(page, server: str, home: Path) -> list[Path]:
     open_page(page, f"{server}/corpus", "Corpus & trends")
     page.get_by_text("document(s) match the filters").wait_for()
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    # under the trends: the undated documents they leave out (the climate-city contract sections), by source
+    undated = page.locator('[data-testid="stAlert"]').filter(has_text="are not in the trends")
+    undated.first.wait_for()
+    assert "EU Mission Climate City Contracts (city climate-neutrality plans)" in undated.first.inner_text()
     settle(page)
     no_exception(page, "corpus")
     shots.append(screenshot(page, "05_corpus"))
