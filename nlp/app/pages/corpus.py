@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from nlp.analysis.figures import PALETTE, series_colors
 from nlp.analysis.tables import (Filters, composition_changes, cooccurrence, coverage, group_totals, label_table,
                                  trends, undated, undated_note)
 from nlp.app import common as c
@@ -31,13 +32,6 @@ MAX_PANELS = 8  # sources, one panel each, in per-source trends
 VIEWS = ("Trends over time", "By actor", "Function x domain", "Documents")
 #: A source's share of a period's documents moving by more than this between adjacent periods is worth a warning.
 COMPOSITION_THRESHOLD = 0.25
-#: 20 distinct colours (plotly's D3 ten, then ten darker or stronger ones of Dark24, none close to the first ten),
-#: then line dashes and markers once they run out. One function, :func:`series_styles`, hands them out, so that a
-#: shared palette (figures.series_colors) can replace it.
-PALETTE = tuple(px.colors.qualitative.D3) + ("#0D2A63", "#FB00D1", "#6C7C32", "#B68100", "#222A2A", "#00A08B",
-                                             "#750D86", "#AF0038", "#778AAE", "#862A16")
-DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
 
 st.title("Corpus & trends")
 if not c.workspace_exists():
@@ -45,22 +39,19 @@ if not c.workspace_exists():
     st.stop()
 
 
-def md(text) -> str:
-    """Data (a source name, a title, a query) as inert Markdown text: Markdown and HTML characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&$])", r"\\\1", str(text))
+md = c.md_text  # data (a source name, a title, a query) as inert Markdown text
 
 
 def series_styles(n: int) -> list[tuple[str, str, str]]:
-    """(colour, dash, marker) for ``n`` series: a distinct colour each up to the palette's size, then the colours
-    again with another dash and marker, so that no two lines look alike."""
-    return [(PALETTE[i % len(PALETTE)], DASHES[(i // len(PALETTE)) % len(DASHES)],
-             SYMBOLS[(i // len(PALETTE)) % len(SYMBOLS)]) for i in range(n)]
+    """(colour, dash, marker) for ``n`` series, from the analysis' one palette (:func:`series_colors`): distinct
+    colours up to its size, then the colours again with another dash and marker, so that no two lines look alike."""
+    return [(style.color, style.dash, style.symbol) for style in series_colors(n)]
 
 
 def style_lines(fig, names: list[str]) -> None:
     """Dashes and markers by series name, once the colours run out (facets repeat a name: the same style in every
     panel). The colours themselves go to plotly express as the colour sequence, in the order of ``names``."""
-    if len(names) <= len(PALETTE):
+    if len(names) <= len(PALETTE):  # colours alone tell them apart
         return
     styles = dict(zip(names, series_styles(len(names))))
     for trace in fig.data:
