@@ -228,6 +228,11 @@ def test_side_specs_parse_and_bad_ones_are_refused(planted):
     assert c.sides[0].where == {"issuer_type": ("city",), "source": ("town_hall", "other")}
     assert c.sides[0].definition == "issuer_type = city and source in (town_hall, other)"
     assert Comparison.parse([]) == Comparison.default()
+    un = "UN General Debate Corpus (Jankin, Baturo, Dasandi), doi:10.7910/DVN/0TJX8Y"
+    escaped = Comparison.parse([r"un:source=UN General Debate Corpus (Jankin\, Baturo\, Dasandi)\, "
+                                r"doi:10.7910/DVN/0TJX8Y,other;country=US", "rest:issuer_type=city"])
+    assert escaped.sides[0].where == {"source": (un, "other"), "country": ("US",)}
+    assert Comparison.parse([escaped.sides[0].spec, "rest:issuer_type=city"]) == escaped  # spec round-trips
     bad = {("city",): "side-spec", ("city:issuer_type=city",): "side-spec",
            ("city:text=x", "state:issuer_type=national"): "side-field",
            ("a:issuer_type=city", "a:issuer_type=national"): "side-name",

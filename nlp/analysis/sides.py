@@ -71,7 +71,10 @@ class Side:
     @property
     def spec(self) -> str:
         """The CLI form, ``NAME:FIELD=V1,V2;FIELD=V`` (what :meth:`Comparison.parse` reads)."""
-        return f"{self.name}:" + ";".join(f"{k}={','.join(v)}" for k, v in self.where.items())
+        def escaped(value: str) -> str:
+            return value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+
+        return f"{self.name}:" + ";".join(f"{k}={','.join(map(escaped, v))}" for k, v in self.where.items())
 
 
 @dataclass(frozen=True)
@@ -111,20 +114,38 @@ class Comparison:
         return self.sides[0].name, self.sides[1].name
 
 
+def _split(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` except where it is escaped with a backslash (``\\,`` keeps a comma in a value:
+    source names such as "UN General Debate Corpus (Jankin, Baturo, Dasandi)" have them)."""
+    parts, current, chars = [], [], iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
 def parse_side(spec: str) -> Side:
-    """``NAME:FIELD=V1,V2[;FIELD=V]`` -> :class:`Side` (a repeated field adds values)."""
+    """``NAME:FIELD=V1,V2[;FIELD=V]`` -> :class:`Side` (a repeated field adds values; ``\\,`` and ``\\;`` put a
+    comma or a semicolon into a value)."""
     name, sep, rest = str(spec).partition(":")
     if not sep or not name.strip() or not rest.strip():
         raise SideError("side-spec", f"side {spec!r} is not NAME:FIELD=V1,V2[;FIELD=V] "
                                      "(e.g. city:issuer_type=city)")
     where: dict[str, list[str]] = {}
-    for item in rest.split(";"):
+    for item in _split(rest.replace("\\,", "\0"), ";"):
+        item = item.replace("\0", "\\,")
         if not item.strip():
             continue
         key, eq, values = item.partition("=")
         if not eq or not key.strip():
             raise SideError("side-spec", f"side {spec!r}: {item!r} is not FIELD=V1,V2")
-        where.setdefault(key.strip(), []).extend(v for v in values.split(","))
+        where.setdefault(key.strip(), []).extend(_split(values, ","))
     return Side(name.strip(), where)
 
 
