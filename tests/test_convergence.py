@@ -59,7 +59,12 @@ def _plan(codebook):
             docs.append((f"{side}{i}", issuer_type, source, [carried, set() if first_only else carried]))
     long_labels = [f for f in functions if f not in LONG_LABELS_LEFT_OUT]
     docs.append(("long", "city", "town_hall", [{long_labels[p % len(long_labels)]} for p in range(LONG_PASSAGES)]))
-    docs.extend((f"dom{i}", "city", "town_hall", [set(), set()]) for i in range(N_DOMESTIC))
+    # domestic documents carry no function; every fifth addresses the environment (a domain) in its first passage
+    docs.extend((f"dom{i}", "city", "town_hall", [{"environment"} if i % 5 == 0 else set(), set()])
+                for i in range(N_DOMESTIC))
+    # the first passage of every fourth short city document addresses the environment too (a diplomatic passage)
+    for k in range(0, N_SIDE, 4):
+        docs[k][3][0] = docs[k][3][0] | {"environment"}
     return docs
 
 
@@ -71,9 +76,9 @@ def _tagged(doc, labels, passages_carried: list[set[str]]):
     scores, passage_scores, selected = {}, {}, {}
     for axis, labs in labels.items():
         ps = np.full((len(passages), len(labs)), 0.1)
-        if axis == "functions":
-            for k, carried in enumerate(passages_carried):
-                for f in carried:
+        for k, carried in enumerate(passages_carried):
+            for f in carried:
+                if f in labs:
                     ps[k, labs.index(f)] = 0.9
         passage_scores[axis] = ps
         scores[axis] = ps.max(axis=0)
@@ -98,18 +103,21 @@ def planted(tmp_path_factory, codebook):
     ws.close()
 
 
-def _reference_shares(codebook, unit: str, diplomatic_only: bool) -> pd.DataFrame:
+def _reference_shares(codebook, unit: str, diplomatic_only: bool, axis: str = "functions") -> pd.DataFrame:
     """The planted shares computed from the plan with plain Python (an independent reference for the SQL path)."""
     out = {}
+    functions = set(codebook.labels("functions"))
     for side, issuer_type in (("city", "city"), ("state", "national")):
-        num = {f: 0.0 for f in codebook.labels("functions")}
+        num = {f: 0.0 for f in codebook.labels(axis)}
         den = 0.0
         for _i, t, _s, passages in _plan(codebook):
             if t != issuer_type:
                 continue
-            kept = [p for p in passages if p] if diplomatic_only else passages
-            if not kept or (unit == "documents" and diplomatic_only and not any(passages)):
+            kept = [p for p in passages if p & functions] if diplomatic_only else passages
+            if not kept:
                 continue
+            if unit == "documents":
+                kept = passages  # a diplomatic document counts with all it carries
             for f in num:
                 carrying = sum(f in p for p in kept)
                 num[f] += (carrying > 0) if unit == "documents" else carrying if unit == "passages" else \
@@ -124,13 +132,13 @@ def _reference_shares(codebook, unit: str, diplomatic_only: bool) -> pd.DataFram
 def test_planted_shares_by_hand_in_every_unit(planted, codebook):
     """Each unit's shares, read through SQL, equal the plain-Python reference on the plan; shares lie in [0, 1];
     the long document weighs 1 in documents and intensity."""
-    for unit in UNITS:
+    for unit, axis in ((u, a) for u in UNITS for a in ("functions", "domains")):
         for dip in (True, False):
-            m = unit_matrix(planted, MODEL, "functions", unit=unit, diplomatic_only=dip)
+            m = unit_matrix(planted, MODEL, axis, unit=unit, diplomatic_only=dip)
             shares = m.shares()
-            reference = _reference_shares(codebook, unit, dip)
+            reference = _reference_shares(codebook, unit, dip, axis)
             assert np.allclose(shares.to_numpy(), reference.loc[shares.index, ["city", "state"]].to_numpy()), \
-                (unit, dip)
+                (unit, axis, dip)
             assert ((shares >= 0) & (shares <= 1)).all().all()
             if unit != "passages":
                 assert (m.weights == 1).all()  # the 40-passage document weighs as one press release
@@ -191,6 +199,12 @@ def test_diplomatic_only_changes_denominators_as_stated(planted):
     assert dip["intensity"].shares().loc["twinning", "city"] == pytest.approx(N_SIDE / 2 / (N_SIDE + 1))
     assert every["intensity"].shares().loc["twinning", "city"] == pytest.approx(
         (N_SIDE / 3 + N_SIDE / 6 / 2) / (N_SIDE + 1 + N_DOMESTIC))
+    # a domain counts in diplomatic passages only: the domestic documents' environment passages drop out
+    env = {d: unit_matrix(planted, MODEL, "domains", unit="passages", diplomatic_only=d).shares().loc[
+        "environment", "city"] for d in (True, False)}
+    short_env = len(range(0, N_SIDE, 4))
+    assert env[True] == pytest.approx(short_env / (2 * N_SIDE - N_SIDE // 3 + LONG_PASSAGES))
+    assert env[False] == pytest.approx((short_env + N_DOMESTIC // 5) / (2 * (N_SIDE + N_DOMESTIC) + LONG_PASSAGES))
     assert dip["intensity"].unit_label != every["intensity"].unit_label
     assert "diplomatic" in dip["passages"].unit_label and "diplomatic" not in every["passages"].unit_label
 

@@ -16,7 +16,7 @@ from .ca import CAResult, bootstrap_ellipses, correspondence_analysis, mds_profi
 from .convergence import DEFAULT_ALPHA, DEFAULT_REPLICATES, Convergence, convergence
 from .sides import Comparison, describe
 from .tables import Filters, cooccurrence
-from .units import DEFAULT_UNIT, TABLE_UNIT_LABELS, check_unit, unit_matrix, unit_table
+from .units import DEFAULT_UNIT, TABLE_UNIT_LABELS, check_unit, unit_matrices, unit_table
 
 #: Groups kept active in the biplot by default (the largest by mass); the others are projected as supplementary.
 DEFAULT_TOP = 15
@@ -154,8 +154,9 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
     sides = describe(ws, model, comparison, filters)
     tables["sides"] = sides
     readings: dict[bool, Convergence | None] = {}
+    matrices = unit_matrices(ws, model, rows, comparison, filters, unit)
     for dip in (bool(diplomatic_only), not diplomatic_only):
-        matrix = unit_matrix(ws, model, rows, comparison, filters, unit, dip)
+        matrix = matrices[dip]
         try:
             readings[dip] = convergence(matrix, codebook, replicates=replicates, seed=seed, alpha=alpha)
         except ValueError as exc:

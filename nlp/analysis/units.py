@@ -181,34 +181,56 @@ def unit_matrix(ws: Workspace, model: str, axis: str = "functions", comparison: 
     per label of ``axis`` and its denominator in ``unit`` (see the module docstring). Documents that count for
     nothing are left out: with ``diplomatic_only``, those with no diplomatic unit; for intensity, those with no
     passage."""
+    return unit_matrices(ws, model, axis, comparison, filters, unit, (bool(diplomatic_only),))[bool(diplomatic_only)]
+
+
+def unit_matrices(ws: Workspace, model: str, axis: str = "functions", comparison: Comparison | None = None,
+                  filters: Filters | None = None, unit: str = DEFAULT_UNIT,
+                  readings: tuple[bool, ...] = (True, False)) -> dict[bool, UnitMatrix]:
+    """:func:`unit_matrix` for each ``diplomatic_only`` in ``readings`` (both by default), from one pass of reads:
+    the diagram shows the diplomatic reading and writes the other beside it."""
     check_unit(unit)
     comparison = comparison or Comparison.default()
     labels = tuple(_axis_labels(ws, model, axis))
-    functions = _axis_labels(ws, model, DIPLOMATIC_AXIS) if diplomatic_only else None
+    functions = _axis_labels(ws, model, DIPLOMATIC_AXIS) if any(readings) else None
+    # on the functions axis every passage (document) carrying a label is diplomatic: no separate read for that
+    on_functions = axis == DIPLOMATIC_AXIS
     doc_ids, side = side_documents(ws, model, comparison, filters)
-    passages = _passages_per_document(ws, doc_ids)
+    all_passages = _passages_per_document(ws, doc_ids)
+    out = {}
     if unit == "documents":
         counts = _fill(doc_ids, labels, _document_labels(ws, model, axis))
-        weights = np.ones(len(doc_ids))
-        keep = np.ones(len(doc_ids), dtype=bool)
-        if diplomatic_only:
-            tagged = np.unique(np.fromiter((r[0] for r in _document_labels(ws, model, DIPLOMATIC_AXIS)),
-                                           dtype=np.int64))
-            keep = np.isin(doc_ids, tagged)
-    else:
-        counts = _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, functions))
-        if diplomatic_only:
-            dip = _diplomatic_passages(ws, model, functions)
-            passages = _lookup(doc_ids, dip[:, 0], dip[:, 1])
+        for dip in readings:
+            keep = np.ones(len(doc_ids), dtype=bool)
+            if dip:
+                if on_functions:
+                    keep = counts.any(axis=1)
+                else:
+                    tagged = np.unique(np.fromiter((r[0] for r in _document_labels(ws, model, DIPLOMATIC_AXIS)),
+                                                   dtype=np.int64))
+                    keep = np.isin(doc_ids, tagged)
+            out[dip] = UnitMatrix(unit, axis, labels, comparison.names, dip, doc_ids[keep], side[keep], counts[keep],
+                                  np.ones(int(keep.sum())), all_passages[keep])
+        return out
+    carried = {}
+    if False in readings or on_functions:
+        carried[False] = _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, None))
+    if True in readings:
+        carried[True] = carried[False] if on_functions else \
+            _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, functions))
+        dip_rows = _diplomatic_passages(ws, model, functions)
+        dip_passages = _lookup(doc_ids, dip_rows[:, 0], dip_rows[:, 1])
+    for dip in readings:
+        counts, passages = carried[dip], dip_passages if dip else all_passages
         keep = passages > 0
         if unit == "passages":
             weights = passages.astype(np.float64)
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                counts = np.where(passages[:, None] > 0, counts / np.maximum(passages, 1)[:, None], 0.0)
+            counts = counts / np.maximum(passages, 1)[:, None]
             weights = np.ones(len(doc_ids))
-    return UnitMatrix(unit, axis, labels, comparison.names, bool(diplomatic_only), doc_ids[keep], side[keep],
-                      counts[keep], weights[keep], passages[keep])
+        out[dip] = UnitMatrix(unit, axis, labels, comparison.names, dip, doc_ids[keep], side[keep], counts[keep],
+                              weights[keep], passages[keep])
+    return out
 
 
 def unit_table(ws: Workspace, model: str, *, axis: str = "functions", by: str = "source", unit: str = "documents",
