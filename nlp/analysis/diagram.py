@@ -16,7 +16,7 @@ from .ca import CAResult, bootstrap_ellipses, correspondence_analysis, mds_profi
 from .convergence import DEFAULT_ALPHA, DEFAULT_REPLICATES, Convergence, convergence
 from .sides import Comparison, describe
 from .tables import Filters, cooccurrence
-from .units import DEFAULT_UNIT, TABLE_UNIT_LABELS, check_unit, unit_matrices, unit_table
+from .units import DEFAULT_UNIT, TABLE_UNIT_LABELS, Reads, check_unit, unit_matrices, unit_table
 
 #: Groups kept active in the biplot by default (the largest by mass); the others are projected as supplementary.
 DEFAULT_TOP = 15
@@ -129,7 +129,8 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
         raise ValueError(f"rows must be a codebook axis ({', '.join(codebook.axis_names)}), not {rows!r}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 2):
         raise ValueError(f"top must be a whole number >= 2 (groups kept active), not {top!r}")
-    table = unit_table(ws, model, axis=rows, by=by, unit=unit, filters=filters)
+    reads = Reads(ws)  # the biplot's table and both readings share the per-document reads
+    table = unit_table(ws, model, axis=rows, by=by, unit=unit, filters=filters, reads=reads)
     other = next((a for a in codebook.axis_names if a != rows), None)
     co = cooccurrence(ws, model, rows=rows, cols=other, filters=filters) if other else None
 
@@ -154,7 +155,7 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
     sides = describe(ws, model, comparison, filters)
     tables["sides"] = sides
     readings: dict[bool, Convergence | None] = {}
-    matrices = unit_matrices(ws, model, rows, comparison, filters, unit)
+    matrices = unit_matrices(ws, model, rows, comparison, filters, unit, reads=reads)
     for dip in (bool(diplomatic_only), not diplomatic_only):
         matrix = matrices[dip]
         try:

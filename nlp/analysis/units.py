@@ -99,11 +99,40 @@ class UnitMatrix:
         return frame
 
 
-def _passages_per_document(ws: Workspace, doc_ids: np.ndarray) -> np.ndarray:
-    """Passages of each document of ``doc_ids`` (sorted), read as (doc_id, count) pairs over the passages index."""
-    rows = np.array(ws.conn.execute("SELECT doc_id, count(*) FROM passages GROUP BY doc_id").fetchall(),
-                    dtype=np.int64).reshape(-1, 2)
-    return _lookup(doc_ids, rows[:, 0], rows[:, 1])
+class Reads:
+    """The raw per-document reads of one workspace, each run once and kept: :func:`unit_matrices` and
+    :func:`unit_table` share them within one analysis (``build_diagram`` reads the passages and their labels once
+    for the biplot and both readings). Valid while the workspace does not change: make one per analysis."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self._memo: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, read):
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]
+
+    def passages(self) -> np.ndarray:
+        """(doc_id, passages) rows sorted by doc_id, over the passages index."""
+        return self._once(("passages",), lambda: np.array(
+            self.ws.conn.execute("SELECT doc_id, count(*) FROM passages GROUP BY doc_id ORDER BY doc_id").fetchall(),
+            dtype=np.int64).reshape(-1, 2))
+
+    def passages_of(self, doc_ids: np.ndarray) -> np.ndarray:
+        rows = self.passages()
+        return _lookup(doc_ids, rows[:, 0], rows[:, 1])
+
+    def document_labels(self, model: str, axis: str) -> list[tuple]:
+        return self._once(("document_labels", model, axis), lambda: _document_labels(self.ws, model, axis))
+
+    def passage_label_counts(self, model: str, labels, diplomatic) -> list[tuple]:
+        key = ("passage_label_counts", model, tuple(labels), tuple(diplomatic) if diplomatic is not None else None)
+        return self._once(key, lambda: _passage_label_counts(self.ws, model, labels, diplomatic))
+
+    def diplomatic_passages(self, model: str, functions) -> np.ndarray:
+        return self._once(("diplomatic_passages", model, tuple(functions)),
+                          lambda: _diplomatic_passages(self.ws, model, functions))
 
 
 def _lookup(doc_ids: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -186,27 +215,28 @@ def unit_matrix(ws: Workspace, model: str, axis: str = "functions", comparison: 
 
 def unit_matrices(ws: Workspace, model: str, axis: str = "functions", comparison: Comparison | None = None,
                   filters: Filters | None = None, unit: str = DEFAULT_UNIT,
-                  readings: tuple[bool, ...] = (True, False)) -> dict[bool, UnitMatrix]:
+                  readings: tuple[bool, ...] = (True, False), reads: Reads | None = None) -> dict[bool, UnitMatrix]:
     """:func:`unit_matrix` for each ``diplomatic_only`` in ``readings`` (both by default), from one pass of reads:
     the diagram shows the diplomatic reading and writes the other beside it."""
     check_unit(unit)
+    reads = reads or Reads(ws)
     comparison = comparison or Comparison.default()
     labels = tuple(_axis_labels(ws, model, axis))
     functions = _axis_labels(ws, model, DIPLOMATIC_AXIS) if any(readings) else None
     # on the functions axis every passage (document) carrying a label is diplomatic: no separate read for that
     on_functions = axis == DIPLOMATIC_AXIS
     doc_ids, side = side_documents(ws, model, comparison, filters)
-    all_passages = _passages_per_document(ws, doc_ids)
+    all_passages = reads.passages_of(doc_ids)
     out = {}
     if unit == "documents":
-        counts = _fill(doc_ids, labels, _document_labels(ws, model, axis))
+        counts = _fill(doc_ids, labels, reads.document_labels(model, axis))
         for dip in readings:
             keep = np.ones(len(doc_ids), dtype=bool)
             if dip:
                 if on_functions:
                     keep = counts.any(axis=1)
                 else:
-                    tagged = np.unique(np.fromiter((r[0] for r in _document_labels(ws, model, DIPLOMATIC_AXIS)),
+                    tagged = np.unique(np.fromiter((r[0] for r in reads.document_labels(model, DIPLOMATIC_AXIS)),
                                                    dtype=np.int64))
                     keep = np.isin(doc_ids, tagged)
             out[dip] = UnitMatrix(unit, axis, labels, comparison.names, dip, doc_ids[keep], side[keep], counts[keep],
@@ -214,11 +244,11 @@ def unit_matrices(ws: Workspace, model: str, axis: str = "functions", comparison
         return out
     carried = {}
     if False in readings or on_functions:
-        carried[False] = _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, None))
+        carried[False] = _fill(doc_ids, labels, reads.passage_label_counts(model, labels, None))
     if True in readings:
         carried[True] = carried[False] if on_functions else \
-            _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, functions))
-        dip_rows = _diplomatic_passages(ws, model, functions)
+            _fill(doc_ids, labels, reads.passage_label_counts(model, labels, functions))
+        dip_rows = reads.diplomatic_passages(model, functions)
         dip_passages = _lookup(doc_ids, dip_rows[:, 0], dip_rows[:, 1])
     for dip in readings:
         counts, passages = carried[dip], dip_passages if dip else all_passages
@@ -234,7 +264,7 @@ def unit_matrices(ws: Workspace, model: str, axis: str = "functions", comparison
 
 
 def unit_table(ws: Workspace, model: str, *, axis: str = "functions", by: str = "source", unit: str = "documents",
-               filters: Filters | None = None) -> pd.DataFrame:
+               filters: Filters | None = None, reads: Reads | None = None) -> pd.DataFrame:
     """The CA contingency table (labels x groups of ``by``) in ``unit``: documents or passages carrying each label
     (:func:`~nlp.analysis.tables.label_table`), or for ``intensity`` the sum over each group's documents of the
     share of their passages carrying the label (a document adds at most 1 to a cell, whatever its length)."""
@@ -250,8 +280,9 @@ def unit_table(ws: Workspace, model: str, *, axis: str = "functions", by: str = 
     doc_ids = np.fromiter((r[0] for r in docs), dtype=np.int64, count=len(docs))
     groups_of = np.array([r[1] for r in docs], dtype=object)
     groups = sorted(set(groups_of.tolist()))
-    passages = _passages_per_document(ws, doc_ids)
-    counts = _fill(doc_ids, labels, _passage_label_counts(ws, model, labels, None))
+    reads = reads or Reads(ws)
+    passages = reads.passages_of(doc_ids)
+    counts = _fill(doc_ids, labels, reads.passage_label_counts(model, labels, None))
     intensity = counts / np.maximum(passages, 1)[:, None]
     position = {name: j for j, name in enumerate(groups)}
     g = np.fromiter((position[v] for v in groups_of), dtype=np.int64, count=len(groups_of))
