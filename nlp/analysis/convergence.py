@@ -229,7 +229,8 @@ def convergence(matrix: UnitMatrix, codebook: Codebook | None = None, *, replica
     method = (f"{replicates} bootstrap replicates (seed {seed}) resampling documents within each side; "
               f"{100 * (1 - alpha):g}% percentile intervals for each share and for the difference {a} - {b}; "
               f"Wald test of the difference with the bootstrap standard error, p = 2 Phi(-|d/se|); "
-              f"Holm adjustment across the {int(np.isfinite(table['p_value']).sum())} functions tested.")
+              f"Holm adjustment across the {int(np.isfinite(table['p_value']).sum())} {matrix.axis} tested "
+              f"(those whose difference varies across replicates).")
     return Convergence(table, (a, b), matrix.unit, matrix.unit_label, matrix.diplomatic_only, int(replicates),
                        int(seed), float(alpha), reading_rule(a, b, alpha) + " " + ZONE_RULE, method, n, documents)
 
