@@ -204,9 +204,10 @@ def main(argv=None) -> int:
     section = "\n".join([
         SECTION, "",
         f"Run {dt.date.today().isoformat()} at commit {git_commit(ROOT)} on {cpu_model()} ({os.cpu_count()} cores, "
-        f"shared, load average {os.getloadavg()[0]:.1f} at the end; one BLAS thread). Median of {args.repeat} runs after a warm-up (`build_diagram`: of "
-        f"{max(1, args.repeat // 2)}); the cold `cdpd diagram` is one fresh process. Goal (issue 14): `cdpd diagram` "
-        f"under {GOAL_S:g} s on the default workspace with {args.replicates} replicates.", "",
+        f"shared, load average {os.getloadavg()[0]:.1f} at the end; one BLAS thread). Median of {args.repeat} runs "
+        f"after a warm-up (`build_diagram`: of {max(1, args.repeat // 2)}); the cold `cdpd diagram` is one fresh "
+        f"process. Goal (issue 14): `cdpd diagram` under {GOAL_S:g} s on the default workspace with "
+        f"{args.replicates} replicates.", "",
         *table, "",
         "The per-document read is three indexed SQL aggregates read into numpy; the bootstrap draws each side's "
         "document weights as a `bincount` of uniform indices and takes every replicate's numerators as one matrix "
