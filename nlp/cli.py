@@ -608,34 +608,83 @@ def cmd_ca(args) -> int:
     return 0
 
 
+def _convergence_for_print(conv):
+    """The convergence table as printed: each share as "12.3% [10.1, 14.6]", p-values < 0.001 written so."""
+    import pandas as pd
+
+    t = conv.table
+    out = pd.DataFrame(index=t.index)
+    out["practice"], out["amiri"] = t["practice"], t["amiri"]
+
+    def cell(share, low, high):
+        return f"{100 * share:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+    for side in conv.sides:
+        out[side] = [cell(*r) for r in t[[f"{side}_share", f"{side}_low", f"{side}_high"]].to_numpy()]
+    out["difference"] = [cell(*r) for r in t[["difference", "difference_low", "difference_high"]].to_numpy()]
+    out["p_adjusted"] = t["p_adjusted"].map(lambda p: "-" if p != p else "< 0.001" if p < 0.001 else f"{p:.3f}")
+    out["reading"], out["zone"] = t["reading"], t["zone"]
+    return out
+
+
 def cmd_diagram(args) -> int:
     import pandas as pd
 
     from .analysis.tables import Filters, resolve_model
     from .analysis.diagram import build_diagram
-    from .analysis.convergence import READING_RULE
     from .analysis.report import export
+    from .analysis.sides import Comparison
 
     codebook = _codebook(args)
     filters = Filters.parse(args.where or [], args.date_from, args.date_to)
+    comparison = Comparison.parse(args.side)
     with _workspace(args, create=False) as ws:
         model = resolve_model(ws, args.model)
         d = build_diagram(ws, codebook, model, rows=args.rows, by=args.by, unit=args.unit, filters=filters,
                           sup_cols=_names(args.sup_cols), sup_rows=_names(args.sup_rows), ellipses=args.ellipses,
-                          seed=args.seed)
+                          seed=args.seed, comparison=comparison, diplomatic_only=not args.all_units,
+                          replicates=args.replicates, top=args.top or None)
     for note in d.notes:
         _err(note)
-    out = export(args.out, d.result, d.tables, codebook, ellipses=d.ellipses, title=d.title, mds=d.mds)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    out = export(args.out, d.result, d.tables, codebook, ellipses=d.ellipses, title=d.title, mds=d.mds,
+                 convergence=d.convergence, sides=d.sides, caption=d.caption)
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 120):
         print(f"{d.title}\n")
+        print(d.caption, "\n")
         print(d.result.eigenvalues.round(4).to_string(), "\n")
+        if d.sides is not None:
+            print("Sides compared\n" + d.sides.T.to_string(), "\n")
         if d.convergence is not None:
-            print(d.convergence.round(3).to_string())
-            print(f"\nReading rule: {READING_RULE}")
+            conv = d.convergence
+            print(f"Convergence ({conv.label}; unit {conv.unit}: {conv.unit_label}; "
+                  + ", ".join(f"{s} n = {conv.n[s]:,}" for s in conv.sides) + ")")
+            print(_convergence_for_print(conv).to_string())
+            print(f"\nReading rule: {conv.rule}")
+            print(f"Method: {conv.method}")
         if d.mds is not None:
             print(f"\nMDS of {args.rows} profiles: Kruskal stress-1 = {d.mds[1]:.3f}")
     _err(f"wrote {out.figure} and {len(out.tables)} table(s): " + ", ".join(p.name for p in out.tables))
     return 0
+
+
+def _replicates(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 20 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give 20 to 10000 replicates")
+    return value
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value != 0 and value < 2:
+        raise argparse.ArgumentTypeError(f"{value}: keep at least 2 groups active (0 keeps all)")
+    return value
 
 
 def cmd_models(args) -> int:
@@ -792,11 +841,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--where", action="append", metavar="FIELD=VALUE", help="keep matching documents (repeatable)")
     s.add_argument("--from", dest="date_from", metavar="DATE", help="first date (ISO, inclusive)")
     s.add_argument("--to", dest="date_to", metavar="DATE", help="last date (ISO, inclusive)")
-    s.add_argument("--unit", default="documents", choices=["documents", "passages"], help="what is counted")
+    s.add_argument("--unit", default="intensity", choices=["documents", "passages", "intensity"],
+                   help="what is counted: intensity (default; each document weighs 1, a label counts for the share "
+                        "of its passages carrying it), documents (tagged or not) or passages")
+    s.add_argument("--side", action="append", metavar="NAME:FIELD=V1,V2[;FIELD=V]",
+                   help="a side of the convergence reading; give it twice, side A then side B "
+                        "(default: city:issuer_type=city and state:issuer_type=national)")
+    s.add_argument("--all-units", action="store_true",
+                   help="read convergence over all units, not only diplomatic ones (at least one function)")
+    s.add_argument("--replicates", type=_replicates, default=200, metavar="N",
+                   help="bootstrap replicates of the convergence intervals (default 200)")
+    s.add_argument("--top", type=_top, default=15, metavar="N",
+                   help="groups kept active in the biplot, the largest by mass (default 15; 0 keeps all); the "
+                        "others are projected as supplementary points")
     s.add_argument("--sup-cols", metavar="X,Y", help="groups to project as supplementary points")
     s.add_argument("--sup-rows", metavar="A,B", help="labels to project as supplementary points")
     s.add_argument("--ellipses", type=int, default=0, metavar="N", help="bootstrap confidence ellipses, N replicates")
-    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (ellipses and convergence intervals)")
     s.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
     s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE", help=".html (default), .png or .svg")
     s.set_defaults(func=cmd_diagram)

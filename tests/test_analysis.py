@@ -11,7 +11,8 @@ import pytest
 
 from nlp.analysis.tables import Filters, cooccurrence, group_totals, label_table, resolve_model
 from nlp.cli import main
-from nlp.analysis.convergence import convergence_table, standardised_residuals
+from nlp.analysis.convergence import convergence, standardised_residuals
+from nlp.analysis.units import unit_matrix
 from nlp.analysis.report import export
 from nlp.pipeline import TaggedDocument
 from nlp.schema import Document
@@ -115,23 +116,28 @@ def test_bad_grouping_and_filters_are_refused(hand_workspace):
     assert resolve_model(hand_workspace, "hand") == MODEL
 
 
-def test_convergence_table_reading(hand_workspace, codebook):
-    counts = label_table(hand_workspace, MODEL, axis="functions", by="issuer_type")
-    totals = group_totals(hand_workspace, MODEL, by="issuer_type")
-    conv = convergence_table(counts, totals, codebook)
-    assert conv.loc["twinning", "city_share"] == pytest.approx(2 / 3)
-    assert conv.loc["advocacy", "national_share"] == pytest.approx(1.0)
-    # twinning: 2 city documents where 2 * 3/6 = 1 expected -> residual (2 - 1) / 1 = 1, below 1.96: convergent
-    assert conv.loc["twinning", "std_residual_city"] == pytest.approx(1.0)
-    assert conv.loc["twinning", "reading"] == "convergent"
-    assert conv.loc["twinning", "practice"] == "city"
-    assert conv["contribution_pct"].sum() == pytest.approx(100.0)
-    big = counts * 50
-    conv_big = convergence_table(big, totals * 50, codebook)
-    assert conv_big.loc["twinning", "reading"] == "city-led"
-    assert conv_big.loc["advocacy", "reading"] == "state-led"
-    with pytest.raises(ValueError, match="needs a 'national' column"):
-        convergence_table(counts[["city"]], totals, codebook)
+def test_convergence_reading_by_hand(hand_workspace, codebook):
+    """Shares of the hand workspace in each unit; c3 has no function, so it leaves the diplomatic reading."""
+    docs = convergence(unit_matrix(hand_workspace, MODEL, unit="documents", diplomatic_only=False), codebook,
+                       replicates=50)
+    assert docs.table.loc["twinning", "city_share"] == pytest.approx(2 / 3)
+    assert docs.table.loc["advocacy", "state_share"] == pytest.approx(1.0)
+    assert docs.n == {"city": 3, "state": 3}
+    dip = convergence(unit_matrix(hand_workspace, MODEL, unit="documents"), codebook, replicates=50)
+    assert dip.table.loc["twinning", "city_share"] == pytest.approx(1.0) and dip.n == {"city": 2, "state": 3}
+    # passages: c1 carries twinning on both its passages, c2 on one of two, c3 on none: 3 of the cities' 6
+    passages = convergence(unit_matrix(hand_workspace, MODEL, unit="passages", diplomatic_only=False), codebook,
+                           replicates=50)
+    assert passages.table.loc["twinning", "city_share"] == pytest.approx(3 / 6)
+    assert passages.table.loc["twinning", "city_n"] == 6
+    intensity = convergence(unit_matrix(hand_workspace, MODEL, unit="intensity", diplomatic_only=False), codebook,
+                            replicates=50)
+    assert intensity.table.loc["twinning", "city_share"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert intensity.table.loc["twinning", "practice"] == "city"
+    for conv in (docs, dip, passages, intensity):
+        shares = conv.table[[c for c in conv.table if c.endswith(("_share", "_low", "_high"))
+                             and not c.startswith("difference")]]
+        assert ((shares >= 0) & (shares <= 1)).all().all()
 
 
 def test_standardised_residuals_square_to_chi_square():
@@ -186,12 +192,17 @@ def test_diagram_on_shipped_corpus(real_workspace, tmp_path, capsys):
     assert main(["diagram", "--workspace", str(real_workspace), "--by", "source", "--ellipses", "50",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Reading rule" in printed and "twinning" in printed
+    assert "Reading rule" in printed and "twinning" in printed and "Sides compared" in printed
+    assert "Method:" in printed and "issuer_type = city" in printed
     html = out.read_text(encoding="utf-8")
     assert "plotly" in html and "% of inertia" in html
-    conv = pd.read_csv(tmp_path / "cdpd_convergence.csv", index_col=0)
-    assert set(conv["reading"]) <= {"convergent", "city-led", "state-led"}
+    conv = pd.read_csv(tmp_path / "cdpd_convergence.csv", index_col=0, keep_default_na=False)
+    assert set(conv["reading"]) <= {"convergent", "city-led", "state-led", "city only", "state only", "rare on both"}
     assert len(conv) == 14
+    assert {"city_share", "city_low", "city_high", "state_share", "state_low", "state_high", "p_adjusted",
+            "zone"} <= set(conv.columns)
+    sides = pd.read_csv(tmp_path / "cdpd_sides.csv", index_col=0)
+    assert list(sides.index) == ["city", "state"] and sides.loc["city", "definition"] == "issuer_type = city"
     rows = pd.read_csv(tmp_path / "cdpd_ca_rows.csv", index_col=0)
     assert {"coord_1", "coord_2", "contrib_1", "cos2_1", "mass"} <= set(rows.columns)
     eig = pd.read_csv(tmp_path / "cdpd_eigenvalues.csv", index_col=0)

@@ -53,28 +53,42 @@ def _can_dumbbell(convergence) -> bool:
     return sum(str(c).endswith("_share") for c in table.columns) >= 2
 
 
+def _convergence_html(convergence) -> str:
+    """The convergence table (a :class:`~nlp.analysis.convergence.Convergence`, or a bare table) with its unit,
+    rule and method: shares, bounds and differences in %, p-values below 0.001 written so."""
+    table = _percent_table(_conv_table(convergence))
+    head = "<h2>Convergence table</h2>"
+    if hasattr(convergence, "unit_label"):
+        head += (f"<p>Reading of {html.escape(getattr(convergence, 'label', ''))}; unit "
+                 f"{html.escape(convergence.unit)}: {html.escape(convergence.unit_label)}.</p>")
+    out = head + table.to_html(escape=True, border=0)
+    rule = _reading_rule(convergence)
+    if rule:
+        out += f"<p><em>Reading rule.</em> {html.escape(rule)}</p>"
+    if hasattr(convergence, "method"):
+        out += f"<p><em>Method.</em> {html.escape(convergence.method)}</p>"
+    return out
+
+
 def html_report(result, codebook, *, ellipses: pd.DataFrame | None, title: str, convergence=None,
-                mds: tuple[pd.DataFrame, float] | None = None, caption: str = "") -> str:
-    """One self-contained page: the biplot, the dumbbell chart of the two sides with the convergence table and its
-    rule, and the MDS view. ``convergence`` is the convergence table or an object with ``table``, ``sides`` and
-    ``unit_label`` (shares are shown in %); ``caption`` (model, F1, unit, N) is printed under the title."""
+                mds: tuple[pd.DataFrame, float] | None = None, caption: str | None = "",
+                sides: pd.DataFrame | None = None) -> str:
+    """One self-contained page: the biplot, the two sides compared, the dumbbell chart of the two sides with the
+    convergence table, its rule and method, and the MDS view. ``convergence`` is the convergence table or an object
+    with ``table``, ``sides`` and ``unit_label`` (shares are shown in %); ``caption`` (model, F1, unit, N) is
+    printed under the title."""
     parts = ["<h1>" + html.escape(title) + "</h1>"]
     if caption:
         parts.append("<p class='caption'>" + html.escape(caption) + "</p>")
     parts.append(biplot(result, codebook, ellipses=ellipses, title=title).to_html(full_html=False,
                                                                                   include_plotlyjs=True))
+    if sides is not None:
+        parts.append("<h2>Sides compared</h2>" + sides.to_html(escape=True, border=0))
     table = _conv_table(convergence)
     if table is not None:
         if _can_dumbbell(convergence):
             parts.append(dumbbell(convergence).to_html(full_html=False, include_plotlyjs=False))
-        shown = table.copy()
-        for column in shown.columns:
-            if str(column).endswith(("_share", "_low", "_high")) and pd.api.types.is_numeric_dtype(shown[column]):
-                shown[column] = (100 * shown[column]).map("{:.1f}%".format)
-        parts.append("<h2>Convergence table</h2>" + shown.round(3).to_html(escape=True, border=0))
-        rule = _reading_rule(convergence)
-        if rule:
-            parts.append(f"<p><em>Reading rule.</em> {html.escape(rule)}</p>")
+        parts.append(_convergence_html(convergence))
     if mds is not None:
         parts.append(mds_figure(*mds).to_html(full_html=False, include_plotlyjs=False))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
@@ -128,14 +142,15 @@ def export_figure(fig, out: str | Path, caption: str = "") -> Path:
 
 def export(out: str | Path, result, tables: dict[str, pd.DataFrame], codebook=None,
            ellipses: pd.DataFrame | None = None, title: str = "City Diplomacy - Public Diplomacy diagram",
-           mds: tuple[pd.DataFrame, float] | None = None, *, convergence=None, caption: str = "",
-           codes: bool = False, min_contribution: float | None = None) -> Exported:
+           mds: tuple[pd.DataFrame, float] | None = None, *, convergence=None, caption: str | None = "",
+           sides: pd.DataFrame | None = None, codes: bool = False,
+           min_contribution: float | None = None) -> Exported:
     """Write the diagram (.html, .svg, .pdf or .png, by suffix) and each table as ``<stem>_<name>.csv`` beside it.
 
     ``convergence`` (the convergence table, or an object with ``table``, ``sides``, ``unit_label``): the HTML page
     shows its dumbbell chart and table; a static export writes the dumbbell as ``<stem>_dumbbell.<ext>`` too.
-    Without it, the HTML page still shows ``tables["convergence"]`` when there is one. ``caption`` goes under every
-    figure; ``codes`` and ``min_contribution`` are :func:`~nlp.analysis.figures.static_biplot`'s.
+    Without it, the HTML page still shows ``tables["convergence"]`` when there is one; ``sides`` (default
+    ``tables["sides"]``) is shown on the HTML page. ``caption`` goes under every figure; ``codes`` and ``min_contribution`` are :func:`~nlp.analysis.figures.static_biplot`'s.
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -145,12 +160,12 @@ def export(out: str | Path, result, tables: dict[str, pd.DataFrame], codebook=No
     if suffix == ".html":
         page = html_report(result, codebook, ellipses=ellipses, title=title,
                            convergence=convergence if convergence is not None else tables.get("convergence"),
-                           mds=mds, caption=caption)
+                           mds=mds, sides=sides if sides is not None else tables.get("sides"), caption=caption)
         _atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
     else:
         import matplotlib.pyplot as plt
 
-        fig = static_biplot(result, codebook, ellipses=ellipses, title=title, caption=caption, codes=codes,
+        fig = static_biplot(result, codebook, ellipses=ellipses, title=title, caption=caption or "", codes=codes,
                             min_contribution=min_contribution)
         try:
             export_figure(fig, out)
@@ -158,7 +173,7 @@ def export(out: str | Path, result, tables: dict[str, pd.DataFrame], codebook=No
             plt.close(fig)
         if convergence is not None and _can_dumbbell(convergence):
             second = out.with_name(f"{out.stem}_dumbbell{out.suffix}")
-            fig = static_dumbbell(convergence, caption=caption)
+            fig = static_dumbbell(convergence, caption=caption or "")
             try:
                 export_figure(fig, second)
             finally:

@@ -12,7 +12,6 @@ from nlp.analysis.tables import Filters, group_totals
 from nlp.analysis.diagram import build_diagram
 from nlp.app import common as c
 from nlp.analysis.ca import CAError
-from nlp.analysis.convergence import READING_RULE
 from nlp.analysis.figures import biplot, mds_figure, static_biplot
 from nlp.analysis.report import html_report
 from nlp.fileio import csv_text
@@ -31,12 +30,12 @@ if not c.workspace_exists():
 
 @st.cache_data(show_spinner="Computing the correspondence analysis ...", max_entries=16)
 def compute(home: str, model: str, rows: str, by: str, unit: str, where: tuple, date_from, date_to,
-            sup_cols: tuple, ellipses: int, stamp: str):
+            sup_cols: tuple, ellipses: int, diplomatic_only: bool, stamp: str):
     """Cached per parameters and workspace state (``stamp`` changes whenever documents are classified)."""
     filters = Filters({k: list(v) for k, v in where}, date_from, date_to)
     with Workspace(home, create=False) as ws:
         return build_diagram(ws, c.codebook(), model, rows=rows, by=by, unit=unit, filters=filters,
-                             sup_cols=list(sup_cols), ellipses=ellipses, seed=0)
+                             sup_cols=list(sup_cols), ellipses=ellipses, seed=0, diplomatic_only=diplomatic_only)
 
 
 with c.workspace() as ws:
@@ -54,7 +53,9 @@ with c.workspace() as ws:
     rows = left.selectbox("Rows", cb.axis_names, key="diagram_rows")
     by = mid.selectbox("Columns: group documents by", list(GROUPINGS), format_func=GROUPINGS.get,
                        key="diagram_by")
-    unit = right.radio("Count", ["documents", "passages"], horizontal=True, key="diagram_unit")
+    unit = right.radio("Count", ["intensity", "documents", "passages"], horizontal=True, key="diagram_unit",
+                       help="intensity: each document weighs 1 and counts the share of its passages carrying a "
+                            "label; documents: tagged or not; passages: passages carrying the label")
     groups = list(group_totals(ws, model, by=by, filters=filters).index)
     left, right = st.columns([2, 1])
     sup = left.multiselect("Supplementary groups (projected, not used to build the axes; e.g. one city)", groups,
@@ -63,9 +64,11 @@ with c.workspace() as ws:
         show_ellipses = st.checkbox("Bootstrap confidence ellipses", key="diagram_ellipses")
         replicates = st.number_input("Replicates", 50, 1000, 200, step=50, key="diagram_replicates",
                                      disabled=not show_ellipses)
+        all_units = st.checkbox("Convergence over all units (not only diplomatic ones)", key="diagram_all_units")
 
 args = (str(default_home()), model, rows, by, unit, tuple(sorted((k, tuple(v)) for k, v in filters.where.items())),
-        filters.date_from, filters.date_to, tuple(sup), int(replicates) if show_ellipses else 0, stamp)
+        filters.date_from, filters.date_to, tuple(sup), int(replicates) if show_ellipses else 0, not all_units,
+        stamp)
 try:
     d = compute(*args)
 except (CAError, WorkspaceError, ValueError) as exc:
@@ -75,21 +78,27 @@ except (CAError, WorkspaceError, ValueError) as exc:
 for note in d.notes:
     st.info(note)
 st.plotly_chart(biplot(d.result, cb, ellipses=d.ellipses, title=d.title), key="biplot")
-st.caption(f"Total inertia {d.result.total_inertia:.4f}; chi-square {d.result.chi2:,.1f} on {d.result.dof} degrees "
-           f"of freedom (p = {d.result.p_value:.3g}); {int(d.result.n):,} {unit} counted.")
+st.caption(d.caption)
 
 tab_conv, tab_scree, tab_contrib, tab_mds, tab_counts = st.tabs(
     ["Convergence table", "Scree plot", "Contributions", "MDS view", "Counts"])
 with tab_conv:
+    if d.sides is not None:
+        st.markdown("**Sides compared**")
+        st.dataframe(d.sides, width="stretch")
     if d.convergence is None:
-        st.info("No convergence table: the selection lacks city or national documents.")
+        st.info("No convergence reading: a side has no unit to count in this selection.")
     else:
-        conv = d.convergence.copy()
-        for column in ("city_share", "national_share"):
-            if column in conv:
-                conv[column] = 100 * conv[column]
-        st.dataframe(conv.round(2), width="stretch")
-        st.caption(f"Reading rule: {READING_RULE}")
+        conv = d.convergence
+        st.markdown(f"**Convergence ({conv.label})**: {conv.unit_label}, in % with "
+                    f"{100 * (1 - conv.alpha):g}% intervals")
+        shown = conv.table.copy()
+        for column in shown.columns:
+            if column.endswith(("_share", "_low", "_high")) or column.startswith("difference"):
+                shown[column] = 100 * shown[column]
+        st.dataframe(shown.round(3), width="stretch")
+        st.caption(f"Reading rule: {conv.rule}")
+        st.caption(f"Method: {conv.method}")
 with tab_scree:
     eig = d.result.eigenvalues.reset_index(names="dimension")
     fig = px.bar(eig, x="dimension", y="pct", text=eig["pct"].round(1), labels={"pct": "% of inertia"},
@@ -116,7 +125,7 @@ st.subheader("Downloads")
 
 def report_html() -> bytes:
     return html_report(d.result, cb, ellipses=d.ellipses, title=d.title, convergence=d.convergence,
-                       mds=d.mds).encode("utf-8")
+                       mds=d.mds, sides=d.sides, caption=d.caption).encode("utf-8")
 
 
 def figure_png() -> bytes:
