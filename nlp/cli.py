@@ -627,13 +627,11 @@ def _convergence_for_print(conv):
     return out
 
 
-def cmd_diagram(args) -> int:
-    import pandas as pd
-
-    from .analysis.tables import Filters, resolve_model
+def _diagram_of(args):
+    """The diagram ``cdpd diagram`` and ``cdpd report`` describe, from their shared options."""
     from .analysis.diagram import build_diagram
-    from .analysis.report import export
     from .analysis.sides import Comparison
+    from .analysis.tables import Filters, resolve_model
 
     codebook = _codebook(args)
     filters = Filters.parse(args.where or [], args.date_from, args.date_to)
@@ -646,6 +644,40 @@ def cmd_diagram(args) -> int:
                           replicates=args.replicates, top=args.top or None)
     for note in d.notes:
         _err(note)
+    return d, codebook
+
+
+def cmd_report(args) -> int:
+    """``cdpd report``: the diagram's figures, tables, comparison sets, method and the model's per-source quality
+    in one HTML or PDF file."""
+    import datetime
+
+    from .analysis.report import REPORT_FORMATS, write_report
+
+    if Path(args.out).suffix.lower() not in REPORT_FORMATS:
+        raise CLIError(f"{args.out}: the report is written as .html or .pdf")
+    d, codebook = _diagram_of(args)
+    quality = None
+    try:
+        from .metrics import quality_by_source
+        from .models import read_meta
+
+        quality = quality_by_source(read_meta(d.model)["metrics"]["heldout"])
+    except (ValueError, OSError, KeyError, TypeError):  # no registry entry or no held-out figures: say so
+        _err(f"no held-out figures for {d.model} in the model registry: the report leaves out the model's quality")
+    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = write_report(d, args.out, quality=quality, codebook=codebook, generated=generated)
+    print(d.caption)
+    _err(f"wrote {out}")
+    return 0
+
+
+def cmd_diagram(args) -> int:
+    import pandas as pd
+
+    from .analysis.report import export
+
+    d, codebook = _diagram_of(args)
     out = export(args.out, d.result, d.tables, codebook, ellipses=d.ellipses, title=d.title, mds=d.mds,
                  convergence=d.convergence, sides=d.sides, caption=d.caption)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 120):
@@ -835,32 +867,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="eigenvalues, total inertia and principal coordinates as JSON")
     s.set_defaults(func=cmd_ca)
 
-    s = sub.add_parser("diagram", parents=[common], help="the CD-PD diagram (CA biplot) and its tables")
-    s.add_argument("--rows", default="functions", help="codebook axis for the rows (default: functions)")
-    s.add_argument("--by", default="source", help="issuer_type, issuer, source (default), country, city or year")
-    s.add_argument("--where", action="append", metavar="FIELD=VALUE", help="keep matching documents (repeatable)")
-    s.add_argument("--from", dest="date_from", metavar="DATE", help="first date (ISO, inclusive)")
-    s.add_argument("--to", dest="date_to", metavar="DATE", help="last date (ISO, inclusive)")
-    s.add_argument("--unit", default="intensity", choices=["documents", "passages", "intensity"],
-                   help="what is counted: intensity (default; each document weighs 1, a label counts for the share "
-                        "of its passages carrying it), documents (tagged or not) or passages")
-    s.add_argument("--side", action="append", metavar="NAME:FIELD=V1,V2[;FIELD=V]",
-                   help="a side of the convergence reading; give it twice, side A then side B "
-                        "(default: city:issuer_type=city and state:issuer_type=national)")
-    s.add_argument("--all-units", action="store_true",
-                   help="read convergence over all units, not only diplomatic ones (at least one function)")
-    s.add_argument("--replicates", type=_replicates, default=200, metavar="N",
-                   help="bootstrap replicates of the convergence intervals (default 200)")
-    s.add_argument("--top", type=_top, default=15, metavar="N",
-                   help="groups kept active in the biplot, the largest by mass (default 15; 0 keeps all); the "
-                        "others are projected as supplementary points")
-    s.add_argument("--sup-cols", metavar="X,Y", help="groups to project as supplementary points")
-    s.add_argument("--sup-rows", metavar="A,B", help="labels to project as supplementary points")
-    s.add_argument("--ellipses", type=int, default=0, metavar="N", help="bootstrap confidence ellipses, N replicates")
-    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (ellipses and convergence intervals)")
-    s.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
-    s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE", help=".html (default), .png or .svg")
+    diagram = argparse.ArgumentParser(add_help=False)  # what is analysed: shared by `diagram` and `report`
+    diagram.add_argument("--rows", default="functions", help="codebook axis for the rows (default: functions)")
+    diagram.add_argument("--by", default="source",
+                         help="issuer_type, issuer, source (default), country, city or year")
+    diagram.add_argument("--where", action="append", metavar="FIELD=VALUE",
+                         help="keep matching documents (repeatable)")
+    diagram.add_argument("--from", dest="date_from", metavar="DATE", help="first date (ISO, inclusive)")
+    diagram.add_argument("--to", dest="date_to", metavar="DATE", help="last date (ISO, inclusive)")
+    diagram.add_argument("--unit", default="intensity", choices=["documents", "passages", "intensity"],
+                         help="what is counted: intensity (default; each document weighs 1, a label counts for the "
+                              "share of its passages carrying it), documents (tagged or not) or passages")
+    diagram.add_argument("--side", action="append", metavar="NAME:FIELD=V1,V2[;FIELD=V]",
+                         help="a side of the convergence reading; give it twice, side A then side B "
+                              "(default: city:issuer_type=city and state:issuer_type=national)")
+    diagram.add_argument("--all-units", action="store_true",
+                         help="read convergence over all units, not only diplomatic ones (at least one function)")
+    diagram.add_argument("--replicates", type=_replicates, default=200, metavar="N",
+                         help="bootstrap replicates of the convergence intervals (default 200)")
+    diagram.add_argument("--top", type=_top, default=15, metavar="N",
+                         help="groups kept active in the biplot, the largest by mass (default 15; 0 keeps all); "
+                              "the others are projected as supplementary points")
+    diagram.add_argument("--sup-cols", metavar="X,Y", help="groups to project as supplementary points")
+    diagram.add_argument("--sup-rows", metavar="A,B", help="labels to project as supplementary points")
+    diagram.add_argument("--ellipses", type=int, default=0, metavar="N",
+                         help="bootstrap confidence ellipses, N replicates")
+    diagram.add_argument("--seed", type=int, default=0, help="bootstrap seed (ellipses and convergence intervals)")
+    diagram.add_argument("--model", help="model name or NAME@VERSION (default: the latest used)")
+    s = sub.add_parser("diagram", parents=[common, diagram],
+                       help="the CD-PD diagram (CA biplot) and its tables")
+    s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE",
+                   help=".html (default), .svg or .pdf (vector), .png (300 dpi); tables as CSV beside it")
     s.set_defaults(func=cmd_diagram)
+
+    s = sub.add_parser("report", parents=[common, diagram],
+                       help="a report to cite: figures, convergence table, sides, method, model quality")
+    s.add_argument("--out", default="cdpd_report.html", metavar="FILE", help=".html (default) or .pdf")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("annotations", parents=[common], help="import or export annotations (JSONL, spaCy, HF)")
     s.add_argument("action", choices=["import", "export", "issues"],

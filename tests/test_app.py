@@ -282,11 +282,37 @@ def test_corpus_filters_search_and_document(app_home):
     assert "functions" in all_text(at)  # the opened document lists its tags per axis
 
 
+def convergence_shown(at: AppTest):
+    """The convergence table on the diagram page: the one table with a ``reading`` column."""
+    return next(frame.value for frame in at.dataframe if "reading" in frame.value.columns)
+
+
 def test_diagram_page_controls(app_home):
     at = page("diagram")
-    assert len(at.get("plotly_chart")) >= 2  # biplot and scree plot
+    assert len(at.get("plotly_chart")) >= 3  # the two sides' dumbbell, the map and the scree plot
+    dumbbell = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {"city", "state"} <= {trace.get("name", "").split(":")[0] for trace in dumbbell["data"]}
     text = all_text(at)
-    assert "Reading rule" in text and "Total inertia" in text
+    assert "Reading rule" in text and "Total inertia" in text and "Policy intervention space" in text
+    assert "documents counted" in text  # the caption: what was counted
+    conv = convergence_shown(at)
+    assert {"city_share", "city_low", "city_high", "state_share", "reading", "zone"} <= set(conv.columns)
+    assert ((conv["city_low"] <= conv["city_share"]) & (conv["city_share"] <= conv["city_high"])).all()
+    assert {b.proto.label for b in at.get("download_button")} >= {
+        "Report (HTML)", "Report (PDF)", "Map (SVG)", "Map (PDF)", "Map (PNG)", "Two sides (SVG)"}
+    # two sides of one's own: the climate-plan sections against the council's resolutions
+    at.toggle(key="diagram_custom").set_value(True).run()
+    at.selectbox(key="diagram_side_a_field").select("source").run()
+    sources = at.multiselect(key="diagram_side_a_values").options
+    at.multiselect(key="diagram_side_a_values").select(sources[0])
+    at.text_input(key="diagram_side_a_name").input("first")
+    at.selectbox(key="diagram_side_b_field").select("source").run()
+    at.multiselect(key="diagram_side_b_values").select(sources[1])
+    at.text_input(key="diagram_side_b_name").input("second").run()
+    assert not at.exception, [e.value for e in at.exception]
+    conv = convergence_shown(at)
+    assert "first_share" in conv.columns and "second_share" in conv.columns
+    at.toggle(key="diagram_custom").set_value(False).run()
     at.selectbox(key="diagram_by").select("issuer_type").run()
     assert "single dimension" not in all_text(at)  # ellipses are off: nothing to warn about
     at.multiselect(key="diagram_issuer_type").select("city").select("national")  # pasted documents have none

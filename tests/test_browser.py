@@ -260,10 +260,20 @@ def drive(page, server: str, home: Path) -> list[Path]:
     assert rows[-1][0].split()[:8] == passage.split()[:8]
     shots.append(screenshot(page, "03_annotate"))
 
-    # -- CD-PD diagram: the biplot renders ----------------------------------------------------------------------
+    # -- CD-PD diagram: the two sides' dumbbell with its reading, the map, and the report downloads ----------------
     open_page(page, f"{server}/diagram", "City Diplomacy - Public Diplomacy diagram")
     page.get_by_text("Total inertia").wait_for()
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    page.get_by_text("Policy intervention space").first.wait_for()
+    chart = page.locator('[data-testid="stPlotlyChart"]').first  # the dumbbell: a dot and an interval per side
+    chart.locator(".main-svg").first.wait_for()
+    assert chart.locator(".scatterlayer .trace").count() >= 2
+    assert chart.locator(".scatterlayer .point").count() >= 14
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Report (HTML)").click()
+    report = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "Policy intervention space" in report and "Convergence table" in report and "<svg" in report
+    page.get_by_role("tab", name="Map (correspondence analysis)").click()
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(1)
     chart.locator(".main-svg").first.wait_for()
     assert chart.locator(".scatterlayer .trace").count() >= 2  # labels and groups
     assert chart.locator(".scatterlayer .point").count() >= 5

@@ -491,3 +491,42 @@ def test_cli_diagram_bad_sides_are_one_line_errors(planted, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(base + ["--replicates", "5"])
     assert "20 to 10000" in capsys.readouterr().err
+
+
+def test_cli_report_html_and_pdf_say_what_was_compared_and_how(planted, tmp_path, capsys):
+    """`cdpd report`: one HTML (inline SVG figures, no script) and one PDF with the sides, the two profiles, the
+    convergence table with intervals, the intervention space, the method and the caption's counts."""
+    import pypdf
+
+    from nlp.cli import main
+
+    html_out, pdf_out = tmp_path / "r.html", tmp_path / "r.pdf"
+    args = ["--workspace", str(planted.home), "--by", "source", "--replicates", "50", "--seed", "3"]
+    assert main(["report", *args, "--out", str(html_out)]) == 0
+    captured = capsys.readouterr()
+    caption = captured.out.strip()
+    assert "documents counted" in caption and "no held-out score recorded" in caption  # not in the registry
+    assert "no held-out figures" in captured.err
+    page = html_out.read_text(encoding="utf-8")
+    assert "<script" not in page and page.count("<svg") == 2  # the dumbbell and the map, as inline SVG
+    for needed in ("The two sides", "issuer_type = city", "The two profiles", "Policy intervention space",
+                   "Expected overlaps", "Convergence table", "city_low", "state_high", "Holm",
+                   "50 bootstrap replicates (seed 3)", "Reading rule", html_escape(caption)):
+        assert needed in page, needed
+    assert "twinning" in page and "p = 0" not in page
+    assert main(["report", *args, "--out", str(pdf_out)]) == 0
+    capsys.readouterr()
+    assert pdf_out.read_bytes().startswith(b"%PDF-")
+    reader = pypdf.PdfReader(str(pdf_out))
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    assert len(reader.pages) >= 4
+    for needed in ("Side: city", "Policy intervention space", "Convergence table", "Holm", "twinning"):
+        assert needed in text, needed
+    assert main(["report", *args, "--out", str(tmp_path / "r.docx")]) == 2
+    assert "written as .html or .pdf" in capsys.readouterr().err
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

@@ -900,7 +900,7 @@ def biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
                                      line=dict(width=1, dash="dot",
                                                color=_MAP_COLORS["group"] if kind == "col" else _MAP_COLORS["both"])))
     # label placement at the nominal plot area (width x height px) of an equal-aspect map
-    width, height = (900, 320) if one_dim else (860, 600)
+    width, height = (760, 320) if one_dim else (680, 560)
     xs = np.array([p.x for p in points])
     ys = np.array([p.y for p in points])
     xr = [xs.min(), xs.max()]
@@ -964,9 +964,12 @@ def biplot(result, codebook=None, *, ellipses: pd.DataFrame | None = None,
         annotations.append(dict(x=0, y=0, xref="paper", yref="paper", yshift=-60, showarrow=False, xanchor="left",
                                 yanchor="top", align="left", text="<br>".join(html.escape(l) for l in lines),
                                 font=dict(size=11)))
-    fig.update_layout(title=html.escape(title), template="plotly_white", height=height + 160 + 16 * len(lines),
-                      annotations=annotations, margin=dict(b=80 + 16 * len(lines)),
-                      legend=dict(orientation="v", x=1.02, y=1, xanchor="left"),
+    # the figure is drawn at the size the labels were placed for: a fixed width (shown at that width, not
+    # stretched to the container) and the legend above the plot, so that the plot area is width x height px
+    fig.update_layout(title=dict(text=html.escape(title), y=0.99, yanchor="top"), template="plotly_white",
+                      width=width + 80 + 40, height=height + 200 + 16 * len(lines), annotations=annotations,
+                      margin=dict(l=80, r=40, t=120, b=80 + 16 * len(lines)),
+                      legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"),
                       xaxis=dict(title=_pct(result, 0), range=xr, zeroline=False),
                       yaxis=dict(title="" if one_dim else _pct(result, 1), range=yr, zeroline=False,
                                  showticklabels=not one_dim))

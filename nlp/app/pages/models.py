@@ -84,8 +84,8 @@ models = list_models()
 active = active_ref()
 if models:
     st.dataframe(table(models), hide_index=True, width="stretch", column_config=column_help())
-    st.caption("F: functions, D: domains. Scores are micro/macro F1 on the fixed held-out set: the units drawn at random or by cue from a "
-               "quarter of the annotated documents (chosen by a hash of the document id, so every version is "
+    st.caption("F: functions, D: domains. Scores are micro/macro F1 on the fixed held-out set: the units drawn at "
+               "random or by cue from a quarter of the annotated documents (chosen by a hash of the document id, so every version is "
                "measured on the same units), from the same settings fitted without those documents. False on "
                "empty (false+): of the held-out units annotated with no label on that axis (on functions: "
                "domestic business), the share the model gave one.")
