@@ -262,3 +262,46 @@ def test_csv_exports_neutralise_cells_a_spreadsheet_would_run(tmp_path, codebook
     written = export(tmp_path / "d.svg", result, {"counts": counts}, codebook).tables
     text = written[0].read_text(encoding="utf-8")
     assert "'=evil()" in text and "'+y" in text and "\n=evil()" not in text
+
+
+RELEASES = {
+    "sister-city.html": ("Springfield and Kumamoto renew their sister city agreement",
+                         "Mayor Ruiz signed a renewed sister city agreement with the Mayor of Kumamoto, Japan, at City "
+                         "Hall on Monday. The twinning partnership, founded in 1988, will add a student exchange "
+                         "between the two cities' high schools and a joint cultural festival next spring."),
+    "trade.html": ("Mayor leads trade mission to Monterrey",
+                   "The Mayor will lead a delegation of 20 Springfield companies on a trade mission to Monterrey, "
+                   "Mexico, to attract foreign investment and promote local exporters at an international fair."),
+    "refugees.html": ("City welcomes Ukrainian refugees",
+                      "The City Council approved funds to welcome refugee families from Ukraine and partnered with "
+                      "the city of Lviv to send humanitarian aid, medical supplies and generators."),
+}
+
+
+def test_bring_your_own_press_releases_then_compare_them_with_the_state(real_workspace, tmp_path, capsys):
+    """README's first path: a folder of a city office's HTML releases imported with its issuer and side, tagged,
+    then one side of the diagram against the national documents."""
+    import shutil
+
+    home = tmp_path / "ws"
+    shutil.copytree(real_workspace, home)
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    for name, (title, body) in RELEASES.items():
+        (folder / name).write_text(f"<html><head><title>{title}</title></head><body><nav>Home | News</nav>"
+                                   f"<article><h1>{title}</h1><p>{body}</p></article></body></html>",
+                                   encoding="utf-8")
+    assert main(["ingest", str(folder), "--workspace", str(home), "--source", "Springfield press releases",
+                 "--issuer", "City of Springfield", "--issuer-type", "city", "--country", "USA", "--city",
+                 "Springfield", "--classify", "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "springfield.html"
+    assert main(["diagram", "--workspace", str(home), "--side", "Springfield:issuer=City of Springfield",
+                 "--side", "state:issuer_type=national", "--replicates", "50", "--out", str(out)]) == 0
+    sides = pd.read_csv(tmp_path / "springfield_sides.csv", index_col=0)
+    assert sides.at["Springfield", "documents"] == 3
+    assert "Springfield press releases" in sides.at["Springfield", "sources"]
+    conv = pd.read_csv(tmp_path / "springfield_convergence.csv", index_col=0, keep_default_na=False)
+    assert {"Springfield_share", "Springfield_low", "Springfield_high", "state_share"} <= set(conv.columns)
+    assert conv.at["twinning", "Springfield_share"] > 0  # the sister-city release carries it
+    assert "Springfield" in capsys.readouterr().out
