@@ -117,10 +117,12 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
                   sup_rows: list[str] | None = None, ellipses: int = 0, seed: int = 0,
                   comparison: Comparison | None = None, diplomatic_only: bool = True,
                   replicates: int = DEFAULT_REPLICATES, top: int | None = DEFAULT_TOP,
-                  alpha: float = DEFAULT_ALPHA) -> Diagram:
+                  alpha: float = DEFAULT_ALPHA, with_cooccurrence: bool = True) -> Diagram:
     """Labels of axis ``rows`` x groups ``by`` for ``model``'s tags in ``unit``, analysed, and the convergence
     reading of ``comparison`` (default: city vs state) on the same axis. Raises ``nlp.analysis.ca.CAError`` when
-    the filtered table cannot be analysed, :class:`~nlp.analysis.sides.SideError` when the sides overlap."""
+    the filtered table cannot be analysed, :class:`~nlp.analysis.sides.SideError` when the sides overlap.
+    ``with_cooccurrence=False`` leaves out the function x domain table (a quarter of the time on a large workspace:
+    the app reads it only when its CSVs are downloaded)."""
     filters = filters or Filters()
     comparison = comparison or Comparison.default()
     check_unit(unit)
@@ -132,7 +134,7 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
     reads = Reads(ws)  # the biplot's table and both readings share the per-document reads
     table = unit_table(ws, model, axis=rows, by=by, unit=unit, filters=filters, reads=reads)
     other = next((a for a in codebook.axis_names if a != rows), None)
-    co = cooccurrence(ws, model, rows=rows, cols=other, filters=filters) if other else None
+    co = cooccurrence(ws, model, rows=rows, cols=other, filters=filters) if other and with_cooccurrence else None
 
     notes: list[str] = []
     sup_cols, passive = _top_groups(table, top, sup_cols)

@@ -11,7 +11,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from nlp.analysis.tables import Filters, group_totals
+from nlp.analysis.tables import Filters, cooccurrence, group_totals
 from nlp.analysis.diagram import build_diagram
 from nlp.app import common as c
 from nlp.analysis.ca import CAError
@@ -46,7 +46,18 @@ def compute(home: str, model: str, rows: str, by: str, unit: str, where: tuple, 
     with Workspace(home, create=False) as ws:
         return build_diagram(ws, c.codebook(), model, rows=rows, by=by, unit=unit, filters=filters,
                              sup_cols=list(sup_cols), ellipses=ellipses, seed=0, diplomatic_only=diplomatic_only,
-                             comparison=comparison, top=top or None)
+                             comparison=comparison, top=top or None, with_cooccurrence=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cooccurrence_table(home: str, model: str, rows: str, where: tuple, date_from, date_to, stamp: str):
+    """The function x domain table of the CSV download, read only when it is asked for."""
+    other = next((a for a in c.codebook().axis_names if a != rows), None)
+    if other is None:
+        return None
+    with Workspace(home, create=False) as ws:
+        return cooccurrence(ws, model, rows=rows, cols=other,
+                            filters=Filters({k: list(v) for k, v in where}, date_from, date_to))
 
 
 def side_picker(ws, key: str, default_name: str, default_value: str) -> tuple:
@@ -219,7 +230,8 @@ def figure_bytes(which: str, suffix: str) -> bytes:
 def tables_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, table in d.tables.items():
+        co = cooccurrence_table(args[0], args[1], args[2], args[5], args[6], args[7], args[-1])
+        for name, table in {**d.tables, **({"cooccurrence": co} if co is not None else {})}.items():
             zf.writestr(f"cdpd_diagram_{name}.csv", csv_text(table))
     return buf.getvalue()
 
