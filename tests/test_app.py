@@ -412,3 +412,16 @@ def test_cdpd_app_serves_app_py_on_localhost(monkeypatch, tmp_path):
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4] == APP
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1" and cmd[cmd.index("--server.port") + 1] == "8765"
     assert seen["env"]["CDPD_HOME"] == str(tmp_path.resolve())
+
+
+def test_plot_text_keeps_markup_in_names_inert():
+    """Audit defect 3: group names reach plotly legends and axes, which render <b>, <a href> and <br>."""
+    import plotly.express as px
+
+    from nlp.app.common import plot_text
+
+    hostile = '<b>Bold</b> <a href="http://evil.example">x</a>'
+    assert plot_text(hostile) == '&lt;b&gt;Bold&lt;/b&gt; &lt;a href="http://evil.example"&gt;x&lt;/a&gt;'
+    fig = px.line({"period": ["2020", "2021"], "share": [1, 2], "group": [plot_text(hostile)] * 2},
+                  x="period", y="share", color="group")
+    assert "<b>" not in fig.to_json() and "&lt;b&gt;Bold" in fig.to_json()

@@ -172,6 +172,12 @@ def show_text(text: str, evidence: dict[str, Sequence[str]] | Sequence[str] = ()
     st.markdown(highlight(text, evidence, colors=colors), unsafe_allow_html=True)
 
 
+def plot_text(value: Any) -> str:
+    """A name from the data (a source, an issuer, a country) for a plotly legend, axis or hover: plotly renders a
+    subset of HTML there (``<b>``, ``<i>``, ``<a href>``, ``<br>``), so the name is HTML-escaped and shows as written."""
+    return html.escape(str(value), quote=False)
+
+
 def md_text(value: Any) -> str:
     """Text that came from data (a title, an id, an issuer, a url) for a Markdown element (``st.subheader``,
     ``st.caption``, ``st.info``): Markdown and HTML characters backslash-escaped, so it shows as written and

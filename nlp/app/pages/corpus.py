@@ -5,7 +5,6 @@ A search restricts every view (trends, actors, function x domain, documents). Un
 documents per source per period it stands on, the undated documents it leaves out, and a warning wherever the mix
 of sources changes (a share can move because the documents come from elsewhere, not because anyone changed)."""
 
-import html
 import re
 from dataclasses import replace
 
@@ -155,6 +154,8 @@ with c.workspace() as ws:
                 st.info("No dated classified document matches " + scope + ".")
             else:
                 data = data.assign(share_pct=100 * data["share"])
+                if "group" in data:  # names from the data: plotly renders <b>, <a>, <br> in legends and axes
+                    data["group"] = data["group"].map(c.plot_text)
                 # one label per source: a line per source; all labels per source: a panel per source
                 series = "group" if split is not None or (by_source and label) else "label"
                 facet = "group" if by_source and not label else None
@@ -175,7 +176,7 @@ with c.workspace() as ws:
                               labels={"share_pct": "% of documents", "period": period, "group": ""})
                 style_lines(fig, names)
                 if facet:  # panel titles are source names: data, shown as text
-                    fig.for_each_annotation(lambda a: a.update(text=html.escape(a.text.split("=", 1)[-1][:80])))
+                    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1][:80]))  # escaped above
                 fig.update_layout(template="plotly_white", legend_title_text="",
                                   height=480 if not facet else 120 + 260 * ((panels + 1) // 2))
                 st.plotly_chart(fig, key="trend_chart")
@@ -205,7 +206,8 @@ with c.workspace() as ws:
                 shares = counts[top].div(totals[top], axis=1)
                 if label:
                     shares = shares.loc[[label]]
-                fig = px.imshow(100 * shares, aspect="auto", color_continuous_scale="Blues", text_auto=".0f",
+                fig = px.imshow((100 * shares).rename(columns=c.plot_text), aspect="auto",
+                                color_continuous_scale="Blues", text_auto=".0f",
                                 labels={"color": "% of documents", "x": GROUPINGS[by], "y": axis})
                 fig.update_layout(height=max(320, 28 * len(shares) + 160), template="plotly_white")
                 st.plotly_chart(fig, key="actor_chart")
