@@ -677,9 +677,12 @@ def cmd_diagram(args) -> int:
 
     from .analysis.report import export
 
+    if args.min_contribution is not None and not 0 <= args.min_contribution < 100:
+        raise CLIError(f"--min-contribution is a percentage from 0 to 100, not {args.min_contribution:g}")
     d, codebook = _diagram_of(args)
     out = export(args.out, d.result, d.tables, codebook, ellipses=d.ellipses, title=d.title, mds=d.mds,
-                 convergence=d.convergence, sides=d.sides, caption=d.caption)
+                 convergence=d.convergence, sides=d.sides, caption=d.caption, codes=args.codes,
+                 min_contribution=args.min_contribution)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 120):
         print(f"{d.title}\n")
         print(d.caption, "\n")
@@ -898,6 +901,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the CD-PD diagram (CA biplot) and its tables")
     s.add_argument("--out", default="cdpd_diagram.html", metavar="FILE",
                    help=".html (default), .svg or .pdf (vector), .png (300 dpi); tables as CSV beside it")
+    s.add_argument("--codes", action="store_true",
+                   help="static maps: label groups with short codes G1, G2 ... and a key under the map")
+    s.add_argument("--min-contribution", type=float, metavar="PCT",
+                   help="static maps: label only the points contributing at least PCT%% to the plane")
     s.set_defaults(func=cmd_diagram)
 
     s = sub.add_parser("report", parents=[common, diagram],

@@ -530,3 +530,19 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_cli_diagram_static_map_with_codes_and_contribution_filter(planted, tmp_path, capsys):
+    from nlp.cli import main
+
+    out = tmp_path / "m.svg"
+    assert main(["diagram", "--workspace", str(planted.home), "--by", "source", "--replicates", "20", "--codes",
+                 "--min-contribution", "5", "--out", str(out)]) == 0
+    svg = out.read_text(encoding="utf-8")
+    assert "G1" in svg and "Key" in svg  # groups coded, with the key under the map
+    assert "to the plane" in svg  # the caption says which points the filter kept
+    assert (tmp_path / "m_dumbbell.svg").exists()
+    capsys.readouterr()
+    assert main(["diagram", "--workspace", str(planted.home), "--min-contribution", "150",
+                 "--out", str(tmp_path / "n.svg")]) == 2
+    assert "percentage from 0 to 100" in capsys.readouterr().err
