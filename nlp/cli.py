@@ -21,6 +21,11 @@ class CLIError(Exception):
     """An unusable input or request: printed as one line, exit status 2."""
 
 
+#: Exit statuses (README, "The command line"): all went well; some inputs or documents were reported and skipped
+#: (the rest was done); a usage error or nothing usable (one line on stderr says why).
+EXIT_OK, EXIT_SKIPPED, EXIT_ERROR = 0, 1, 2
+
+
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -126,12 +131,13 @@ def _metadata(args) -> dict[str, str]:
 
 
 def _accepted_documents(args, skipped: list[int], english_only: bool = False):
-    """The documents of ``args.inputs``; each rejected one is reported (id and reason) and counted in skipped[0].
-    An unusable input stops everything with a one-line CLIError."""
+    """The documents of ``args.inputs``; each rejected one (a bad document, or a bad file, named or in a folder) is
+    reported (id and reason) and counted in skipped[0]. A missing path or an unsupported file type named on the
+    command line stops everything with a one-line CLIError before any work."""
     from .ingest import IngestError, Rejected, detect_language, iter_documents
 
     try:
-        for item in iter_documents(args.inputs, **_metadata(args)):
+        for item in iter_documents(args.inputs, skip_bad_inputs=True, **_metadata(args)):
             if isinstance(item, Rejected):
                 skipped[0] += 1
                 _err(f"skipped {item.id}: {item.reason}")
@@ -169,7 +175,7 @@ def cmd_classify(args) -> int:
         if n == 0:  # raised inside the block, so an existing --output file is left as it was
             raise CLIError("no document could be classified")
     _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped[0]}" if skipped[0] else ""))
-    return 0
+    return EXIT_SKIPPED if skipped[0] else EXIT_OK
 
 
 def cmd_train(args) -> int:
@@ -379,19 +385,29 @@ def cmd_ingest(args) -> int:
     rejected = [0]
     accepted = _accepted_documents(args, rejected)
 
+    read = [0]
+
+    def counted():
+        for doc in accepted:
+            read[0] += 1
+            yield doc
+
     with _workspace(args) as ws, _progress(None, "importing", quiet=args.quiet) as bar:
-        report = ws.add_documents(accepted, progress=bar)
+        report = ws.add_documents(counted(), progress=bar)
+    if rejected[0] and not read[0]:
+        raise CLIError(f"no document could be read ({rejected[0]} rejected)")
     for doc_id, why in report.duplicates:
         _err(f"skipped {doc_id}: duplicate, {why}")
     for doc_id, lang in report.non_english:
         _err(f"flagged {doc_id}: not English (detected {lang!r}); stored but not tagged")
     print(f"added {report.added} document(s) to {ws.path}; {len(report.duplicates)} duplicate(s), "
           f"{rejected[0]} rejected, {len(report.non_english)} flagged non-English")
+    status = EXIT_SKIPPED if rejected[0] else EXIT_OK
     if args.classify:
-        return _classify_workspace(args)
+        return max(status, _classify_workspace(args))
     if report.added:
         _err("run `cdpd run` (or `cdpd ingest --classify`) to tag them")
-    return 0
+    return status
 
 
 def _classify_workspace(args, codebook=None) -> int:
@@ -841,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except (CLIError, WorkspaceError, ValueError) as exc:
         _err(f"cdpd {args.command}: error: {exc}")
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         _err(f"cdpd {args.command}: interrupted; what was committed is kept, run it again to resume")
         return 130

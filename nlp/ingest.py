@@ -752,9 +752,14 @@ def iter_documents(
     stdin: TextIO | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     text_column: str = "text",
+    skip_bad_inputs: bool = False,
     **metadata: Any,
 ) -> Iterator[Document | Rejected]:
-    """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder."""
+    """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder.
+
+    A missing path or an unsupported file type among ``inputs`` stops everything before any work (a typo). A named
+    file (or stdin) that cannot be read stops everything too, unless ``skip_bad_inputs``: then it is a
+    :class:`Rejected` with its reason, like a bad file in a folder, and the other inputs are read."""
     meta = _check_metadata(metadata)
     inputs = list(inputs)
     # Check every top-level input before yielding anything, so a typo in the last path costs no work.
@@ -770,27 +775,53 @@ def iter_documents(
             suffix = _suffix(path) or path.name
             raise IngestError(item, f"unsupported file type '{suffix}'; supported: {_supported_list()}")
     for item in inputs:
-        if str(item) == "-":
-            yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
-            continue
-        path = Path(item)
-        if path.is_dir():
-            for file in _visible_files(path):
-                suffix = _suffix(file)
-                if suffix not in SUPPORTED_SUFFIXES:
-                    yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")
-                    continue
-                try:
-                    if suffix in TABLE_SUFFIXES:
-                        yield from _rows(read_table(file, text_column=text_column), meta)
-                    else:
-                        yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
-                except IngestError as exc:
-                    yield Rejected(str(file), exc.reason)
-        elif _suffix(path) in TABLE_SUFFIXES:
-            yield from _rows(read_table(path, text_column=text_column), meta)
-        else:
-            yield _read_plain(path, str(item), meta, max_bytes)
+        try:
+            yield from _one_input(item, stdin, meta, max_bytes, text_column)
+        except IngestError as exc:
+            if not skip_bad_inputs:
+                raise
+            yield Rejected(exc.path, exc.reason)
+
+
+def _one_input(item: str | Path, stdin: TextIO | None, meta: dict[str, str], max_bytes: int,
+               text_column: str) -> Iterator[Document | Rejected]:
+    if str(item) == "-":
+        yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
+        return
+    path = Path(item)
+    if path.is_dir():
+        for file in _visible_files(path):
+            suffix = _suffix(file)
+            if suffix not in SUPPORTED_SUFFIXES:
+                yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")
+                continue
+            if not _utf8_name(file):
+                yield Rejected(str(file), "the file name is not valid UTF-8; rename the file")
+                continue
+            try:
+                if suffix in TABLE_SUFFIXES:
+                    yield from _rows(read_table(file, text_column=text_column), meta)
+                else:
+                    yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
+            except IngestError as exc:
+                yield Rejected(str(file), exc.reason)
+        return
+    if not _utf8_name(path):
+        raise IngestError(item, "the file name is not valid UTF-8; rename the file")
+    if _suffix(path) in TABLE_SUFFIXES:
+        yield from _rows(read_table(path, text_column=text_column), meta)
+    else:
+        yield _read_plain(path, str(item), meta, max_bytes)
+
+
+def _utf8_name(path: Path) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates, which no output,
+    JSON line or SQLite row can hold)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------- dedup, language

@@ -136,7 +136,7 @@ def test_classify_stdin_json_lines(capsys, monkeypatch, sample_docs, codebook, f
     lines.insert(3, json.dumps({"id": "no-text", "title": "nothing"}))
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
     code, out, err = run_cli(capsys, "classify", "-", "-q")
-    assert code == 0
+    assert code == 1  # some were skipped
     recs = records(out)
     assert [r["id"] for r in recs] == [d.id for d in sample_docs[:3]]
     for rec in recs:
@@ -219,12 +219,70 @@ def test_bad_file_in_a_folder_is_reported_and_skipped(capsys, tmp_path, sample_d
     (folder / "c.txt").write_text(sample_docs[3].text, encoding="utf-8")
     (folder / "d.xyz").write_text("not a supported type")
     code, out, err = run_cli(capsys, "classify", folder, "-q")
-    assert code == 0
+    assert code == 1  # some were skipped
     assert [r["id"] for r in records(out)] == ["a.txt", "c.txt"]
     assert len(err) == 3
     assert err[0].startswith(f"skipped {folder / 'b.txt'}: binary file")
     assert err[1] == f"skipped {folder / 'd.xyz'}: unsupported file type '.xyz'"
     assert err[2].endswith("; skipped 2")
+
+
+def _truncated_pdf(path: Path, text: str) -> Path:
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path))
+    pdf.drawString(72, 720, text)
+    pdf.save()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_classify_files_named_one_by_one_skips_the_bad_ones(capsys, tmp_path, sample_docs, codebook, fast_linear):
+    """Issue 15, audit defect 5: good and bad files named on the command line (not in a folder): every good file
+    has a row, every bad one a one-line reason on stderr, exit status 1 (some skipped); no traceback."""
+    good = []
+    for i, doc in enumerate(sample_docs[:3]):
+        good.append(tmp_path / f"good{i}.txt")
+        good[-1].write_text(doc.text, encoding="utf-8")
+    bad = {
+        "empty.txt": b"",
+        "binary.txt": b"\x00\x01\x02binary\xff\xfe\x00" * 50,
+        "nothing.html": b"<html><head><title>T</title><script>var x = 1;</script></head><body></body></html>",
+        "junk.html": bytes(range(256)) * 8,
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    truncated = _truncated_pdf(tmp_path / "cut.pdf", "Readout of the meeting with the mayor of Lyon.")
+    bad_paths = [tmp_path / name for name in bad] + [truncated]
+    argv = [good[0], *bad_paths[:3], good[1], *bad_paths[3:], good[2]]
+    code, out, err = run_cli(capsys, "classify", *argv, "-q")
+    assert code == 1, err
+    assert [r["id"] for r in records(out)] == [str(p) for p in good]
+    assert not any("Traceback" in line for line in err)
+    for path in bad_paths:
+        lines = [line for line in err if line.startswith(f"skipped {path}: ")]
+        assert len(lines) == 1, (path, err)
+    assert err[-1].endswith(f"; skipped {len(bad_paths)}")
+    # only bad ones: nothing usable, exit status 2; all good: 0
+    code, out, err = run_cli(capsys, "classify", *bad_paths, "-q")
+    assert code == 2 and out == [] and err[-1] == "cdpd classify: error: no document could be classified"
+    code, out, err = run_cli(capsys, "classify", *good, "-q")
+    assert code == 0 and len(records(out)) == 3
+
+
+def test_ingest_files_named_one_by_one_skips_the_bad_ones(capsys, tmp_path, sample_docs):
+    good = tmp_path / "good.txt"
+    good.write_text(sample_docs[0].text, encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    ws = tmp_path / "ws"
+    code, out, err = run_cli(capsys, "ingest", empty, good, "--workspace", ws, "-q")
+    assert code == 1, err
+    assert out[0].startswith("added 1 document(s)") and "1 rejected" in out[0]
+    assert err[0] == f"skipped {empty}: empty document (no text after conversion)"
+    code, out, err = run_cli(capsys, "ingest", empty, "--workspace", ws, "-q")
+    assert code == 2 and err[-1] == "cdpd ingest: error: no document could be read (1 rejected)"
 
 
 @pytest.mark.parametrize("make, needle", [
@@ -244,7 +302,7 @@ def test_non_english_document_is_skipped_unless_any_language(capsys, tmp_path, s
     (folder / "en.txt").write_text(sample_docs[3].text, encoding="utf-8")
     (folder / "fr.txt").write_text(FRENCH, encoding="utf-8")
     code, out, err = run_cli(capsys, "classify", folder, "--model", "lexicon", "-q")
-    assert code == 0 and [r["id"] for r in records(out)] == ["en.txt"]
+    assert code == 1 and [r["id"] for r in records(out)] == ["en.txt"]  # 1: one was skipped
     assert err[0] == "skipped fr.txt: not English (detected 'fr'); use --any-language to tag it"
     code, out, err = run_cli(capsys, "classify", folder, "--model", "lexicon", "--any-language", "-q")
     assert code == 0 and [r["id"] for r in records(out)] == ["en.txt", "fr.txt"]
