@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nlp.limits import MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_JSON_DEPTH
 from nlp.schema import ISSUER_TYPES, METADATA_FIELDS, Document
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
 PLAIN_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 TABLE_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".csv.gz")
 SUPPORTED_SUFFIXES: tuple[str, ...] = PLAIN_SUFFIXES + TABLE_SUFFIXES
-MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 class IngestError(ValueError):
@@ -388,6 +388,8 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
                     items = json.load(fh)
                 except json.JSONDecodeError as exc:
                     raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+                except RecursionError:
+                    raise IngestError(path, "JSON nested too deeply; fix it") from None
             if not isinstance(items, list):
                 raise IngestError(path, "expected a JSON array of objects or JSON lines")
             for number, item in enumerate(items, 1):
@@ -400,6 +402,8 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
                     continue
                 try:
                     value = json.loads(line)
+                except RecursionError:
+                    value = _Unparsable("JSON nested too deeply")
                 except json.JSONDecodeError as exc:
                     if first and _suffix(path) == ".json":
                         yield "item 1", _one_json_object(path)  # a pretty-printed single document
@@ -418,6 +422,8 @@ def _one_json_object(path: Path) -> dict[str, Any]:
             value = json.load(fh)
         except json.JSONDecodeError as exc:
             raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+        except RecursionError:
+            raise IngestError(path, "JSON nested too deeply; fix it") from None
     if not isinstance(value, dict):
         raise IngestError(path, "expected a JSON array of objects, one object, or JSON lines")
     return value
@@ -439,11 +445,13 @@ def _json_type(value: Any) -> str:
     return "json"  # objects, arrays
 
 
-def _scan_json(path: Path) -> dict[str, str]:
+def _scan_json(path: Path, text_column: str = "text") -> dict[str, str]:
     """Validate every record and pick one storage type per column.
 
     Explicit types matter: the ``datasets`` JSON reader (pyarrow) turns strings such as "2021-05-21" into
     timestamps, and the date then comes back as "2021-05-21 00:00:00". Strings must stay as written.
+    A record that fails the checks a plain file gets (:func:`_record_problem`) is stored as its id and the reason
+    only, in the column ``_REJECT``, and read back as a :class:`Rejected`.
     """
     seen: dict[str, set[str]] = {}
     rows = 0
@@ -451,6 +459,10 @@ def _scan_json(path: Path) -> dict[str, str]:
         if not isinstance(record, dict):
             raise IngestError(path, f"{where}: expected a JSON object, got {type(record).__name__}")
         rows += 1
+        if _record_problem(record, text_column):
+            seen.setdefault(_REJECT, set()).add("string")
+            seen.setdefault("id", set())
+            continue
         for key, value in record.items():
             kinds = seen.setdefault(key, set())
             if value is not None:
@@ -470,14 +482,23 @@ def _scan_json(path: Path) -> dict[str, str]:
     return modes
 
 
-def _json_rows(path: str, modes: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _json_rows(path: str, modes: dict[str, str], text_column: str = "text") -> Iterator[dict[str, Any]]:
     """Generator for ``Dataset.from_generator``: every row with every column, in its column's type."""
-    for _, record in _json_records(Path(path)):
+    for where, record in _json_records(Path(path)):
+        problem = _record_problem(record, text_column)
+        if problem:
+            row = dict.fromkeys(modes)
+            if isinstance(record.get("id"), str) and not _has_surrogate(record["id"]) or \
+                    isinstance(record.get("id"), int):
+                row["id"] = str(record["id"])
+            row[_REJECT] = f"{where}: {problem}"
+            yield row
+            continue
         row = {}
         for key, mode in modes.items():
             value = record.get(key)
-            if value is None:
-                row[key] = None
+            if value is None or mode == "string" and isinstance(value, float) and value != value:
+                row[key] = None  # NaN in a text column is missing, never the text "nan"
             elif mode == "string":
                 row[key] = value if isinstance(value, str) else _as_string(value)
             elif mode == "json" and not _has_json_feature():
@@ -487,6 +508,86 @@ def _json_rows(path: str, modes: dict[str, str]) -> Iterator[dict[str, Any]]:
             else:
                 row[key] = value
         yield row
+
+
+#: The column that carries a rejected row's reason through ``datasets`` (no real column is named so).
+_REJECT = "__cdpd_rejected__"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a document's text is refused, the checks a plain file gets: NUL bytes, binary junk, size."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        return f"text is {len(text):,} characters, over the {MAX_DOCUMENT_CHARS:,} limit for one document; split it"
+    if "\x00" in text:
+        return "text contains NUL bytes (binary data?), not text"
+    if _has_surrogate(text):
+        return "text contains an invalid Unicode escape (a lone surrogate such as \\ud800); fix the text"
+    if _junk_share(text) > 0.01:
+        return "text has too many control characters (binary data?), not text"
+    return None
+
+
+def _row_text(value: Any) -> tuple[str, str | None]:
+    """The text of a table row or JSON line, checked as a plain file's: (text, None), or ("", why it is refused).
+    None and NaN are missing text (reported as empty); bytes are decoded as UTF-8, strictly; a number or a
+    boolean is refused, never turned into the text "12345" or "True"."""
+    if value is None or isinstance(value, float) and value != value:
+        return "", None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "", "text is binary data, not UTF-8 text"
+    if not isinstance(value, str):
+        return "", f"text is a {_kind(value)} ({str(value)[:40]}), not a string"
+    return value, _text_problem(value)
+
+
+def _nesting_problem(value: Any) -> str | None:
+    """A lone surrogate in any string (no output can encode it), or nesting deeper than MAX_JSON_DEPTH."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                return "invalid Unicode escape (a lone surrogate such as \\ud800); fix the value"
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+            values = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in values)
+            if isinstance(item, dict):
+                stack.extend((k, depth + 1) for k in item)
+    return None
+
+
+class _Unparsable(dict):
+    """A JSON line that could be read but not parsed (nested past Python's recursion limit): a record that
+    carries its reason, rejected by :func:`_record_problem`."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
+def _record_problem(record: dict[str, Any], text_column: str) -> str | None:
+    """Why one record of a JSON table or of stdin is refused; None when it is fine."""
+    if isinstance(record, _Unparsable):
+        return record.reason
+    if text_column in record:
+        _, problem = _row_text(record[text_column])
+        if problem:
+            return problem
+    return _nesting_problem(record)
 
 
 def _as_string(value: Any) -> str:
@@ -547,10 +648,11 @@ def _load_dataset(path: Path, suffix: str, text_column: str, cache_dir: str) -> 
     if suffix in (".jsonl", ".jsonl.gz", ".json"):
         # Our own JSON pass names bad lines and keeps strings as strings; datasets stores the rows as
         # memory-mapped Arrow in the private cache, so big files do not have to fit in memory.
-        modes = _scan_json(path)
+        modes = _scan_json(path, text_column)
         _require_column(path, modes, text_column)
         return datasets.Dataset.from_generator(
-            _json_rows, features=_json_features(modes), gen_kwargs={"path": str(path), "modes": modes}, **kwargs
+            _json_rows, features=_json_features(modes),
+            gen_kwargs={"path": str(path), "modes": modes, "text_column": text_column}, **kwargs
         )
     if suffix in (".csv", ".csv.gz"):
         # Every column as a string: ids like "007" must not become 7; only empty cells count as missing,
@@ -597,8 +699,10 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document]:
-    """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped)."""
+def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document | Rejected]:
+    """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped). A row
+    whose text fails the checks a plain file gets (not a string, NUL bytes, binary junk, over the size limit, a
+    lone surrogate) is a :class:`Rejected` with its reason; missing text (None, NaN) comes back empty."""
     import datasets
 
     path = Path(path)
@@ -618,6 +722,13 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
         if ds.num_rows == 0:
             raise IngestError(path, "no rows")
         for number, row in enumerate(ds, 1):
+            rejected = row.pop(_REJECT, None)
+            raw_text, problem = _row_text(row.get(text_column))
+            if rejected or problem:
+                row_id = row.get("id") if isinstance(row.get("id"), str) and row.get("id") else f"{stem}:{number}"
+                yield Rejected(row_id, rejected or f"row {number}: {problem}")
+                continue
+            row[text_column] = raw_text
             record = {k: v if isinstance(v, str) or v is None or k not in _STRING_FIELDS else _as_string(v)
                       for k, v in row.items()}
             if isinstance(record.get("meta"), dict):  # rows of a struct column carry None for others' keys
@@ -692,9 +803,11 @@ def _visible_files(folder: Path) -> Iterator[Path]:
             yield path
 
 
-def _rows(rows: Iterable[Document], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
     for doc in rows:
-        if not doc.text.strip():
+        if isinstance(doc, Rejected):
+            yield doc
+        elif not doc.text.strip():
             yield Rejected(doc.id, "empty text")
         else:
             yield _fill(doc, metadata)
@@ -715,6 +828,8 @@ def _read_stdin(stream: TextIO, metadata: dict[str, str]) -> Iterator[Document |
         is_jsonl = isinstance(json.loads(first), dict)
     except json.JSONDecodeError:
         is_jsonl = False
+    except RecursionError:  # a JSON line nested too deeply: rejected as such below
+        is_jsonl = first.lstrip().startswith("{")
     if not is_jsonl:
         text = _tidy("".join(head) + stream.read())
         if not text:
@@ -734,8 +849,15 @@ def _stdin_jsonl(numbered_lines: Iterable[tuple[int, str]], metadata: dict[str, 
         except json.JSONDecodeError as exc:
             yield Rejected(f"stdin:{number}", f"line {number}: malformed JSON ({exc.msg})")
             continue
+        except RecursionError:
+            yield Rejected(f"stdin:{number}", f"line {number}: JSON nested too deeply")
+            continue
         if not isinstance(record, dict):
             yield Rejected(f"stdin:{number}", f"line {number}: not a JSON object")
+            continue
+        problem = _record_problem(record, "text")
+        if problem:
+            yield Rejected(f"stdin:{number}", f"line {number}: {problem}")
             continue
         doc = Document.from_record(record, default_id=f"stdin:{number}")
         if "text" not in record:

@@ -581,3 +581,72 @@ def test_normalise_for_dedup():
     assert normalise_for_dedup("  The  ﬁnal\u00a0REPORT\n\n") == "the final report"
     assert normalise_for_dedup("ＵＮ\u200bＧＡ") == "unga"
     assert len(text_key("x")) == 40
+
+
+# ------------------------------------------------------------------------------- issue 15: rows get the checks
+
+
+def test_table_rows_get_the_checks_plain_files_get(tmp_path):
+    """Issue 15, audit defect 10: a number, a boolean, NaN, NUL bytes, bytes or a lone surrogate as a row's text is
+    a Rejected with its reason (never the document "12345", "True" or "nan"); the good rows are kept."""
+    good = "Readout of the call between the mayor and the ambassador."
+    lines = [json.dumps({"id": "ok", "text": good}), json.dumps({"id": "num", "text": 12345}),
+             json.dumps({"id": "bool", "text": True}), '{"id": "nan", "text": NaN}',
+             json.dumps({"id": "nul", "text": "abc\x00def " * 10}), '{"id": "sur", "text": "bad \\ud800 escape"}',
+             '{"id": "deep", "text": "x", "meta": ' + "[" * 150 + "]" * 150 + "}",
+             json.dumps({"id": "ok2", "text": good + " Again."})]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = list(iter_documents([path]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["ok", "ok2"]
+    reasons = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert set(reasons) == {"num", "bool", "nan", "nul", "sur", "deep"}
+    assert "text is a number (12345), not a string" in reasons["num"]
+    assert "text is a boolean (True), not a string" in reasons["bool"]
+    assert reasons["nan"] == "empty text"
+    assert "NUL bytes" in reasons["nul"] and "lone surrogate" in reasons["sur"] and "nested" in reasons["deep"]
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": [good.encode(), b"\xff\xfe\x00junk", None, b"abc\x00"]})
+    frame.to_parquet(tmp_path / "bytes.parquet")
+    out = list(iter_documents([tmp_path / "bytes.parquet"]))
+    assert [(d.id, d.text) for d in out if isinstance(d, Document)] == [("a", good)]
+    reasons = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert "not UTF-8" in reasons["b"] and reasons["c"] == "empty text" and "NUL bytes" in reasons["d"]
+    pd.DataFrame({"id": ["x", "y"], "text": [1.5, float("nan")]}).to_parquet(tmp_path / "numbers.parquet")
+    reasons = {r.id: r.reason for r in iter_documents([tmp_path / "numbers.parquet"])}
+    assert "text is a number (1.5)" in reasons["x"] and reasons["y"] == "empty text"
+
+
+def test_stdin_bad_lines_are_rejected_not_fatal():
+    """Issue 15, audit defects 5 and 6: a lone-surrogate escape or a JSON line nested past the recursion limit is
+    one Rejected line, not a lost batch or a RecursionError."""
+    lines = [json.dumps({"id": "a", "text": "The mayor met the ambassador."}),
+             '{"id": "s", "text": "bad \\ud800"}', '{"id": "d", "text": "x", "m": ' + "[" * 100000 + "]" * 100000 + "}",
+             "[" * 100000, json.dumps({"id": "b", "text": "The council voted on the accord."})]
+    out = list(iter_documents(["-"], stdin=io.StringIO("\n".join(lines) + "\n")))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a", "b"]
+    reasons = [r.reason for r in out if isinstance(r, Rejected)]
+    assert len(reasons) == 3 and "lone surrogate" in reasons[0] and "nested too deeply" in reasons[1]
+
+
+def test_deeply_nested_json_table_is_a_reason_not_a_traceback(tmp_path):
+    """Issue 15, audit defect 6."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
+    with pytest.raises(IngestError, match="deep.json: JSON nested too deeply"):
+        list(read_table(path))
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "fine"}) + "\n" + "[" * 100000 + "\n", encoding="utf-8")
+    out = list(read_table(path))
+    assert isinstance(out[0], Document) and out[1] == Rejected("deep:2", "line 2: JSON nested too deeply")
+
+
+def test_non_utf8_file_name_in_a_folder_skips_that_file_only(tmp_path):
+    """Issue 15, audit defect 5: one file name that is not UTF-8 no longer aborts the folder."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The mayor met the ambassador.", encoding="utf-8")
+    bad = os.fsdecode(os.fsencode(folder) + b"/b\xff.txt")
+    Path(bad).write_text("The council voted on the accord.", encoding="utf-8")
+    out = list(iter_documents([folder]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a.txt"]
+    assert out[-1] == Rejected(bad, "the file name is not valid UTF-8; rename the file")
