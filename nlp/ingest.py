@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nlp.limits import MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_JSON_DEPTH
+from nlp.limits import (
+    MAX_BLANK_LINES,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_DOCUMENT_CHARS,
+    MAX_FILE_BYTES,
+    MAX_HTML_DEPTH,
+    MAX_HTML_TAGS,
+    MAX_JSON_DEPTH,
+    MAX_STDIN_BYTES,
+)
 from nlp.schema import ISSUER_TYPES, METADATA_FIELDS, Document
 
 __all__ = [
@@ -242,8 +251,14 @@ _DROP_ROLES = ("navigation", "banner", "contentinfo")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
-def _parse_html(html: str) -> tuple[str, str]:
-    """(title, body text) of an HTML page, with page chrome (menus, banners, footers, scripts) removed."""
+_TAG = re.compile(r"<[A-Za-z]")
+
+
+def _parse_html(html: str, path: str | Path = "HTML") -> tuple[str, str]:
+    """(title, body text) of an HTML page, with page chrome (menus, banners, footers, scripts) removed.
+
+    Bounded: a page with more than MAX_HTML_TAGS tags is refused; one nested deeper than MAX_HTML_DEPTH (where
+    libxml2 stops and the layout engine's work grows with the depth) is read by a plain linear pass instead."""
     import lxml.etree
     import lxml.html
     from inscriptis import Inscriptis
@@ -252,10 +267,17 @@ def _parse_html(html: str) -> tuple[str, str]:
     html = _XML_DECL.sub("", html, count=1)  # lxml refuses str input that declares an encoding
     if not html.strip():
         return "", ""
+    tags = sum(1 for _ in _TAG.finditer(html))
+    if tags > MAX_HTML_TAGS:
+        raise IngestError(path, f"HTML page with {tags:,} tags, over the {MAX_HTML_TAGS:,} limit; save the page as "
+                          "plain text (e.g. from the browser) or split it")
     try:
-        root = lxml.html.document_fromstring(html)
+        # huge_tree: a text node over 10 MB or nesting past 256 levels is kept, not silently cut
+        root = lxml.html.document_fromstring(html, parser=lxml.html.HTMLParser(huge_tree=True))
     except (lxml.etree.ParserError, ValueError):
-        return "", ""
+        return _plain_html_text(html)
+    if _html_depth(root) > MAX_HTML_DEPTH:
+        return _plain_html_text(html)
     title_el = root.find(".//title")
     title = " ".join(title_el.text_content().split()) if title_el is not None else ""
     xpath = " | ".join(
@@ -268,6 +290,70 @@ def _parse_html(html: str) -> tuple[str, str]:
             el.drop_tree()  # keeps the element's tail text, which belongs to the parent
     text = Inscriptis(root, ParserConfig(display_links=False, display_images=False)).get_text()
     return title, _tidy(text)
+
+
+def _html_depth(root: Any) -> int:
+    """The deepest element nesting of a parsed page, in one linear walk (no recursion)."""
+    import lxml.etree
+
+    depth = deepest = 0
+    for event, _ in lxml.etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_BLOCK_TAGS = frozenset(
+    "address article blockquote br dd div dl dt figcaption figure h1 h2 h3 h4 h5 h6 hr li main ol p pre "
+    "section table td th tr ul".split()
+)
+_VOID_TAGS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def _plain_html_text(html: str) -> tuple[str, str]:
+    """(title, text) of a page by one linear pass of the standard library's tokenizer: the text of every element
+    that is not page chrome (:data:`_DROP_TAGS`), a line break at block elements. For pages nested too deeply
+    for libxml2 and the layout engine; no depth limit, no recursion."""
+    from html.parser import HTMLParser
+
+    drop = frozenset(_DROP_TAGS) - {"head"}
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.title: list[str] = []
+            self.skipping: list[str] = []  # open page-chrome elements
+            self.in_title = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "title":
+                self.in_title = True
+            elif tag in drop and tag not in _VOID_TAGS:
+                self.skipping.append(tag)
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "title":
+                self.in_title = False
+            elif self.skipping and tag in self.skipping:
+                while self.skipping and self.skipping.pop() != tag:
+                    pass
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if self.in_title:
+                self.title.append(data)
+            elif not self.skipping:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return " ".join("".join(parser.title).split()), _tidy("\n\n".join(line for line in lines if line))
 
 
 def _tidy(text: str) -> str:
@@ -363,10 +449,74 @@ def docx_to_text(path: str | Path) -> str:
 # ----------------------------------------------------------------------------------------------- tables
 
 
+class _BoundedReader(io.RawIOBase):
+    """A binary stream that raises IngestError once more than ``limit`` bytes have come out of it: a 1.5 MB gzip
+    file can hold gigabytes, and it is refused as it streams, before they are written anywhere."""
+
+    def __init__(self, raw: Any, limit: int, path: str | Path, what: str):
+        self.raw, self.limit, self.path, self.what, self.count = raw, limit, path, what, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise IngestError(self.path, f"{self.what} is over the {self.limit / 1_048_576:,.0f} MiB limit; "
+                              "split it into smaller files")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _gunzipped(path: Path) -> io.BufferedReader:
+    what = "decompressed, it"
+    return io.BufferedReader(_BoundedReader(gzip.open(path, "rb"), MAX_DECOMPRESSED_BYTES, path, what), 1 << 20)
+
+
+def _check_decompressed(path: Path) -> None:
+    """Stream a .gz table through once, refusing it past MAX_DECOMPRESSED_BYTES (``datasets`` reads CSV itself)."""
+    try:
+        with _gunzipped(path) as fh:
+            while fh.read(1 << 20):
+                pass
+    except (OSError, EOFError) as exc:
+        raise IngestError(path, f"not a readable gzip file ({type(exc).__name__}: {exc})") from exc
+
+
 def _open_text(path: Path) -> TextIO:
     if _suffix(path).endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+        return io.TextIOWrapper(_gunzipped(path), encoding="utf-8-sig")
     return open(path, encoding="utf-8-sig")
+
+
+def _table_lines(fh: TextIO, path: str | Path) -> Iterator[tuple[int, str | None]]:
+    """(number, line) of a text stream, each line read with a bounded buffer: a line of more than MAX_FILE_BYTES
+    characters (one document's bound) comes as (number, None) and is skipped to its end without being held in
+    memory; more than MAX_BLANK_LINES blank lines in a row refuse the input."""
+    number, blank = 0, 0
+    while True:
+        line = fh.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_FILE_BYTES and not line.endswith("\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith("\n"):
+                pass
+            yield number, None
+            continue
+        if line.strip():
+            blank = 0
+            yield number, line
+            continue
+        blank += 1
+        if blank > MAX_BLANK_LINES:
+            raise IngestError(path, f"more than {MAX_BLANK_LINES:,} blank lines in a row at line {number:,}; "
+                              "not a table of documents")
 
 
 def _is_json_array(path: Path) -> bool:
@@ -383,6 +533,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, value) for every record, streaming for JSON lines; a bad line stops with its number."""
     try:
         if _suffix(path) == ".json" and _is_json_array(path):
+            _check_size(path, MAX_DECOMPRESSED_BYTES)  # one JSON array is parsed in memory
             with _open_text(path) as fh:
                 try:
                     items = json.load(fh)
@@ -397,8 +548,11 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
             return
         with _open_text(path) as fh:
             first = True
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
+            for number, line in _table_lines(fh, path):
+                if line is None:
+                    first = False
+                    yield f"line {number}", _Unparsable(f"line over the {MAX_FILE_BYTES:,} character limit for one "
+                                                        "document")
                     continue
                 try:
                     value = json.loads(line)
@@ -417,6 +571,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _one_json_object(path: Path) -> dict[str, Any]:
+    _check_size(path, MAX_FILE_BYTES)  # one pretty-printed document
     with _open_text(path) as fh:
         try:
             value = json.load(fh)
@@ -710,6 +865,8 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
     if not path.is_file():
         raise IngestError(path, "no such file")
     stem = _stem(path)
+    if suffix.endswith(".gz"):
+        _check_decompressed(path)
     # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read.
     with tempfile.TemporaryDirectory(prefix="cdpd-ingest-") as cache_dir:
         try:
@@ -773,7 +930,7 @@ def _read_plain(path: Path, doc_id: str, metadata: dict[str, str], max_bytes: in
     _check_size(path, max_bytes)
     title = ""
     if suffix in (".html", ".htm"):
-        title, text = _parse_html(read_text_file(path, max_bytes=max_bytes))
+        title, text = _parse_html(read_text_file(path, max_bytes=max_bytes), path)
     elif suffix == ".pdf":
         text = pdf_to_text(path)
     elif suffix == ".docx":
@@ -814,34 +971,102 @@ def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iter
 
 
 def _read_stdin(stream: TextIO, metadata: dict[str, str]) -> Iterator[Document | Rejected]:
-    """JSON lines if the first non-blank line is a JSON object, else one plain-text document."""
-    head: list[str] = []
+    """JSON lines if the first non-blank line is a JSON object, else one plain-text document.
+
+    Read as bytes where the stream has them (``sys.stdin``), within MAX_STDIN_BYTES in all: a JSON line is
+    decoded as UTF-8 on its own (a bad one is that line's Rejected), plain text like a text file (any encoding,
+    binary refused) within the one-document bound."""
+    raw = getattr(stream, "buffer", None)
+    source: Any = stream
+    if raw is not None:
+        source = io.BufferedReader(_BoundedReader(raw, MAX_STDIN_BYTES, "stdin", "stdin"), 1 << 20)
+    head: list[Any] = []
     first = None
-    for line in stream:
+    while True:
+        line = source.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            break
+        if not head and isinstance(line, bytes) and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
         head.append(line)
-        if line.strip():
+        if len(line) > MAX_FILE_BYTES or line.strip():
             first = line
             break
+        if len(head) > MAX_BLANK_LINES:
+            raise IngestError("stdin", f"more than {MAX_BLANK_LINES:,} blank lines before any text")
     if first is None:
         raise IngestError("stdin", "empty input; pipe in text or JSON lines with 'id' and 'text'")
+    first_text = first.decode("utf-8", "replace") if isinstance(first, bytes) else first
     try:
-        is_jsonl = isinstance(json.loads(first), dict)
+        is_jsonl = len(first) <= MAX_FILE_BYTES and isinstance(json.loads(first_text), dict)
     except json.JSONDecodeError:
         is_jsonl = False
     except RecursionError:  # a JSON line nested too deeply: rejected as such below
-        is_jsonl = first.lstrip().startswith("{")
+        is_jsonl = first_text.lstrip().startswith("{")
     if not is_jsonl:
-        text = _tidy("".join(head) + stream.read())
-        if not text:
-            raise IngestError("stdin", "empty document")
-        yield _fill(Document(id="stdin", text=text, meta={"format": "txt"}), metadata)
+        yield _fill(Document(id="stdin", text=_stdin_text(head, source), meta={"format": "txt"}), metadata)
         return
-    numbered = enumerate(stream, len(head) + 1)
-    yield from _stdin_jsonl(itertools.chain([(len(head), first)], numbered), metadata)
+    numbered = itertools.chain([(len(head), first)], _stdin_lines(source, len(head) + 1))
+    yield from _stdin_jsonl(numbered, metadata)
 
 
-def _stdin_jsonl(numbered_lines: Iterable[tuple[int, str]], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+def _stdin_text(head: list[Any], source: Any) -> str:
+    """The rest of stdin as one plain-text document, refused past the one-document bound."""
+    size = sum(len(line) for line in head)
+    rest = source.read(max(0, MAX_FILE_BYTES + 1 - size))
+    data = (b"" if isinstance(rest, bytes) else "").join(head) + rest
+    if len(data) > MAX_FILE_BYTES:
+        raise IngestError("stdin", f"more than {MAX_FILE_BYTES / 1_048_576:.0f} MiB of plain text, the limit for one "
+                          "document; save it as files, or pipe JSON lines with one document per line")
+    if isinstance(data, bytes):
+        text = _decode(data, "stdin")
+    else:
+        text = data
+        problem = _text_problem(text)
+        if problem:
+            raise IngestError("stdin", problem)
+    text = _tidy(text)
+    if not text:
+        raise IngestError("stdin", "empty document")
+    return text
+
+
+def _stdin_lines(source: Any, start: int) -> Iterator[tuple[int, Any]]:
+    """(number, line) of the rest of stdin, each read within the one-document bound (a longer one comes as
+    (number, None), skipped to its end); more than MAX_BLANK_LINES blank lines in a row stop the input."""
+    number, blank = start - 1, 0
+    while True:
+        line = source.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_FILE_BYTES:
+            newline = b"\n" if isinstance(line, bytes) else "\n"
+            while not line.endswith(newline) and (line := source.readline(1 << 20)):
+                pass
+            yield number, None
+            continue
+        if line.strip():
+            blank = 0
+        else:
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                raise IngestError("stdin", f"more than {MAX_BLANK_LINES:,} blank lines in a row at line {number:,}")
+        yield number, line
+
+
+def _stdin_jsonl(numbered_lines: Iterable[tuple[int, Any]], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
     for number, line in numbered_lines:
+        if line is None:
+            yield Rejected(f"stdin:{number}", f"line {number}: over the {MAX_FILE_BYTES:,} character limit for one "
+                           "document")
+            continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield Rejected(f"stdin:{number}", f"line {number}: not UTF-8 text; send JSON lines as UTF-8")
+                continue
         if not line.strip():
             continue
         try:

@@ -26,6 +26,7 @@ import numpy as np
 from . import __version__
 from .codebook import Codebook
 from .fileio import atomic_path
+from .limits import MAX_MODEL_FILE_BYTES
 from .taggers import Tagger, get_tagger_class
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -82,7 +83,29 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     return name, version or None
 
 
+def _check_model_file(path: Path, folder: Path) -> None:
+    """A file of a model's state must be a regular file inside the model's folder (a link may point within it, not
+    out of it), of at most MAX_MODEL_FILE_BYTES: a state file linked to ``/dev/zero`` would be read forever."""
+    real, inside = path.resolve(), folder.resolve()
+    if real != inside and inside not in real.parents:
+        raise ModelError(f"{path}: a link out of the model folder ({real}); refused, retrain the model")
+    if not real.is_file():
+        raise ModelError(f"{path}: not a regular file; refused, retrain the model")
+    size = real.stat().st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ModelError(f"{path}: {size / 1_048_576:,.0f} MiB, over the {MAX_MODEL_FILE_BYTES / 1_048_576:,.0f} MiB "
+                         "limit for one model file; refused")
+
+
+def check_model_folder(folder: Path) -> None:
+    """Every file under a model's folder passes :func:`_check_model_file`; links to folders are not followed."""
+    for entry in sorted(Path(folder).rglob("*")):
+        if entry.is_symlink() or not entry.is_dir():
+            _check_model_file(entry, folder)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    _check_model_file(path, path.parent)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -93,9 +116,11 @@ def active_ref(folder: Path | None = None) -> str | None:
     """``NAME@VERSION`` of the active model, or None when none was activated."""
     path = _root(folder) / ACTIVE_FILE
     try:
-        ref = path.read_text(encoding="utf-8").strip()
+        with open(path, "rb") as fh:
+            data = fh.read(1024)  # a NAME@VERSION line: never read a linked /dev/zero to the end
     except FileNotFoundError:
         return None
+    ref = data.decode("utf-8", "replace").strip()
     return ref or None
 
 
@@ -340,6 +365,7 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     thresholds = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
     if {axis: th.shape for axis, th in thresholds.items()} != {axis: (len(l),) for axis, l in tagger.labels.items()}:
         raise ModelError(f"model {name!r}: {path / META_FILE} has no threshold for every label; retrain it")
+    check_model_folder(path)
     try:
         tagger.load_state(path)
     except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops, safetensors or numpy errors
@@ -375,8 +401,8 @@ def list_models(folder: Path | None = None) -> list[dict[str, Any]]:
         if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
             continue
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (ValueError, OSError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            meta = _read_json(meta_path)
+        except (ValueError, OSError):  # ModelError, JSONDecodeError and UnicodeDecodeError are ValueErrors
             continue
         name, version = meta_path.parent.parent.name, meta_path.parent.name
         if not isinstance(meta, dict) or (meta.get("name"), meta.get("version")) != (name, version):

@@ -650,3 +650,99 @@ def test_non_utf8_file_name_in_a_folder_skips_that_file_only(tmp_path):
     out = list(iter_documents([folder]))
     assert [d.id for d in out if isinstance(d, Document)] == ["a.txt"]
     assert out[-1] == Rejected(bad, "the file name is not valid UTF-8; rename the file")
+
+
+# -------------------------------------------------------------------------------- issue 15: bounded inputs
+
+
+def test_gzip_bomb_is_refused_as_it_streams(tmp_path, monkeypatch):
+    """Issue 15, audit defect 4: a small .jsonl.gz/.csv.gz that decompresses past the bound is refused, streamed
+    (here with the bound lowered to 1 MiB, so the test stays small)."""
+    import nlp.ingest
+
+    monkeypatch.setattr(nlp.ingest, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    row = json.dumps({"id": "x", "text": "The mayor met the ambassador. " * 30}) + "\n"
+    for name, body in (("bomb.jsonl.gz", row * 2000), ("bomb.csv.gz", "id,text\n" + "x,word word word\n" * 80000)):
+        path = tmp_path / name
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(body)
+        assert path.stat().st_size < 100_000
+        with pytest.raises(IngestError, match=f"{name}: decompressed, it is over the 1 MiB limit"):
+            list(read_table(path))
+
+
+def test_runs_of_blank_lines_and_overlong_lines_are_bounded(tmp_path, monkeypatch):
+    """Issue 15, audit defect 4: a table of newlines is refused at the blank-line bound (not after reading
+    gigabytes); a line over the one-document bound is that line's Rejected, read without holding it."""
+    import nlp.ingest
+
+    path = tmp_path / "newlines.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n" * 50_000_000)
+    with pytest.raises(IngestError, match="more than 10,000 blank lines in a row at line 10,001"):
+        list(read_table(path))
+    monkeypatch.setattr(nlp.ingest, "MAX_FILE_BYTES", 1000)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": "a", "text": "fine"}) + "\n" + json.dumps({"id": "b", "text": "x" * 5000})
+                    + "\n" + json.dumps({"id": "c", "text": "also fine"}) + "\n", encoding="utf-8")
+    out = list(read_table(rows))
+    assert [o.id for o in out if isinstance(o, Document)] == ["a", "c"]
+    assert out[1] == Rejected("rows:2", "line 2: line over the 1,000 character limit for one document")
+
+
+class _Endless(io.RawIOBase):
+    """``/dev/zero``, as stdin."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        buffer[:] = b"\0" * len(buffer)
+        return len(buffer)
+
+
+def test_stdin_is_bounded(monkeypatch):
+    """Issue 15, audit defect 4: ``cdpd ingest - </dev/zero`` stops at the one-document bound with a reason; a
+    JSON-lines stream stops at the stdin bound; a line that is not UTF-8 is that line's Rejected."""
+    import nlp.ingest
+
+    monkeypatch.setattr(nlp.ingest, "MAX_FILE_BYTES", 1 << 20)
+    zero = io.TextIOWrapper(io.BufferedReader(_Endless()))
+    with pytest.raises(IngestError, match=r"stdin: more than 1 MiB of plain text, the limit for one document"):
+        list(iter_documents(["-"], stdin=zero))
+    monkeypatch.setattr(nlp.ingest, "MAX_STDIN_BYTES", 1 << 20)
+    line = (json.dumps({"text": "The mayor met the ambassador."}) + "\n").encode()
+    endless_lines = io.TextIOWrapper(io.BufferedReader(io.BytesIO(line * 100_000)))
+    with pytest.raises(IngestError, match="stdin: stdin is over the 1 MiB limit"):
+        list(iter_documents(["-"], stdin=endless_lines))
+    mixed = line + b'{"id": "latin", "text": "caf\xe9"}\n' + line
+    out = list(iter_documents(["-"], stdin=io.TextIOWrapper(io.BufferedReader(io.BytesIO(mixed)))))
+    assert [type(o).__name__ for o in out] == ["Document", "Rejected", "Document"]
+    assert out[1] == Rejected("stdin:2", "line 2: not UTF-8 text; send JSON lines as UTF-8")
+
+
+def test_html_is_bounded_and_linear(tmp_path, monkeypatch):
+    """Issue 15, audit defects 4 and 11: too many tags is a reason; a page nested deeper than libxml2 goes (or than
+    the bound) keeps its text, read in one linear pass; a text node over 10 MB is kept, not "empty document"."""
+    import time
+
+    import nlp.ingest
+
+    deep = tmp_path / "deep.html"
+    deep.write_text("<html><head><title>Deep</title></head><body>" + "<div>" * 3000 + "The deep text."
+                    + "<script>var hidden = 1;</script>" + "</div>" * 3000 + "<p>After.</p></body></html>",
+                    encoding="utf-8")
+    doc = read_document(deep)
+    assert doc.title == "Deep" and "The deep text." in doc.text and "After." in doc.text and "hidden" not in doc.text
+    huge = tmp_path / "huge.html"
+    huge.write_text("<html><body><p>" + "word " * 2_200_000 + "</p></body></html>", encoding="utf-8")
+    assert read_document(huge).text.count("word") == 2_200_000
+    nested = "<html><body>" + ("<ul><li>" * 120 + "item" + "</li></ul>" * 120) * 300 + "</body></html>"
+    start = time.perf_counter()
+    assert html_to_text(nested).count("item") == 300
+    assert time.perf_counter() - start < 10
+    monkeypatch.setattr(nlp.ingest, "MAX_HTML_TAGS", 1000)
+    many = tmp_path / "many.html"
+    many.write_text("<html><body>" + "<p>x</p>" * 2000 + "</body></html>", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"many.html: HTML page with 2,002 tags, over the 1,000 limit"):
+        read_document(many)

@@ -154,3 +154,29 @@ def test_model_card_shows_data_text_as_text():
     assert not re.search(r"(?<!\\)<img", card)  # only as \<img: a backslash-escaped, literal "<"
     assert "\\!\\[x\\]\\(http://evil\\.example/i\\.png\\)\\<img src=x onerror=alert\\(1\\)\\>" in card
     assert "| plain | 2 |" in card  # an ordinary name reads as it is
+
+
+def test_model_files_must_be_regular_files_inside_the_folder(registry, codebook, tmp_path_factory):
+    """Issue 15, audit defect 4: a state file linked to /dev/zero (or out of the model folder) is refused with a
+    one-line reason naming the file, not read until memory runs out."""
+    root, a, b, c = registry
+    state = next(p for p in sorted(a.path.iterdir()) if p.name not in ("meta.json", "MODEL_CARD.md"))
+    state.unlink()
+    state.symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match=f"{state}: a link out of the model folder"):
+        load_model(a.ref, codebook, folder=root)
+    outside = tmp_path_factory.mktemp("elsewhere") / state.name
+    outside.write_bytes((b.path / state.name).read_bytes())
+    state.unlink()
+    state.symlink_to(outside)
+    with pytest.raises(ModelError, match="a link out of the model folder"):
+        load_model(a.ref, codebook, folder=root)
+    meta = c.path / "meta.json"
+    meta.unlink()
+    meta.symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match="meta.json: a link out of the model folder"):
+        load_model(c.ref, codebook, folder=root)
+    (root / "ACTIVE").symlink_to("/dev/zero")
+    assert len(active_ref(root) or "") <= 1024  # read within a bound, not to the end of /dev/zero
+    _, info = load_model(b.ref, codebook, folder=root)  # the sound one still loads
+    assert info.ref == b.ref
