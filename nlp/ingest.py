@@ -161,17 +161,33 @@ def _junk_share(text: str) -> float:
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
-    """Mostly-ASCII UTF-16 has a NUL in every other byte; name the byte order instead of calling it binary."""
-    sample = data[:4096]
-    even, odd = sample[0::2], sample[1::2]
-    if len(sample) < 4 or len(data) % 2:
+    """UTF-32 or UTF-16 text without a byte-order mark, told from binary by where its NUL bytes fall, then a
+    strict decode: UTF-32 has a NUL in every fourth byte (and a byte of at most 0x10 beside it); UTF-16 has NULs
+    in one half of the bytes and (almost) none in the other, whether the text is mostly ASCII (a NUL in every
+    other byte) or Cyrillic, Greek, Arabic... (NULs only after spaces and punctuation). Named for what it first
+    did: mostly-ASCII UTF-16 only."""
+    sample = data[: 1 << 16]
+    if len(sample) < 4:
         return None
-    for nul_half, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
-        if nul_half.count(0) >= 0.9 * len(nul_half) and other.count(0) <= 0.05 * len(other):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                return None
+    candidates = []
+    if len(data) % 4 == 0:
+        quarters = [sample[i::4] for i in range(4)]
+        if not any(quarters[3]) and max(quarters[2]) <= 0x10:
+            candidates.append("utf-32-le")
+        if not any(quarters[0]) and max(quarters[1]) <= 0x10:
+            candidates.append("utf-32-be")
+    if len(data) % 2 == 0:
+        even, odd = sample[0::2], sample[1::2]
+        for nul_half, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+            if nul_half.count(0) and other.count(0) <= 0.01 * len(other):
+                candidates.append(encoding)
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text and _junk_share(text) <= 0.01:
+            return text
     return None
 
 

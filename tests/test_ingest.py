@@ -746,3 +746,15 @@ def test_html_is_bounded_and_linear(tmp_path, monkeypatch):
     many.write_text("<html><body>" + "<p>x</p>" * 2000 + "</body></html>", encoding="utf-8")
     with pytest.raises(IngestError, match=r"many.html: HTML page with 2,002 tags, over the 1,000 limit"):
         read_document(many)
+
+
+RUSSIAN = "Мэр Москвы встретился с послом Франции, чтобы обсудить городское сотрудничество и культурный обмен."
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("text", [ACCENTED, RUSSIAN, "日本の市長が大使と会談した。"], ids=["latin", "cyrillic", "cjk"])
+def test_utf16_and_utf32_without_bom_are_decoded(tmp_path, encoding, text):
+    """Issue 15, audit defect 11: Cyrillic UTF-16 and any UTF-32 without a BOM were refused as "binary"."""
+    path = tmp_path / "export.txt"
+    path.write_bytes(text.encode(encoding))
+    assert read_text_file(path) == text
