@@ -840,6 +840,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_no_nul(args) -> None:
+    """A NUL byte in any argument (a file name, a value) is a usage error naming the option, before any work: the
+    operating system cannot take it, and Python's "embedded null byte" names nothing."""
+    for key, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                where = "an input" if key in ("inputs", "path", "query", "refs") else f"--{key.replace('_', '-')}"
+                raise CLIError(f"{where} contains a NUL byte ({item!r}); a file name or value cannot hold one")
+
+
 def main(argv: list[str] | None = None) -> int:
     # Every error a user can cause is a ValueError (codebook, annotations, models, CA, bad values) or a
     # WorkspaceError; catching them by base class keeps heavy modules (spaCy, skops) out of commands that need none.
@@ -848,6 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        _check_no_nul(args)
         if getattr(args, "dask", None):  # a malformed --dask fails before any work
             from .distributed import parse_target
 

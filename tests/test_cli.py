@@ -644,3 +644,14 @@ def test_search_output_shows_control_characters_as_spaces():
 
     assert _printable("Evil\x1b[2J\x1b[31mred\rX\x9b") == "Evil [2J [31mred X "
     assert _printable("Égalité — “quoted”") == "Égalité — “quoted”" and _printable(None) == ""
+
+
+def test_nul_byte_in_a_file_name_is_a_one_line_usage_error(capsys, tmp_path):
+    """Issue 15, audit defect 6: a NUL byte in a file name is a reason naming the argument, not "embedded null
+    byte" (or a traceback)."""
+    for argv, where in ((["classify", "a\x00b.txt"], "an input"),
+                        (["classify", "/etc/hostname", "-o", tmp_path / "x\x00.jsonl"], "--output"),
+                        (["ingest", "/etc/hostname", "--workspace", tmp_path / "w\x00s"], "--workspace")):
+        code, out, err = run_cli(capsys, *argv, "--model", "lexicon", "-q")
+        assert code == 2 and out == [] and len(err) == 1, err
+        assert err[0].startswith(f"cdpd {argv[0]}: error: {where} contains a NUL byte (")
