@@ -137,7 +137,8 @@ def _accepted_documents(args, skipped: list[int], english_only: bool = False):
     from .ingest import IngestError, Rejected, detect_language, iter_documents
 
     try:
-        for item in iter_documents(args.inputs, skip_bad_inputs=True, **_metadata(args)):
+        for item in iter_documents(args.inputs, skip_bad_inputs=True,
+                                   follow_links=getattr(args, "follow_links", False), **_metadata(args)):
             if isinstance(item, Rejected):
                 skipped[0] += 1
                 _err(f"skipped {item.id}: {item.reason}")
@@ -726,6 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     meta = argparse.ArgumentParser(add_help=False)
     for flag in ("issuer", "issuer-type", "date", "source", "country", "city"):
         meta.add_argument(f"--{flag}", help=f"{flag.replace('-', '_')} for documents that do not set it themselves")
+    meta.add_argument("--follow-links", action="store_true",
+                      help="in folders, follow symbolic links that point outside the folder (default: report them as "
+                      "skipped)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("classify", parents=[common, meta, dask],

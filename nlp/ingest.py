@@ -967,11 +967,29 @@ def read_document(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, **metada
     return _read_plain(Path(path), str(path), _check_metadata(metadata), max_bytes)
 
 
-def _visible_files(folder: Path) -> Iterator[Path]:
+def _visible_files(folder: Path, follow_links: bool = False, _root: Path | None = None,
+                   _seen: set[Path] | None = None) -> Iterator[Path | Rejected]:
+    """The files of a folder and its subfolders, sorted, hidden ones left out. A symbolic link that points outside
+    the folder is a Rejected (not followed) unless ``follow_links``; a link to a folder is descended into only with
+    ``follow_links`` (once per real folder: no cycles); a link within the folder to a file is read."""
+    root = _root if _root is not None else folder
+    real_root = root.resolve()
+    seen = _seen if _seen is not None else {folder.resolve()}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue  # .git, .DS_Store, editor swap files: never documents
+        if path.is_symlink():
+            real = path.resolve()
+            if not follow_links and real != real_root and real_root not in real.parents:
+                yield Rejected(str(path), f"a symbolic link to {real}, outside the folder; not followed "
+                               "(--follow-links reads it)")
+                continue
+            if path.is_dir():
+                if follow_links and real not in seen:
+                    seen.add(real)
+                    yield from _visible_files(path, follow_links, root, seen)
+                continue  # without --follow-links, a linked folder inside this one is read under its own name
         if path.is_file():
             yield path
 
@@ -1116,13 +1134,15 @@ def iter_documents(
     max_bytes: int = MAX_FILE_BYTES,
     text_column: str = "text",
     skip_bad_inputs: bool = False,
+    follow_links: bool = False,
     **metadata: Any,
 ) -> Iterator[Document | Rejected]:
     """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder.
 
     A missing path or an unsupported file type among ``inputs`` stops everything before any work (a typo). A named
     file (or stdin) that cannot be read stops everything too, unless ``skip_bad_inputs``: then it is a
-    :class:`Rejected` with its reason, like a bad file in a folder, and the other inputs are read."""
+    :class:`Rejected` with its reason, like a bad file in a folder, and the other inputs are read. A symbolic link
+    in a folder that points outside it is a Rejected unless ``follow_links``."""
     meta = _check_metadata(metadata)
     inputs = list(inputs)
     # Check every top-level input before yielding anything, so a typo in the last path costs no work.
@@ -1139,7 +1159,7 @@ def iter_documents(
             raise IngestError(item, f"unsupported file type '{suffix}'; supported: {_supported_list()}")
     for item in inputs:
         try:
-            yield from _one_input(item, stdin, meta, max_bytes, text_column)
+            yield from _one_input(item, stdin, meta, max_bytes, text_column, follow_links)
         except IngestError as exc:
             if not skip_bad_inputs:
                 raise
@@ -1147,13 +1167,16 @@ def iter_documents(
 
 
 def _one_input(item: str | Path, stdin: TextIO | None, meta: dict[str, str], max_bytes: int,
-               text_column: str) -> Iterator[Document | Rejected]:
+               text_column: str, follow_links: bool = False) -> Iterator[Document | Rejected]:
     if str(item) == "-":
         yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
         return
     path = Path(item)
     if path.is_dir():
-        for file in _visible_files(path):
+        for file in _visible_files(path, follow_links):
+            if isinstance(file, Rejected):
+                yield file
+                continue
             suffix = _suffix(file)
             if suffix not in SUPPORTED_SUFFIXES:
                 yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")

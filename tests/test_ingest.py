@@ -758,3 +758,27 @@ def test_utf16_and_utf32_without_bom_are_decoded(tmp_path, encoding, text):
     path = tmp_path / "export.txt"
     path.write_bytes(text.encode(encoding))
     assert read_text_file(path) == text
+
+
+def test_links_out_of_a_folder_are_not_followed_unless_asked(tmp_path):
+    """Issue 15, audit defect 9: a symbolic link in a folder to /etc/passwd (or any file or folder outside it) is
+    reported as skipped, not ingested; --follow-links (follow_links=True) reads it; a link cycle ends."""
+    folder, outside = tmp_path / "inbox", tmp_path / "outside"
+    (folder / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (folder / "a.txt").write_text("The mayor met the ambassador.", encoding="utf-8")
+    (outside / "secret.txt").write_text("A private note kept elsewhere on the disk.", encoding="utf-8")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "secret.txt").symlink_to(outside / "secret.txt")
+    (folder / "elsewhere").symlink_to(outside)
+    (folder / "sub" / "again.txt").symlink_to(folder / "a.txt")  # inside the folder: read
+    (folder / "sub" / "loop").symlink_to(folder)  # a cycle
+    out = list(iter_documents([folder]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a.txt", "sub/again.txt"]
+    rejected = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert set(rejected) == {str(folder / "passwd.txt"), str(folder / "secret.txt"), str(folder / "elsewhere")}
+    assert rejected[str(folder / "passwd.txt")] == ("a symbolic link to /etc/passwd, outside the folder; not followed "
+                                                    "(--follow-links reads it)")
+    out = list(iter_documents([folder], follow_links=True))
+    docs = [d.id for d in out if isinstance(d, Document)]
+    assert "secret.txt" in docs and "elsewhere/secret.txt" in docs and "passwd.txt" in docs
