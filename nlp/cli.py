@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -844,6 +848,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def log_path() -> Path:
+    """Where third-party libraries' log records and warnings go: ``$CDPD_LOG``, else ``cdpd.log`` in the user's
+    cache folder (``$XDG_CACHE_HOME/cdpd`` or ``~/.cache/cdpd``)."""
+    if os.environ.get("CDPD_LOG"):
+        return Path(os.environ["CDPD_LOG"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdpd" / "cdpd.log"
+
+
+_NOISE_HANDLER: logging.Handler | None = None
+
+
+def _route_library_noise() -> None:
+    """Send what libraries log (pypdf's "EOF marker not found", ...) and warn to :func:`log_path`, not to stderr:
+    the user sees cdpd's one-line reasons only. cdpd's own warnings still go to stderr. Installed once."""
+    global _NOISE_HANDLER
+    if _NOISE_HANDLER is not None:
+        return
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, delay=True, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()  # nowhere to log: dropped rather than shown
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    _NOISE_HANDLER = handler
+    shown = warnings.showwarning
+    ours = Path(__file__).resolve().parent
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if ours in Path(filename).resolve().parents:
+            shown(message, category, filename, lineno, file, line)
+        else:
+            logging.getLogger("py.warnings").warning("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+
+    warnings.showwarning = showwarning
+
+
+def _terminate(signum, frame):  # noqa: ARG001 - the signal handler's signature
+    """SIGTERM unwinds like Ctrl-C: temporary files and caches are removed on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def _check_no_nul(args) -> None:
     """A NUL byte in any argument (a file name, a value) is a usage error naming the option, before any work: the
     operating system cannot take it, and Python's "embedded null byte" names nothing."""
@@ -861,6 +909,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    _route_library_noise()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         _check_no_nul(args)
         if getattr(args, "dask", None):  # a malformed --dask fails before any work
@@ -878,6 +929,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if on_main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

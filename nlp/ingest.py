@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nlp.fileio import owner_token, remove_stale
 from nlp.limits import (
     MAX_BLANK_LINES,
     MAX_DECOMPRESSED_BYTES,
@@ -870,6 +871,12 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@functools.lru_cache(maxsize=1)
+def _remove_stale_caches() -> None:
+    """Once per process: the ``cdpd-ingest-*`` caches in the temporary folder left by killed runs of ours."""
+    remove_stale(Path(tempfile.gettempdir()), "cdpd-ingest-*")
+
+
 def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document | Rejected]:
     """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped). A row
     whose text fails the checks a plain file gets (not a string, NUL bytes, binary junk, over the size limit, a
@@ -883,8 +890,10 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
     stem = _stem(path)
     if suffix.endswith(".gz"):
         _check_decompressed(path)
-    # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read.
-    with tempfile.TemporaryDirectory(prefix="cdpd-ingest-") as cache_dir:
+    # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read. Its name carries
+    # this process's id: a cache left by a killed run (its process gone) is removed by the next one.
+    _remove_stale_caches()
+    with tempfile.TemporaryDirectory(prefix=f"cdpd-ingest-.{owner_token()}.") as cache_dir:
         try:
             with _quiet_datasets():
                 ds = _load_dataset(path, suffix, text_column, cache_dir)

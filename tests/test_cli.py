@@ -655,3 +655,70 @@ def test_nul_byte_in_a_file_name_is_a_one_line_usage_error(capsys, tmp_path):
         code, out, err = run_cli(capsys, *argv, "--model", "lexicon", "-q")
         assert code == 2 and out == [] and len(err) == 1, err
         assert err[0].startswith(f"cdpd {argv[0]}: error: {where} contains a NUL byte (")
+
+
+# -------------------------------------------------------------------------------------- issue 15: leftovers
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_killed_runs_are_removed_on_the_next_start(monkeypatch, tmp_path):
+    """Issue 15, audit defect 14: a killed ingest left its cdpd-ingest-* cache in the temporary folder (29 GB in
+    the audit), a killed `classify -o` its .tmp beside the output. Their names carry PID@HOST now, and the next run
+    removes ours whose process is gone (and, for names from before, those untouched for a day); never one in use."""
+    import tempfile
+    import time
+
+    import nlp.ingest
+    from nlp.fileio import atomic_path, owner_token
+
+    host = owner_token().split("@", 1)[1]
+    dead, alive = f"{_dead_pid()}@{host}", owner_token()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    killed = tmp_path / f"cdpd-ingest-.{dead}.abcd1234"
+    running = tmp_path / f"cdpd-ingest-.{alive}.efgh5678"
+    legacy_old, legacy_new = tmp_path / "cdpd-ingest-old12345", tmp_path / "cdpd-ingest-new12345"
+    for folder in (killed, running, legacy_old, legacy_new):
+        folder.mkdir()
+        (folder / "data.arrow").write_bytes(b"x" * 100)
+    os.utime(legacy_old, (time.time() - 2 * 86400,) * 2)
+    table = tmp_path / "rows.jsonl"
+    table.write_text(json.dumps({"id": "a", "text": "The mayor met the ambassador."}) + "\n", encoding="utf-8")
+    nlp.ingest._remove_stale_caches.cache_clear()
+    assert [d.id for d in nlp.ingest.read_table(table)] == ["a"]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cdpd-ingest-"))
+    assert left == sorted([running.name, legacy_new.name])  # and this run's own cache is gone too
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, in_use = out / f".tags.jsonl.{dead}.x1.tmp", out / f".tags.jsonl.{alive}.x2.tmp"
+    stale.write_text("half", encoding="utf-8")
+    in_use.write_text("half", encoding="utf-8")
+    with atomic_path(out / "tags.jsonl") as tmp:
+        assert tmp.name.startswith(f".tags.jsonl.{alive}.")
+        tmp.write_text("done\n", encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["tags.jsonl", in_use.name])
+
+
+def test_library_noise_goes_to_the_log_not_to_stderr(tmp_path):
+    """Issue 15, audit defect 14: pypdf's "EOF marker not found" reached stderr before the one-line reason."""
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "cut.pdf"))
+    pdf.drawString(72, 720, "Readout of the meeting with the mayor of Lyon.")
+    pdf.save()
+    data = (tmp_path / "cut.pdf").read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2])
+    (tmp_path / "good.txt").write_text("The mayor met the ambassador of France to discuss the partnership.",
+                                       encoding="utf-8")
+    log = tmp_path / "cdpd.log"
+    env = {**os.environ, "CDPD_LOG": str(log), "CDPD_MODELS": str(tmp_path / "no-models")}
+    proc = subprocess.run([sys.executable, "-m", "nlp", "classify", "cut.pdf", "good.txt", "--model", "lexicon",
+                           "-q"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("skipped cut.pdf: not a readable PDF")
+    assert len(proc.stderr.splitlines()) == 2 and "EOF marker" not in proc.stderr
+    assert "EOF marker not found" in log.read_text(encoding="utf-8")
