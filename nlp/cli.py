@@ -229,14 +229,15 @@ def cmd_annotations(args) -> int:
             for kept, new, old_labels, new_labels in report.conflicts:
                 _err(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels})")
             known = {d for d, _ in report.duplicates}
-            added = 0
+            added = present = 0
             for ann in annotations:
                 if ann.id in known:
                     continue
                 annotator = args.annotator or ann.meta.get("annotator") or "import"
-                ws.add_annotation(ann.text, ann.labels, annotator)
-                added += 1
-        print(f"imported {added} annotation(s) from {args.path}; {len(report.duplicates)} already present, "
+                _, new = ws.insert_annotation(ann.text, ann.labels, annotator)  # stored once, even by two imports
+                added += new
+                present += not new
+        print(f"imported {added} annotation(s) from {args.path}; {len(report.duplicates) + present} already present, "
               f"{len(report.conflicts)} conflict(s) reported")
         return 0
     if args.action == "export":
