@@ -177,6 +177,41 @@ def test_model_files_must_be_regular_files_inside_the_folder(registry, codebook,
     with pytest.raises(ModelError, match="meta.json: a link out of the model folder"):
         load_model(c.ref, codebook, folder=root)
     (root / "ACTIVE").symlink_to("/dev/zero")
-    assert len(active_ref(root) or "") <= 1024  # read within a bound, not to the end of /dev/zero
+    with pytest.warns(UserWarning, match="not a model; ignored"):  # read within a bound, not to the end
+        assert active_ref(root) is None
     _, info = load_model(b.ref, codebook, folder=root)  # the sound one still loads
     assert info.ref == b.ref
+
+
+def test_the_registry_does_not_trust_meta_json(registry, codebook, tmp_path_factory):
+    """Issue 15, audit defect 8: a meta.json naming "../../elsewhere" could be activated, after which every
+    command without --model failed; a model folder may not lead out of the registry; a meta.json's "cache" (any
+    path, which the app then created or gave an `embeddings` table) is ignored: the workspace's cache is used."""
+    import shutil
+
+    root, a, b, c = registry
+    forged = root / "linear" / "f0f0f0f0"
+    shutil.copytree(a.path, forged)
+    meta = json.loads((forged / "meta.json").read_text())
+    (forged / "meta.json").write_text(json.dumps({**meta, "name": "../../elsewhere", "version": "x"}))
+    with pytest.raises(ModelError, match=r"names '\.\./\.\./elsewhere@x', not linear@f0f0f0f0; refused"):
+        activate("linear@f0f0f0f0", root)
+    assert active_ref(root) is None
+    with pytest.raises(ModelError, match="refused"):
+        load_model("linear@f0f0f0f0", codebook, folder=root)
+    (root / "ACTIVE").write_text("../../elsewhere@x\n")
+    with pytest.warns(UserWarning, match="not a model; ignored"):
+        assert active_ref(root) is None
+    for ref in ("..", "a..b", "x@..", "linear@a/b", "-rf", "name\\x"):
+        with pytest.raises(ModelError, match="not a model name"):
+            resolve(ref, root)
+    outside = tmp_path_factory.mktemp("elsewhere") / "model"
+    shutil.copytree(c.path, outside)
+    (root / "other" / "linked00").symlink_to(outside)
+    with pytest.raises(ModelError, match="outside the model registry"):
+        resolve("other@linked00", root)
+    victim = tmp_path_factory.mktemp("victim") / "unrelated.sqlite"
+    meta = json.loads((b.path / "meta.json").read_text())
+    (b.path / "meta.json").write_text(json.dumps({**meta, "params": {**meta["params"], "cache": str(victim)}}))
+    tagger, info = load_model(b.ref, codebook, folder=root)
+    assert info.ref == b.ref and getattr(tagger, "cache", None) != str(victim) and not victim.exists()
