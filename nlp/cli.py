@@ -468,7 +468,7 @@ def _dask_tagger(args, tagger, info, codebook):
 
 
 def _import_shipped_corpus(args) -> None:
-    from .ingest import read_table
+    from .ingest import Rejected, read_table
 
     files = sorted(CORPORA.glob("*.parquet"))
     if not files:
@@ -480,8 +480,19 @@ def _import_shipped_corpus(args) -> None:
             key, digest = f"imported:{path.name}", file_sha256(path)
             if ws.get_meta(key) == digest:
                 continue  # done in an earlier run; an interrupted import is redone, its duplicates skipped
+            rejected: list[Rejected] = []
+
+            def documents(rows=read_table(path), rejected=rejected):
+                for row in rows:
+                    if isinstance(row, Rejected):
+                        rejected.append(row)
+                    else:
+                        yield row
+
             with _progress(None, f"importing {path.name}", quiet=args.quiet) as bar:
-                report = ws.add_documents(read_table(path), progress=bar)
+                report = ws.add_documents(documents(), progress=bar)
+            for row in rejected:
+                _err(f"skipped {row.id}: {row.reason}")
             ws.set_meta(key, digest)
             _err(f"{path.name}: {report.added} added, {len(report.duplicates)} duplicate(s) skipped, "
                  f"{len(report.non_english)} flagged non-English")
