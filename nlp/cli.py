@@ -899,8 +899,17 @@ def _route_library_noise() -> None:
     warnings.showwarning = showwarning
 
 
+_MAIN_PID = os.getpid()
+
+
 def _terminate(signum, frame):  # noqa: ARG001 - the signal handler's signature
-    """SIGTERM unwinds like Ctrl-C: temporary files and caches are removed on the way out."""
+    """SIGTERM unwinds like Ctrl-C: temporary files and caches are removed on the way out. Only in the process
+    that installed it: a forked child (a multiprocessing pool's worker, which its pool ends with SIGTERM) dies
+    at once, as it would have without this handler."""
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise SystemExit(128 + signum)
 
 
@@ -923,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _route_library_noise()
     on_main_thread = threading.current_thread() is threading.main_thread()
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         _check_no_nul(args)

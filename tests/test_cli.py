@@ -722,3 +722,27 @@ def test_library_noise_goes_to_the_log_not_to_stderr(tmp_path):
     assert proc.stderr.splitlines()[0].startswith("skipped cut.pdf: not a readable PDF")
     assert len(proc.stderr.splitlines()) == 2 and "EOF marker" not in proc.stderr
     assert "EOF marker not found" in log.read_text(encoding="utf-8")
+
+
+def test_sigterm_unwinds_the_cli_but_forked_children_die_at_once(monkeypatch):
+    """Issue 15, audit defect 14: SIGTERM raises SystemExit in cdpd (so temporary files are removed), but a child
+    forked meanwhile (a multiprocessing pool's worker, e.g. cleanlab's, which its pool ends with SIGTERM) dies at
+    once as before, instead of unwinding and hanging its pool."""
+    import signal
+    import time
+
+    monkeypatch.setattr(nlp.cli, "_MAIN_PID", os.getpid())
+    previous = signal.signal(signal.SIGTERM, nlp.cli._terminate)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child
+            time.sleep(30)
+            os._exit(0)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        with pytest.raises(SystemExit) as exited:
+            nlp.cli._terminate(signal.SIGTERM, None)
+        assert exited.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
