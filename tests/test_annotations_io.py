@@ -147,3 +147,40 @@ def test_old_workspaces_get_the_constraint_and_lose_exact_duplicates(tmp_path):
         assert kept == [(first, {"functions": ["listening"]}, "alice"), (first + 2, {"functions": ["advocacy"]},
                         "alice"), (first + 3, {"functions": ["listening"]}, "bob")]
         assert ws.conn.execute("SELECT count(*) FROM sqlite_master WHERE name='annotations_dedup'").fetchone()[0] == 1
+
+
+def test_two_imports_interleaved_in_threads_store_each_annotation_once(tmp_path, seed_rows, codebook):
+    """Issue 15, audit defect 7, the interleaving made certain: both imports read the workspace's annotations
+    before either writes (as two `cdpd annotations import` at once can), then both insert what they found new."""
+    import threading
+
+    from nlp.workspace import Workspace
+
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in seed_rows[:50]), encoding="utf-8")
+    annotations = import_annotations(src, codebook)
+    with Workspace(tmp_path / "ws"):
+        pass
+    both_read = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            with Workspace(tmp_path / "ws") as ws:
+                report = merge_annotations(ws.annotation_units(codebook), annotations)
+                known = {d for d, _ in report.duplicates}
+                both_read.wait(timeout=60)
+                for ann in annotations:
+                    if ann.id not in known:
+                        ws.add_annotation(ann.text, ann.labels, "import")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Workspace(tmp_path / "ws") as ws:
+        assert len(ws.annotations()) == len(merge_annotations(annotations).merged)
