@@ -734,10 +734,17 @@ def test_sigterm_unwinds_the_cli_but_forked_children_die_at_once(monkeypatch):
     monkeypatch.setattr(nlp.cli, "_MAIN_PID", os.getpid())
     previous = signal.signal(signal.SIGTERM, nlp.cli._terminate)
     try:
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child
-            time.sleep(30)
-            os._exit(0)
+        if pid == 0:  # the child: says it is past fork (which drops signals pending then), then waits
+            try:
+                os.write(ready_w, b"x")
+                time.sleep(30)
+            finally:
+                os._exit(3)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        os.close(ready_w)
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
