@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -19,6 +23,11 @@ CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 
 class CLIError(Exception):
     """An unusable input or request: printed as one line, exit status 2."""
+
+
+#: Exit statuses (README, "The command line"): all went well; some inputs or documents were reported and skipped
+#: (the rest was done); a usage error or nothing usable (one line on stderr says why).
+EXIT_OK, EXIT_SKIPPED, EXIT_ERROR = 0, 1, 2
 
 
 def _err(msg: str) -> None:
@@ -126,12 +135,14 @@ def _metadata(args) -> dict[str, str]:
 
 
 def _accepted_documents(args, skipped: list[int], english_only: bool = False):
-    """The documents of ``args.inputs``; each rejected one is reported (id and reason) and counted in skipped[0].
-    An unusable input stops everything with a one-line CLIError."""
+    """The documents of ``args.inputs``; each rejected one (a bad document, or a bad file, named or in a folder) is
+    reported (id and reason) and counted in skipped[0]. A missing path or an unsupported file type named on the
+    command line stops everything with a one-line CLIError before any work."""
     from .ingest import IngestError, Rejected, detect_language, iter_documents
 
     try:
-        for item in iter_documents(args.inputs, **_metadata(args)):
+        for item in iter_documents(args.inputs, skip_bad_inputs=True,
+                                   follow_links=getattr(args, "follow_links", False), **_metadata(args)):
             if isinstance(item, Rejected):
                 skipped[0] += 1
                 _err(f"skipped {item.id}: {item.reason}")
@@ -169,7 +180,7 @@ def cmd_classify(args) -> int:
         if n == 0:  # raised inside the block, so an existing --output file is left as it was
             raise CLIError("no document could be classified")
     _err(f"classified {n} document(s) with {info.ref}" + (f"; skipped {skipped[0]}" if skipped[0] else ""))
-    return 0
+    return EXIT_SKIPPED if skipped[0] else EXIT_OK
 
 
 def cmd_train(args) -> int:
@@ -218,14 +229,15 @@ def cmd_annotations(args) -> int:
             for kept, new, old_labels, new_labels in report.conflicts:
                 _err(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels})")
             known = {d for d, _ in report.duplicates}
-            added = 0
+            added = present = 0
             for ann in annotations:
                 if ann.id in known:
                     continue
                 annotator = args.annotator or ann.meta.get("annotator") or "import"
-                ws.add_annotation(ann.text, ann.labels, annotator)
-                added += 1
-        print(f"imported {added} annotation(s) from {args.path}; {len(report.duplicates)} already present, "
+                _, new = ws.insert_annotation(ann.text, ann.labels, annotator)  # stored once, even by two imports
+                added += new
+                present += not new
+        print(f"imported {added} annotation(s) from {args.path}; {len(report.duplicates) + present} already present, "
               f"{len(report.conflicts)} conflict(s) reported")
         return 0
     if args.action == "export":
@@ -379,19 +391,29 @@ def cmd_ingest(args) -> int:
     rejected = [0]
     accepted = _accepted_documents(args, rejected)
 
+    read = [0]
+
+    def counted():
+        for doc in accepted:
+            read[0] += 1
+            yield doc
+
     with _workspace(args) as ws, _progress(None, "importing", quiet=args.quiet) as bar:
-        report = ws.add_documents(accepted, progress=bar)
+        report = ws.add_documents(counted(), progress=bar)
+    if rejected[0] and not read[0]:
+        raise CLIError(f"no document could be read ({rejected[0]} rejected)")
     for doc_id, why in report.duplicates:
         _err(f"skipped {doc_id}: duplicate, {why}")
     for doc_id, lang in report.non_english:
         _err(f"flagged {doc_id}: not English (detected {lang!r}); stored but not tagged")
     print(f"added {report.added} document(s) to {ws.path}; {len(report.duplicates)} duplicate(s), "
           f"{rejected[0]} rejected, {len(report.non_english)} flagged non-English")
+    status = EXIT_SKIPPED if rejected[0] else EXIT_OK
     if args.classify:
-        return _classify_workspace(args)
+        return max(status, _classify_workspace(args))
     if report.added:
         _err("run `cdpd run` (or `cdpd ingest --classify`) to tag them")
-    return 0
+    return status
 
 
 def _classify_workspace(args, codebook=None) -> int:
@@ -446,7 +468,7 @@ def _dask_tagger(args, tagger, info, codebook):
 
 
 def _import_shipped_corpus(args) -> None:
-    from .ingest import read_table
+    from .ingest import Rejected, read_table
 
     files = sorted(CORPORA.glob("*.parquet"))
     if not files:
@@ -458,8 +480,19 @@ def _import_shipped_corpus(args) -> None:
             key, digest = f"imported:{path.name}", file_sha256(path)
             if ws.get_meta(key) == digest:
                 continue  # done in an earlier run; an interrupted import is redone, its duplicates skipped
+            rejected: list[Rejected] = []
+
+            def documents(rows=read_table(path), rejected=rejected):
+                for row in rows:
+                    if isinstance(row, Rejected):
+                        rejected.append(row)
+                    else:
+                        yield row
+
             with _progress(None, f"importing {path.name}", quiet=args.quiet) as bar:
-                report = ws.add_documents(read_table(path), progress=bar)
+                report = ws.add_documents(documents(), progress=bar)
+            for row in rejected:
+                _err(f"skipped {row.id}: {row.reason}")
             ws.set_meta(key, digest)
             _err(f"{path.name}: {report.added} added, {len(report.duplicates)} duplicate(s) skipped, "
                  f"{len(report.non_english)} flagged non-English")
@@ -799,6 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
     meta = argparse.ArgumentParser(add_help=False)
     for flag in ("issuer", "issuer-type", "date", "source", "country", "city"):
         meta.add_argument(f"--{flag}", help=f"{flag.replace('-', '_')} for documents that do not set it themselves")
+    meta.add_argument("--follow-links", action="store_true",
+                      help="in folders, follow symbolic links that point outside the folder (default: report them as "
+                      "skipped)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("classify", parents=[common, meta, dask],
@@ -942,6 +978,69 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def log_path() -> Path:
+    """Where third-party libraries' log records and warnings go: ``$CDPD_LOG``, else ``cdpd.log`` in the user's
+    cache folder (``$XDG_CACHE_HOME/cdpd`` or ``~/.cache/cdpd``)."""
+    if os.environ.get("CDPD_LOG"):
+        return Path(os.environ["CDPD_LOG"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdpd" / "cdpd.log"
+
+
+_NOISE_HANDLER: logging.Handler | None = None
+
+
+def _route_library_noise() -> None:
+    """Send what libraries log (pypdf's "EOF marker not found", ...) and warn to :func:`log_path`, not to stderr:
+    the user sees cdpd's one-line reasons only. cdpd's own warnings still go to stderr. Installed once."""
+    global _NOISE_HANDLER
+    if _NOISE_HANDLER is not None:
+        return
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, delay=True, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()  # nowhere to log: dropped rather than shown
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    _NOISE_HANDLER = handler
+    shown = warnings.showwarning
+    ours = Path(__file__).resolve().parent
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if ours in Path(filename).resolve().parents:
+            shown(message, category, filename, lineno, file, line)
+        else:
+            logging.getLogger("py.warnings").warning("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+
+    warnings.showwarning = showwarning
+
+
+_MAIN_PID = os.getpid()
+
+
+def _terminate(signum, frame):  # noqa: ARG001 - the signal handler's signature
+    """SIGTERM unwinds like Ctrl-C: temporary files and caches are removed on the way out. Only in the process
+    that installed it: a forked child (a multiprocessing pool's worker, which its pool ends with SIGTERM) dies
+    at once, as it would have without this handler."""
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise SystemExit(128 + signum)
+
+
+def _check_no_nul(args) -> None:
+    """A NUL byte in any argument (a file name, a value) is a usage error naming the option, before any work: the
+    operating system cannot take it, and Python's "embedded null byte" names nothing."""
+    for key, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                where = "an input" if key in ("inputs", "path", "query", "refs") else f"--{key.replace('_', '-')}"
+                raise CLIError(f"{where} contains a NUL byte ({item!r}); a file name or value cannot hold one")
+
+
 def main(argv: list[str] | None = None) -> int:
     # Every error a user can cause is a ValueError (codebook, annotations, models, CA, bad values) or a
     # WorkspaceError; catching them by base class keeps heavy modules (spaCy, skops) out of commands that need none.
@@ -949,7 +1048,13 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    _route_library_noise()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
+        _check_no_nul(args)
         if getattr(args, "dask", None):  # a malformed --dask fails before any work
             from .distributed import parse_target
 
@@ -959,12 +1064,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except (CLIError, WorkspaceError, ValueError) as exc:
         _err(f"cdpd {args.command}: error: {exc}")
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         _err(f"cdpd {args.command}: interrupted; what was committed is kept, run it again to resume")
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if on_main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

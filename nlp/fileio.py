@@ -3,16 +3,81 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
+import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+#: A leftover without an owner in its name (made before names carried one) is stale once untouched this long.
+LEGACY_STALE_SECONDS = 24 * 3600
+_OWNER = re.compile(r"\.(\d+)@([^.]*)\.")
+
+
+def owner_token() -> str:
+    """``PID@HOST`` for names of temporary files and folders, so that a later run can tell a leftover of a killed
+    process (gone) from one in use (alive)."""
+    return f"{os.getpid()}@{socket.gethostname().replace('.', '_')}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def is_stale(path: Path) -> bool:
+    """Whether a temporary file or folder is a leftover of ours: owned by this user, and named by a process of this
+    host that is gone (or, named before names carried one, untouched for LEGACY_STALE_SECONDS)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    if info.st_uid != os.getuid() or stat.S_ISLNK(info.st_mode):
+        return False
+    owner = _OWNER.search(path.name)
+    if owner is None:
+        return time.time() - info.st_mtime > LEGACY_STALE_SECONDS
+    pid, host = int(owner.group(1)), owner.group(2)
+    return host == owner_token().split("@", 1)[1] and not _alive(pid)
+
+
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove the leftovers (:func:`is_stale`) matching ``pattern`` in ``folder``; what cannot go stays."""
+    try:
+        entries = list(Path(folder).glob(pattern))
+    except OSError:
+        return
+    for entry in entries:
+        if not is_stale(entry):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except OSError:
+                pass
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 @contextmanager
@@ -23,7 +88,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise ValueError(f"{target}: is a folder, not a file name")
     if not target.parent.exists():
         raise ValueError(f"{target.parent}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale(target.parent, f".{glob_escape(target.name)}.*.tmp")  # left by a killed run
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{owner_token()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

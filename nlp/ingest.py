@@ -28,6 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nlp.fileio import owner_token, remove_stale
+from nlp.limits import (
+    MAX_BLANK_LINES,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_DOCUMENT_CHARS,
+    MAX_FILE_BYTES,
+    MAX_HTML_DEPTH,
+    MAX_HTML_TAGS,
+    MAX_JSON_DEPTH,
+    MAX_STDIN_BYTES,
+)
 from nlp.schema import ISSUER_TYPES, METADATA_FIELDS, Document
 
 __all__ = [
@@ -53,7 +64,6 @@ __all__ = [
 PLAIN_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 TABLE_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".csv.gz")
 SUPPORTED_SUFFIXES: tuple[str, ...] = PLAIN_SUFFIXES + TABLE_SUFFIXES
-MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 class IngestError(ValueError):
@@ -152,17 +162,33 @@ def _junk_share(text: str) -> float:
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
-    """Mostly-ASCII UTF-16 has a NUL in every other byte; name the byte order instead of calling it binary."""
-    sample = data[:4096]
-    even, odd = sample[0::2], sample[1::2]
-    if len(sample) < 4 or len(data) % 2:
+    """UTF-32 or UTF-16 text without a byte-order mark, told from binary by where its NUL bytes fall, then a
+    strict decode: UTF-32 has a NUL in every fourth byte (and a byte of at most 0x10 beside it); UTF-16 has NULs
+    in one half of the bytes and (almost) none in the other, whether the text is mostly ASCII (a NUL in every
+    other byte) or Cyrillic, Greek, Arabic... (NULs only after spaces and punctuation). Named for what it first
+    did: mostly-ASCII UTF-16 only."""
+    sample = data[: 1 << 16]
+    if len(sample) < 4:
         return None
-    for nul_half, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
-        if nul_half.count(0) >= 0.9 * len(nul_half) and other.count(0) <= 0.05 * len(other):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                return None
+    candidates = []
+    if len(data) % 4 == 0:
+        quarters = [sample[i::4] for i in range(4)]
+        if not any(quarters[3]) and max(quarters[2]) <= 0x10:
+            candidates.append("utf-32-le")
+        if not any(quarters[0]) and max(quarters[1]) <= 0x10:
+            candidates.append("utf-32-be")
+    if len(data) % 2 == 0:
+        even, odd = sample[0::2], sample[1::2]
+        for nul_half, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+            if nul_half.count(0) and other.count(0) <= 0.01 * len(other):
+                candidates.append(encoding)
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text and _junk_share(text) <= 0.01:
+            return text
     return None
 
 
@@ -242,8 +268,14 @@ _DROP_ROLES = ("navigation", "banner", "contentinfo")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
-def _parse_html(html: str) -> tuple[str, str]:
-    """(title, body text) of an HTML page, with page chrome (menus, banners, footers, scripts) removed."""
+_TAG = re.compile(r"<[A-Za-z]")
+
+
+def _parse_html(html: str, path: str | Path = "HTML") -> tuple[str, str]:
+    """(title, body text) of an HTML page, with page chrome (menus, banners, footers, scripts) removed.
+
+    Bounded: a page with more than MAX_HTML_TAGS tags is refused; one nested deeper than MAX_HTML_DEPTH (where
+    libxml2 stops and the layout engine's work grows with the depth) is read by a plain linear pass instead."""
     import lxml.etree
     import lxml.html
     from inscriptis import Inscriptis
@@ -252,10 +284,17 @@ def _parse_html(html: str) -> tuple[str, str]:
     html = _XML_DECL.sub("", html, count=1)  # lxml refuses str input that declares an encoding
     if not html.strip():
         return "", ""
+    tags = sum(1 for _ in _TAG.finditer(html))
+    if tags > MAX_HTML_TAGS:
+        raise IngestError(path, f"HTML page with {tags:,} tags, over the {MAX_HTML_TAGS:,} limit; save the page as "
+                          "plain text (e.g. from the browser) or split it")
     try:
-        root = lxml.html.document_fromstring(html)
+        # huge_tree: a text node over 10 MB or nesting past 256 levels is kept, not silently cut
+        root = lxml.html.document_fromstring(html, parser=lxml.html.HTMLParser(huge_tree=True))
     except (lxml.etree.ParserError, ValueError):
-        return "", ""
+        return _plain_html_text(html)
+    if _html_depth(root) > MAX_HTML_DEPTH:
+        return _plain_html_text(html)
     title_el = root.find(".//title")
     title = " ".join(title_el.text_content().split()) if title_el is not None else ""
     xpath = " | ".join(
@@ -268,6 +307,70 @@ def _parse_html(html: str) -> tuple[str, str]:
             el.drop_tree()  # keeps the element's tail text, which belongs to the parent
     text = Inscriptis(root, ParserConfig(display_links=False, display_images=False)).get_text()
     return title, _tidy(text)
+
+
+def _html_depth(root: Any) -> int:
+    """The deepest element nesting of a parsed page, in one linear walk (no recursion)."""
+    import lxml.etree
+
+    depth = deepest = 0
+    for event, _ in lxml.etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_BLOCK_TAGS = frozenset(
+    "address article blockquote br dd div dl dt figcaption figure h1 h2 h3 h4 h5 h6 hr li main ol p pre "
+    "section table td th tr ul".split()
+)
+_VOID_TAGS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def _plain_html_text(html: str) -> tuple[str, str]:
+    """(title, text) of a page by one linear pass of the standard library's tokenizer: the text of every element
+    that is not page chrome (:data:`_DROP_TAGS`), a line break at block elements. For pages nested too deeply
+    for libxml2 and the layout engine; no depth limit, no recursion."""
+    from html.parser import HTMLParser
+
+    drop = frozenset(_DROP_TAGS) - {"head"}
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.title: list[str] = []
+            self.skipping: list[str] = []  # open page-chrome elements
+            self.in_title = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "title":
+                self.in_title = True
+            elif tag in drop and tag not in _VOID_TAGS:
+                self.skipping.append(tag)
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "title":
+                self.in_title = False
+            elif self.skipping and tag in self.skipping:
+                while self.skipping and self.skipping.pop() != tag:
+                    pass
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if self.in_title:
+                self.title.append(data)
+            elif not self.skipping:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return " ".join("".join(parser.title).split()), _tidy("\n\n".join(line for line in lines if line))
 
 
 def _tidy(text: str) -> str:
@@ -363,10 +466,74 @@ def docx_to_text(path: str | Path) -> str:
 # ----------------------------------------------------------------------------------------------- tables
 
 
+class _BoundedReader(io.RawIOBase):
+    """A binary stream that raises IngestError once more than ``limit`` bytes have come out of it: a 1.5 MB gzip
+    file can hold gigabytes, and it is refused as it streams, before they are written anywhere."""
+
+    def __init__(self, raw: Any, limit: int, path: str | Path, what: str):
+        self.raw, self.limit, self.path, self.what, self.count = raw, limit, path, what, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise IngestError(self.path, f"{self.what} is over the {self.limit / 1_048_576:,.0f} MiB limit; "
+                              "split it into smaller files")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _gunzipped(path: Path) -> io.BufferedReader:
+    what = "decompressed, it"
+    return io.BufferedReader(_BoundedReader(gzip.open(path, "rb"), MAX_DECOMPRESSED_BYTES, path, what), 1 << 20)
+
+
+def _check_decompressed(path: Path) -> None:
+    """Stream a .gz table through once, refusing it past MAX_DECOMPRESSED_BYTES (``datasets`` reads CSV itself)."""
+    try:
+        with _gunzipped(path) as fh:
+            while fh.read(1 << 20):
+                pass
+    except (OSError, EOFError) as exc:
+        raise IngestError(path, f"not a readable gzip file ({type(exc).__name__}: {exc})") from exc
+
+
 def _open_text(path: Path) -> TextIO:
     if _suffix(path).endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+        return io.TextIOWrapper(_gunzipped(path), encoding="utf-8-sig")
     return open(path, encoding="utf-8-sig")
+
+
+def _table_lines(fh: TextIO, path: str | Path) -> Iterator[tuple[int, str | None]]:
+    """(number, line) of a text stream, each line read with a bounded buffer: a line of more than MAX_FILE_BYTES
+    characters (one document's bound) comes as (number, None) and is skipped to its end without being held in
+    memory; more than MAX_BLANK_LINES blank lines in a row refuse the input."""
+    number, blank = 0, 0
+    while True:
+        line = fh.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_FILE_BYTES and not line.endswith("\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith("\n"):
+                pass
+            yield number, None
+            continue
+        if line.strip():
+            blank = 0
+            yield number, line
+            continue
+        blank += 1
+        if blank > MAX_BLANK_LINES:
+            raise IngestError(path, f"more than {MAX_BLANK_LINES:,} blank lines in a row at line {number:,}; "
+                              "not a table of documents")
 
 
 def _is_json_array(path: Path) -> bool:
@@ -383,11 +550,14 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, value) for every record, streaming for JSON lines; a bad line stops with its number."""
     try:
         if _suffix(path) == ".json" and _is_json_array(path):
+            _check_size(path, MAX_DECOMPRESSED_BYTES)  # one JSON array is parsed in memory
             with _open_text(path) as fh:
                 try:
                     items = json.load(fh)
                 except json.JSONDecodeError as exc:
                     raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+                except RecursionError:
+                    raise IngestError(path, "JSON nested too deeply; fix it") from None
             if not isinstance(items, list):
                 raise IngestError(path, "expected a JSON array of objects or JSON lines")
             for number, item in enumerate(items, 1):
@@ -395,11 +565,16 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
             return
         with _open_text(path) as fh:
             first = True
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
+            for number, line in _table_lines(fh, path):
+                if line is None:
+                    first = False
+                    yield f"line {number}", _Unparsable(f"line over the {MAX_FILE_BYTES:,} character limit for one "
+                                                        "document")
                     continue
                 try:
                     value = json.loads(line)
+                except RecursionError:
+                    value = _Unparsable("JSON nested too deeply")
                 except json.JSONDecodeError as exc:
                     if first and _suffix(path) == ".json":
                         yield "item 1", _one_json_object(path)  # a pretty-printed single document
@@ -413,11 +588,14 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _one_json_object(path: Path) -> dict[str, Any]:
+    _check_size(path, MAX_FILE_BYTES)  # one pretty-printed document
     with _open_text(path) as fh:
         try:
             value = json.load(fh)
         except json.JSONDecodeError as exc:
             raise IngestError(path, f"line {exc.lineno}: malformed JSON ({exc.msg}); fix it") from exc
+        except RecursionError:
+            raise IngestError(path, "JSON nested too deeply; fix it") from None
     if not isinstance(value, dict):
         raise IngestError(path, "expected a JSON array of objects, one object, or JSON lines")
     return value
@@ -439,11 +617,13 @@ def _json_type(value: Any) -> str:
     return "json"  # objects, arrays
 
 
-def _scan_json(path: Path) -> dict[str, str]:
+def _scan_json(path: Path, text_column: str = "text") -> dict[str, str]:
     """Validate every record and pick one storage type per column.
 
     Explicit types matter: the ``datasets`` JSON reader (pyarrow) turns strings such as "2021-05-21" into
     timestamps, and the date then comes back as "2021-05-21 00:00:00". Strings must stay as written.
+    A record that fails the checks a plain file gets (:func:`_record_problem`) is stored as its id and the reason
+    only, in the column ``_REJECT``, and read back as a :class:`Rejected`.
     """
     seen: dict[str, set[str]] = {}
     rows = 0
@@ -451,6 +631,10 @@ def _scan_json(path: Path) -> dict[str, str]:
         if not isinstance(record, dict):
             raise IngestError(path, f"{where}: expected a JSON object, got {type(record).__name__}")
         rows += 1
+        if _record_problem(record, text_column):
+            seen.setdefault(_REJECT, set()).add("string")
+            seen.setdefault("id", set())
+            continue
         for key, value in record.items():
             kinds = seen.setdefault(key, set())
             if value is not None:
@@ -470,14 +654,23 @@ def _scan_json(path: Path) -> dict[str, str]:
     return modes
 
 
-def _json_rows(path: str, modes: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _json_rows(path: str, modes: dict[str, str], text_column: str = "text") -> Iterator[dict[str, Any]]:
     """Generator for ``Dataset.from_generator``: every row with every column, in its column's type."""
-    for _, record in _json_records(Path(path)):
+    for where, record in _json_records(Path(path)):
+        problem = _record_problem(record, text_column)
+        if problem:
+            row = dict.fromkeys(modes)
+            if isinstance(record.get("id"), str) and not _has_surrogate(record["id"]) or \
+                    isinstance(record.get("id"), int):
+                row["id"] = str(record["id"])
+            row[_REJECT] = f"{where}: {problem}"
+            yield row
+            continue
         row = {}
         for key, mode in modes.items():
             value = record.get(key)
-            if value is None:
-                row[key] = None
+            if value is None or mode == "string" and isinstance(value, float) and value != value:
+                row[key] = None  # NaN in a text column is missing, never the text "nan"
             elif mode == "string":
                 row[key] = value if isinstance(value, str) else _as_string(value)
             elif mode == "json" and not _has_json_feature():
@@ -487,6 +680,86 @@ def _json_rows(path: str, modes: dict[str, str]) -> Iterator[dict[str, Any]]:
             else:
                 row[key] = value
         yield row
+
+
+#: The column that carries a rejected row's reason through ``datasets`` (no real column is named so).
+_REJECT = "__cdpd_rejected__"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a document's text is refused, the checks a plain file gets: size, NUL bytes (a plain file with one is
+    binary), a lone surrogate (no output can encode it). Not the share of control characters, by which a file's
+    bytes are told from binary: a table's text was decoded already (one shipped NYC Council row has 1.3%)."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        return f"text is {len(text):,} characters, over the {MAX_DOCUMENT_CHARS:,} limit for one document; split it"
+    if "\x00" in text:
+        return "text contains NUL bytes (binary data?), not text"
+    if _has_surrogate(text):
+        return "text contains an invalid Unicode escape (a lone surrogate such as \\ud800); fix the text"
+    return None
+
+
+def _row_text(value: Any) -> tuple[str, str | None]:
+    """The text of a table row or JSON line, checked as a plain file's: (text, None), or ("", why it is refused).
+    None and NaN are missing text (reported as empty); bytes are decoded as UTF-8, strictly; a number or a
+    boolean is refused, never turned into the text "12345" or "True"."""
+    if value is None or isinstance(value, float) and value != value:
+        return "", None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "", "text is binary data, not UTF-8 text"
+    if not isinstance(value, str):
+        return "", f"text is a {_kind(value)} ({str(value)[:40]}), not a string"
+    return value, _text_problem(value)
+
+
+def _nesting_problem(value: Any) -> str | None:
+    """A lone surrogate in any string (no output can encode it), or nesting deeper than MAX_JSON_DEPTH."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                return "invalid Unicode escape (a lone surrogate such as \\ud800); fix the value"
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+            values = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in values)
+            if isinstance(item, dict):
+                stack.extend((k, depth + 1) for k in item)
+    return None
+
+
+class _Unparsable(dict):
+    """A JSON line that could be read but not parsed (nested past Python's recursion limit): a record that
+    carries its reason, rejected by :func:`_record_problem`."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
+def _record_problem(record: dict[str, Any], text_column: str) -> str | None:
+    """Why one record of a JSON table or of stdin is refused; None when it is fine."""
+    if isinstance(record, _Unparsable):
+        return record.reason
+    if text_column in record:
+        _, problem = _row_text(record[text_column])
+        if problem:
+            return problem
+    return _nesting_problem(record)
 
 
 def _as_string(value: Any) -> str:
@@ -547,10 +820,11 @@ def _load_dataset(path: Path, suffix: str, text_column: str, cache_dir: str) -> 
     if suffix in (".jsonl", ".jsonl.gz", ".json"):
         # Our own JSON pass names bad lines and keeps strings as strings; datasets stores the rows as
         # memory-mapped Arrow in the private cache, so big files do not have to fit in memory.
-        modes = _scan_json(path)
+        modes = _scan_json(path, text_column)
         _require_column(path, modes, text_column)
         return datasets.Dataset.from_generator(
-            _json_rows, features=_json_features(modes), gen_kwargs={"path": str(path), "modes": modes}, **kwargs
+            _json_rows, features=_json_features(modes),
+            gen_kwargs={"path": str(path), "modes": modes, "text_column": text_column}, **kwargs
         )
     if suffix in (".csv", ".csv.gz"):
         # Every column as a string: ids like "007" must not become 7; only empty cells count as missing,
@@ -597,8 +871,16 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document]:
-    """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped)."""
+@functools.lru_cache(maxsize=1)
+def _remove_stale_caches() -> None:
+    """Once per process: the ``cdpd-ingest-*`` caches in the temporary folder left by killed runs of ours."""
+    remove_stale(Path(tempfile.gettempdir()), "cdpd-ingest-*")
+
+
+def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document | Rejected]:
+    """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped). A row
+    whose text fails the checks a plain file gets (not a string, NUL bytes, binary junk, over the size limit, a
+    lone surrogate) is a :class:`Rejected` with its reason; missing text (None, NaN) comes back empty."""
     import datasets
 
     path = Path(path)
@@ -606,8 +888,12 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
     if not path.is_file():
         raise IngestError(path, "no such file")
     stem = _stem(path)
-    # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read.
-    with tempfile.TemporaryDirectory(prefix="cdpd-ingest-") as cache_dir:
+    if suffix.endswith(".gz"):
+        _check_decompressed(path)
+    # A private cache keeps ~/.cache clean; the arrow files live until the rows have been read. Its name carries
+    # this process's id: a cache left by a killed run (its process gone) is removed by the next one.
+    _remove_stale_caches()
+    with tempfile.TemporaryDirectory(prefix=f"cdpd-ingest-.{owner_token()}.") as cache_dir:
         try:
             with _quiet_datasets():
                 ds = _load_dataset(path, suffix, text_column, cache_dir)
@@ -618,6 +904,13 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
         if ds.num_rows == 0:
             raise IngestError(path, "no rows")
         for number, row in enumerate(ds, 1):
+            rejected = row.pop(_REJECT, None)
+            raw_text, problem = _row_text(row.get(text_column))
+            if rejected or problem:
+                row_id = row.get("id") if isinstance(row.get("id"), str) and row.get("id") else f"{stem}:{number}"
+                yield Rejected(row_id, rejected or f"row {number}: {problem}")
+                continue
+            row[text_column] = raw_text
             record = {k: v if isinstance(v, str) or v is None or k not in _STRING_FIELDS else _as_string(v)
                       for k, v in row.items()}
             if isinstance(record.get("meta"), dict):  # rows of a struct column carry None for others' keys
@@ -662,7 +955,7 @@ def _read_plain(path: Path, doc_id: str, metadata: dict[str, str], max_bytes: in
     _check_size(path, max_bytes)
     title = ""
     if suffix in (".html", ".htm"):
-        title, text = _parse_html(read_text_file(path, max_bytes=max_bytes))
+        title, text = _parse_html(read_text_file(path, max_bytes=max_bytes), path)
     elif suffix == ".pdf":
         text = pdf_to_text(path)
     elif suffix == ".docx":
@@ -683,50 +976,141 @@ def read_document(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, **metada
     return _read_plain(Path(path), str(path), _check_metadata(metadata), max_bytes)
 
 
-def _visible_files(folder: Path) -> Iterator[Path]:
+def _visible_files(folder: Path, follow_links: bool = False, _root: Path | None = None,
+                   _seen: set[Path] | None = None) -> Iterator[Path | Rejected]:
+    """The files of a folder and its subfolders, sorted, hidden ones left out. A symbolic link that points outside
+    the folder is a Rejected (not followed) unless ``follow_links``; a link to a folder is descended into only with
+    ``follow_links`` (once per real folder: no cycles); a link within the folder to a file is read."""
+    root = _root if _root is not None else folder
+    real_root = root.resolve()
+    seen = _seen if _seen is not None else {folder.resolve()}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue  # .git, .DS_Store, editor swap files: never documents
+        if path.is_symlink():
+            real = path.resolve()
+            if not follow_links and real != real_root and real_root not in real.parents:
+                yield Rejected(str(path), f"a symbolic link to {real}, outside the folder; not followed "
+                               "(--follow-links reads it)")
+                continue
+            if path.is_dir():
+                if follow_links and real not in seen:
+                    seen.add(real)
+                    yield from _visible_files(path, follow_links, root, seen)
+                continue  # without --follow-links, a linked folder inside this one is read under its own name
         if path.is_file():
             yield path
 
 
-def _rows(rows: Iterable[Document], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
     for doc in rows:
-        if not doc.text.strip():
+        if isinstance(doc, Rejected):
+            yield doc
+        elif not doc.text.strip():
             yield Rejected(doc.id, "empty text")
         else:
             yield _fill(doc, metadata)
 
 
 def _read_stdin(stream: TextIO, metadata: dict[str, str]) -> Iterator[Document | Rejected]:
-    """JSON lines if the first non-blank line is a JSON object, else one plain-text document."""
-    head: list[str] = []
+    """JSON lines if the first non-blank line is a JSON object, else one plain-text document.
+
+    Read as bytes where the stream has them (``sys.stdin``), within MAX_STDIN_BYTES in all: a JSON line is
+    decoded as UTF-8 on its own (a bad one is that line's Rejected), plain text like a text file (any encoding,
+    binary refused) within the one-document bound."""
+    raw = getattr(stream, "buffer", None)
+    source: Any = stream
+    if raw is not None:
+        source = io.BufferedReader(_BoundedReader(raw, MAX_STDIN_BYTES, "stdin", "stdin"), 1 << 20)
+    head: list[Any] = []
     first = None
-    for line in stream:
+    while True:
+        line = source.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            break
+        if not head and isinstance(line, bytes) and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
         head.append(line)
-        if line.strip():
+        if len(line) > MAX_FILE_BYTES or line.strip():
             first = line
             break
+        if len(head) > MAX_BLANK_LINES:
+            raise IngestError("stdin", f"more than {MAX_BLANK_LINES:,} blank lines before any text")
     if first is None:
         raise IngestError("stdin", "empty input; pipe in text or JSON lines with 'id' and 'text'")
+    first_text = first.decode("utf-8", "replace") if isinstance(first, bytes) else first
     try:
-        is_jsonl = isinstance(json.loads(first), dict)
+        is_jsonl = len(first) <= MAX_FILE_BYTES and isinstance(json.loads(first_text), dict)
     except json.JSONDecodeError:
         is_jsonl = False
+    except RecursionError:  # a JSON line nested too deeply: rejected as such below
+        is_jsonl = first_text.lstrip().startswith("{")
     if not is_jsonl:
-        text = _tidy("".join(head) + stream.read())
-        if not text:
-            raise IngestError("stdin", "empty document")
-        yield _fill(Document(id="stdin", text=text, meta={"format": "txt"}), metadata)
+        yield _fill(Document(id="stdin", text=_stdin_text(head, source), meta={"format": "txt"}), metadata)
         return
-    numbered = enumerate(stream, len(head) + 1)
-    yield from _stdin_jsonl(itertools.chain([(len(head), first)], numbered), metadata)
+    numbered = itertools.chain([(len(head), first)], _stdin_lines(source, len(head) + 1))
+    yield from _stdin_jsonl(numbered, metadata)
 
 
-def _stdin_jsonl(numbered_lines: Iterable[tuple[int, str]], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+def _stdin_text(head: list[Any], source: Any) -> str:
+    """The rest of stdin as one plain-text document, refused past the one-document bound."""
+    size = sum(len(line) for line in head)
+    rest = source.read(max(0, MAX_FILE_BYTES + 1 - size))
+    data = (b"" if isinstance(rest, bytes) else "").join(head) + rest
+    if len(data) > MAX_FILE_BYTES:
+        raise IngestError("stdin", f"more than {MAX_FILE_BYTES / 1_048_576:.0f} MiB of plain text, the limit for one "
+                          "document; save it as files, or pipe JSON lines with one document per line")
+    if isinstance(data, bytes):
+        text = _decode(data, "stdin")
+    else:
+        text = data
+        problem = _text_problem(text) or (_junk_share(text) > 0.01 and
+                                          "binary data (too many control characters), not text")
+        if problem:
+            raise IngestError("stdin", problem)
+    text = _tidy(text)
+    if not text:
+        raise IngestError("stdin", "empty document")
+    return text
+
+
+def _stdin_lines(source: Any, start: int) -> Iterator[tuple[int, Any]]:
+    """(number, line) of the rest of stdin, each read within the one-document bound (a longer one comes as
+    (number, None), skipped to its end); more than MAX_BLANK_LINES blank lines in a row stop the input."""
+    number, blank = start - 1, 0
+    while True:
+        line = source.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_FILE_BYTES:
+            newline = b"\n" if isinstance(line, bytes) else "\n"
+            while not line.endswith(newline) and (line := source.readline(1 << 20)):
+                pass
+            yield number, None
+            continue
+        if line.strip():
+            blank = 0
+        else:
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                raise IngestError("stdin", f"more than {MAX_BLANK_LINES:,} blank lines in a row at line {number:,}")
+        yield number, line
+
+
+def _stdin_jsonl(numbered_lines: Iterable[tuple[int, Any]], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
     for number, line in numbered_lines:
+        if line is None:
+            yield Rejected(f"stdin:{number}", f"line {number}: over the {MAX_FILE_BYTES:,} character limit for one "
+                           "document")
+            continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield Rejected(f"stdin:{number}", f"line {number}: not UTF-8 text; send JSON lines as UTF-8")
+                continue
         if not line.strip():
             continue
         try:
@@ -734,8 +1118,15 @@ def _stdin_jsonl(numbered_lines: Iterable[tuple[int, str]], metadata: dict[str, 
         except json.JSONDecodeError as exc:
             yield Rejected(f"stdin:{number}", f"line {number}: malformed JSON ({exc.msg})")
             continue
+        except RecursionError:
+            yield Rejected(f"stdin:{number}", f"line {number}: JSON nested too deeply")
+            continue
         if not isinstance(record, dict):
             yield Rejected(f"stdin:{number}", f"line {number}: not a JSON object")
+            continue
+        problem = _record_problem(record, "text")
+        if problem:
+            yield Rejected(f"stdin:{number}", f"line {number}: {problem}")
             continue
         doc = Document.from_record(record, default_id=f"stdin:{number}")
         if "text" not in record:
@@ -752,9 +1143,16 @@ def iter_documents(
     stdin: TextIO | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     text_column: str = "text",
+    skip_bad_inputs: bool = False,
+    follow_links: bool = False,
     **metadata: Any,
 ) -> Iterator[Document | Rejected]:
-    """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder."""
+    """Documents from files, folders and ``-`` (stdin); one bad file in a folder does not stop the folder.
+
+    A missing path or an unsupported file type among ``inputs`` stops everything before any work (a typo). A named
+    file (or stdin) that cannot be read stops everything too, unless ``skip_bad_inputs``: then it is a
+    :class:`Rejected` with its reason, like a bad file in a folder, and the other inputs are read. A symbolic link
+    in a folder that points outside it is a Rejected unless ``follow_links``."""
     meta = _check_metadata(metadata)
     inputs = list(inputs)
     # Check every top-level input before yielding anything, so a typo in the last path costs no work.
@@ -770,27 +1168,56 @@ def iter_documents(
             suffix = _suffix(path) or path.name
             raise IngestError(item, f"unsupported file type '{suffix}'; supported: {_supported_list()}")
     for item in inputs:
-        if str(item) == "-":
-            yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
-            continue
-        path = Path(item)
-        if path.is_dir():
-            for file in _visible_files(path):
-                suffix = _suffix(file)
-                if suffix not in SUPPORTED_SUFFIXES:
-                    yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")
-                    continue
-                try:
-                    if suffix in TABLE_SUFFIXES:
-                        yield from _rows(read_table(file, text_column=text_column), meta)
-                    else:
-                        yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
-                except IngestError as exc:
-                    yield Rejected(str(file), exc.reason)
-        elif _suffix(path) in TABLE_SUFFIXES:
-            yield from _rows(read_table(path, text_column=text_column), meta)
-        else:
-            yield _read_plain(path, str(item), meta, max_bytes)
+        try:
+            yield from _one_input(item, stdin, meta, max_bytes, text_column, follow_links)
+        except IngestError as exc:
+            if not skip_bad_inputs:
+                raise
+            yield Rejected(exc.path, exc.reason)
+
+
+def _one_input(item: str | Path, stdin: TextIO | None, meta: dict[str, str], max_bytes: int,
+               text_column: str, follow_links: bool = False) -> Iterator[Document | Rejected]:
+    if str(item) == "-":
+        yield from _read_stdin(stdin if stdin is not None else sys.stdin, meta)
+        return
+    path = Path(item)
+    if path.is_dir():
+        for file in _visible_files(path, follow_links):
+            if isinstance(file, Rejected):
+                yield file
+                continue
+            suffix = _suffix(file)
+            if suffix not in SUPPORTED_SUFFIXES:
+                yield Rejected(str(file), f"unsupported file type '{suffix or file.name}'")
+                continue
+            if not _utf8_name(file):
+                yield Rejected(str(file), "the file name is not valid UTF-8; rename the file")
+                continue
+            try:
+                if suffix in TABLE_SUFFIXES:
+                    yield from _rows(read_table(file, text_column=text_column), meta)
+                else:
+                    yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
+            except IngestError as exc:
+                yield Rejected(str(file), exc.reason)
+        return
+    if not _utf8_name(path):
+        raise IngestError(item, "the file name is not valid UTF-8; rename the file")
+    if _suffix(path) in TABLE_SUFFIXES:
+        yield from _rows(read_table(path, text_column=text_column), meta)
+    else:
+        yield _read_plain(path, str(item), meta, max_bytes)
+
+
+def _utf8_name(path: Path) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates, which no output,
+    JSON line or SQLite row can hold)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------- dedup, language

@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ import numpy as np
 from . import __version__
 from .codebook import Codebook
 from .fileio import atomic_path
+from .limits import MAX_MODEL_FILE_BYTES
 from .taggers import Tagger, get_tagger_class
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -75,14 +77,63 @@ def _root(folder: Path | None) -> Path:
     return Path(folder) if folder is not None else models_dir()
 
 
+#: A model name or version: a letter or digit, then letters, digits, ``_``, ``-``, ``+`` or ``.`` (no ``..``): never
+#: a path separator, a way up, or a hidden folder.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.-]{0,99}")
+
+
+def _safe(part: str) -> bool:
+    return _SAFE_NAME.fullmatch(part) is not None and ".." not in part
+
+
 def _split_ref(ref: str) -> tuple[str, str | None]:
-    name, _, version = ref.partition("@")
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "/" in version or version.startswith("."):
-        raise ModelError(f"{ref!r} is not a model name (NAME or NAME@VERSION)")
+    name, _, version = str(ref).partition("@")
+    if not _safe(name) or version and not _safe(version):
+        raise ModelError(f"{ref!r} is not a model name (NAME or NAME@VERSION: letters, digits, _ - + .)")
     return name, version or None
 
 
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` if it resolves inside the registry ``root`` (a linked model folder may not lead out of it)."""
+    real, real_root = path.resolve(), root.resolve()
+    if real_root not in real.parents:
+        raise ModelError(f"{path}: resolves to {real}, outside the model registry {root}; refused")
+    return path
+
+
+def _own_ref(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
+    """NAME, VERSION of a model folder, which its meta.json must name: a ref is written (ACTIVE) and recorded
+    (workspaces) from the folder, never from what a meta.json says."""
+    name, version = path.parent.name, path.name
+    if not isinstance(meta, dict) or (meta.get("name"), meta.get("version")) != (name, version):
+        said = f"{meta.get('name')}@{meta.get('version')}" if isinstance(meta, dict) else "nothing"
+        raise ModelError(f"{path / META_FILE} names {said!r}, not {name}@{version}; refused (retrain the model)")
+    return name, version
+
+
+def _check_model_file(path: Path, folder: Path) -> None:
+    """A file of a model's state must be a regular file inside the model's folder (a link may point within it, not
+    out of it), of at most MAX_MODEL_FILE_BYTES: a state file linked to ``/dev/zero`` would be read forever."""
+    real, inside = path.resolve(), folder.resolve()
+    if real != inside and inside not in real.parents:
+        raise ModelError(f"{path}: a link out of the model folder ({real}); refused, retrain the model")
+    if not real.is_file():
+        raise ModelError(f"{path}: not a regular file; refused, retrain the model")
+    size = real.stat().st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ModelError(f"{path}: {size / 1_048_576:,.0f} MiB, over the {MAX_MODEL_FILE_BYTES / 1_048_576:,.0f} MiB "
+                         "limit for one model file; refused")
+
+
+def check_model_folder(folder: Path) -> None:
+    """Every file under a model's folder passes :func:`_check_model_file`; links to folders are not followed."""
+    for entry in sorted(Path(folder).rglob("*")):
+        if entry.is_symlink() or not entry.is_dir():
+            _check_model_file(entry, folder)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    _check_model_file(path, path.parent)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -93,10 +144,20 @@ def active_ref(folder: Path | None = None) -> str | None:
     """``NAME@VERSION`` of the active model, or None when none was activated."""
     path = _root(folder) / ACTIVE_FILE
     try:
-        ref = path.read_text(encoding="utf-8").strip()
+        with open(path, "rb") as fh:
+            data = fh.read(1024)  # a NAME@VERSION line: never read a linked /dev/zero to the end
     except FileNotFoundError:
         return None
-    return ref or None
+    ref = data.decode("utf-8", "replace").strip()
+    if not ref:
+        return None
+    try:
+        _split_ref(ref)
+    except ModelError:
+        warnings.warn(f"{path} names {ref[:80]!r}, not a model; ignored (`cdpd models activate NAME` to set one)",
+                      UserWarning, stacklevel=2)
+        return None
+    return ref
 
 
 def _versions(root: Path, name: str) -> list[tuple[dict[str, Any], Path]]:
@@ -117,24 +178,26 @@ def resolve(ref: str, folder: Path | None = None) -> Path:
         if not (path / META_FILE).is_file():
             known = ", ".join(f"{name}@{m['version']}" for m, _ in _versions(root, name)) or "none"
             raise ModelError(f"no model {ref!r} in {root} (versions of {name!r}: {known})")
-        return path
+        return _inside(path, root)
     active = active_ref(root)
-    if active and _split_ref(active)[0] == name and (root / name / _split_ref(active)[1] / META_FILE).is_file():
-        return root / name / _split_ref(active)[1]
+    if active and _split_ref(active)[0] == name and _split_ref(active)[1] and \
+            (root / name / _split_ref(active)[1] / META_FILE).is_file():
+        return _inside(root / name / _split_ref(active)[1], root)
     versions = _versions(root, name)
     if not versions and (root / name / META_FILE).is_file():  # as list_models, which does not offer it
         raise ModelError(f"model {name!r} in {root} was saved before versions had folders; retrain it with "
                          f"`cdpd train --name {name}`")
     if not versions:
         raise ModelError(f"no model named {name!r} in {root} (train one with `cdpd train`)")
-    return versions[-1][1]
+    return _inside(versions[-1][1], root)
 
 
 def activate(ref: str, folder: Path | None = None) -> str:
     """Make ``ref`` the active model; returns its NAME@VERSION. Written atomically."""
     root = _root(folder)
-    meta = _read_json(resolve(ref, root) / META_FILE)
-    full = f"{meta['name']}@{meta['version']}"
+    path = resolve(ref, root)
+    name, version = _own_ref(path, _read_json(path / META_FILE))
+    full = f"{name}@{version}"
     with atomic_path(root / ACTIVE_FILE) as tmp:
         tmp.write_text(full + "\n", encoding="utf-8")
     return full
@@ -333,13 +396,15 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     missing = [key for key in ("labels", "thresholds", "tagger", "version") if key not in meta]
     if missing:
         raise ModelError(f"model {name!r}: {path / META_FILE} lacks {', '.join(missing)}; retrain it")
+    own_name, own_version = _own_ref(path, meta)
     codebook.check_compatible(meta["labels"], what=f"model {name!r}")
     cls = get_tagger_class(meta["tagger"])
     tagger = cls(codebook)
-    tagger.set_params(**meta.get("params", {}))
+    tagger.set_params(**_recorded_params(meta.get("params", {})))
     thresholds = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
     if {axis: th.shape for axis, th in thresholds.items()} != {axis: (len(l),) for axis, l in tagger.labels.items()}:
         raise ModelError(f"model {name!r}: {path / META_FILE} has no threshold for every label; retrain it")
+    check_model_folder(path)
     try:
         tagger.load_state(path)
     except Exception as exc:  # a corrupt or foreign file: zip, JSON, skops, safetensors or numpy errors
@@ -347,7 +412,23 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     tagger.thresholds_ = thresholds  # fitted state: set once the state is loaded
     if cache is not None and "cache" in getattr(tagger, "_runtime_names", ()):
         tagger.set_params(cache=str(cache))
-    return tagger, ModelInfo(meta.get("name", name), meta["version"], meta["tagger"], meta, path)
+    return tagger, ModelInfo(own_name, own_version, meta["tagger"], meta, path)
+
+
+#: Settings of how to compute, never of what was fitted: not taken from a meta.json (a "cache" there could name any
+#: file, which would then be created or given an ``embeddings`` table); the caller's (the workspace's) are used.
+RUNTIME_PARAMS = ("cache", "batch_size", "device")
+
+
+def _recorded_params(params: Any) -> dict[str, Any]:
+    """A meta.json's tagger parameters without runtime settings, the ensemble's member parameters included."""
+    if not isinstance(params, dict):
+        raise ModelError(f"model parameters are not a JSON object ({type(params).__name__}); retrain the model")
+    out = {k: v for k, v in params.items() if k not in RUNTIME_PARAMS}
+    if isinstance(out.get("member_params"), dict):
+        out["member_params"] = {member: {k: v for k, v in p.items() if k not in RUNTIME_PARAMS}
+                                if isinstance(p, dict) else p for member, p in out["member_params"].items()}
+    return out
 
 
 #: Folders list_models skipped and warned about (once each per process).
@@ -375,10 +456,15 @@ def list_models(folder: Path | None = None) -> list[dict[str, Any]]:
         if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
             continue
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (ValueError, OSError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            meta = _read_json(meta_path)
+        except (ValueError, OSError):  # ModelError, JSONDecodeError and UnicodeDecodeError are ValueErrors
             continue
         name, version = meta_path.parent.parent.name, meta_path.parent.name
+        try:
+            _inside(meta_path.parent, root)
+        except ModelError:
+            _skip(meta_path.parent, "it resolves outside the model registry")
+            continue
         if not isinstance(meta, dict) or (meta.get("name"), meta.get("version")) != (name, version):
             _skip(meta_path.parent, f"its {META_FILE} does not name it {name}@{version}, so that ref cannot load it")
             continue

@@ -13,6 +13,7 @@ to ``predictions``, ``classified`` or a document's metadata: a re-saved document
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import sqlite3
@@ -109,7 +110,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     text          TEXT NOT NULL,
     labels        TEXT NOT NULL,
     annotator     TEXT NOT NULL,
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    dedup_key     TEXT
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     title, text, content='documents', content_rowid='doc_id', tokenize='porter unicode61'
@@ -388,7 +390,35 @@ class Workspace:
             raise
         self.conn.execute("COMMIT")
 
+    def _annotation_keys(self) -> None:
+        """The UNIQUE index on ``annotations.dedup_key`` (same normalised text, same labels, same annotator), added
+        to schema v2 without a version bump: on a workspace made before it, the column is added, every row's key
+        filled, exact duplicates removed (the earliest kept) and the index made, in one transaction, checked again
+        inside it (two processes may open the workspace at once). An older cdpd still writes rows (key NULL)."""
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='annotations_dedup'").fetchone():
+            return
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='annotations_dedup'").fetchone():
+                return
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(annotations)")}
+            if "dedup_key" not in columns:
+                conn.execute("ALTER TABLE annotations ADD COLUMN dedup_key TEXT")
+            rows = conn.execute("SELECT annotation_id, text, labels, annotator FROM annotations "
+                                "WHERE dedup_key IS NULL ORDER BY annotation_id").fetchall()
+            for annotation_id, text, labels, annotator in rows:
+                key = annotation_key(text, json.loads(labels), annotator)
+                earlier = conn.execute("SELECT 1 FROM annotations WHERE dedup_key = ?", (key,)).fetchone()
+                if earlier:
+                    conn.execute("DELETE FROM annotations WHERE annotation_id = ?", (annotation_id,))
+                else:
+                    conn.execute("UPDATE annotations SET dedup_key = ? WHERE annotation_id = ?", (key, annotation_id))
+            conn.execute("CREATE UNIQUE INDEX annotations_dedup ON annotations(dedup_key)")
+
     def _migrate(self) -> None:
+        self._migrate_schema()
+        self._annotation_keys()
+
+    def _migrate_schema(self) -> None:
         row = None
         has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
         if has_meta:
@@ -665,14 +695,25 @@ class Workspace:
     def add_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
                        doc_id: int | None = None, passage_id: int | None = None) -> int:
         """Committed at once: an annotation is never lost to a crash after this returns."""
+        annotation_id, _ = self.insert_annotation(text, labels, annotator, doc_id=doc_id, passage_id=passage_id)
+        return annotation_id
+
+    def insert_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
+                          doc_id: int | None = None, passage_id: int | None = None) -> tuple[int, bool]:
+        """(id, whether it is new): an annotation with the same normalised text, labels and annotator is stored
+        once, by a UNIQUE constraint, so two imports at once cannot both add it; the existing one's id otherwise."""
         if not annotator.strip():
             raise ValueError("an annotation needs the annotator's name")
+        key = annotation_key(text, labels, annotator.strip())
         with self.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now()))
-            return int(cur.lastrowid)
+                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at, dedup_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+                (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now(), key))
+            if cur.rowcount == 1:
+                return int(cur.lastrowid), True
+            row = conn.execute("SELECT annotation_id FROM annotations WHERE dedup_key = ?", (key,)).fetchone()
+            return int(row[0]), False
 
     def delete_annotation(self, annotation_id: int) -> bool:
         """Undo: remove one annotation (True if it existed)."""
@@ -715,6 +756,16 @@ class Workspace:
         rows = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a "
                                  "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
+
+
+def annotation_key(text: str, labels: dict[str, list[str]], annotator: str) -> str:
+    """The dedup key of an annotation: its normalised text (as imports deduplicate), its labels (order aside) and
+    its annotator (two annotators agreeing are two annotations, for agreement figures)."""
+    from .ingest import text_key
+
+    canonical = json.dumps([text_key(text), {axis: sorted(v) for axis, v in sorted(labels.items())}, annotator],
+                           ensure_ascii=False, sort_keys=True)
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
 
 
 def check_query(query: str) -> None:

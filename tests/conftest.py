@@ -28,11 +28,13 @@ CORPORA = REPO / "corpora"
 
 @pytest.fixture(scope="session", autouse=True)
 def cdpd_env(tmp_path_factory):
-    """CDPD_MODELS and CDPD_HOME point at session temp folders; restored afterwards."""
+    """CDPD_MODELS, CDPD_HOME and CDPD_LOG (libraries' log records) point at session temp folders; restored
+    afterwards."""
     root = tmp_path_factory.mktemp("cdpd_env")
     mp = pytest.MonkeyPatch()
     mp.setenv("CDPD_MODELS", str(root / "models"))
     mp.setenv("CDPD_HOME", str(root / "workspace"))
+    mp.setenv("CDPD_LOG", str(root / "cdpd.log"))
     yield root
     mp.undo()
 

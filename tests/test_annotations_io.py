@@ -92,3 +92,95 @@ def test_a_planted_label_error_is_flagged(tmp_path, capsys, seed_rows):
     assert target["id"] in [f["id"] for f in flagged[:5]]
     hit = next(f for f in flagged if f["id"] == target["id"])
     assert hit["axis"] == "domains" and hit["given"] == ["peace"] and hit["suggested"] == ["environment"]
+
+
+# ------------------------------------------------------------- issue 15: concurrent imports, a constraint
+
+
+def test_two_imports_at_once_store_each_annotation_once(tmp_path, seed_rows):
+    """Issue 15, audit defect 7: two `cdpd annotations import` of the same file at once stored duplicates (the
+    dedup was a check before the inserts); it is a UNIQUE constraint now."""
+    import os
+    import subprocess
+    import sys
+
+    from nlp.workspace import Workspace
+
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in seed_rows[:300]), encoding="utf-8")
+    env = dict(os.environ, CDPD_HOME=str(tmp_path / "ws"), CDPD_MODELS=str(tmp_path / "models"))
+    with Workspace(tmp_path / "ws"):
+        pass  # made once, so that both imports race on the annotations, not on creating the schema
+    procs = [subprocess.Popen([sys.executable, "-m", "nlp", "annotations", "import", str(src)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with Workspace(tmp_path / "ws") as ws:
+        n = ws.conn.execute("SELECT count(*) FROM annotations").fetchone()[0]
+        distinct = ws.conn.execute("SELECT count(DISTINCT text) FROM annotations").fetchone()[0]
+    assert n == distinct > 0
+    added = sorted(int(out.split()[1]) for out, _ in outs)
+    assert sum(added) == n  # what each said it added is what was stored
+
+
+def test_old_workspaces_get_the_constraint_and_lose_exact_duplicates(tmp_path):
+    """Issue 15, audit defect 7: a workspace made before the constraint gets it on open, after its exact duplicates
+    are removed (the earliest kept); same text with other labels, or by another annotator, is kept."""
+    import sqlite3
+
+    from nlp.workspace import Workspace
+
+    with Workspace(tmp_path) as ws:
+        first = ws.add_annotation("The mayor met the ambassador.", {"functions": ["listening"]}, "alice")
+        assert ws.add_annotation("the  MAYOR met the ambassador.", {"functions": ["listening"]}, "alice") == first
+    conn = sqlite3.connect(tmp_path / "cdpd.sqlite")
+    conn.executescript("DROP INDEX annotations_dedup; ALTER TABLE annotations DROP COLUMN dedup_key;")
+    rows = [("The mayor met the ambassador.", '{"functions": ["listening"]}', "alice"),
+            ("The mayor met the ambassador.", '{"functions": ["advocacy"]}', "alice"),
+            ("The mayor met the ambassador.", '{"functions": ["listening"]}', "bob"),
+            ("The mayor met  the ambassador.", '{"functions": ["listening"]}', "alice")]
+    conn.executemany("INSERT INTO annotations (text, labels, annotator, created_at) VALUES (?, ?, ?, 'now')", rows)
+    conn.commit()
+    conn.close()
+    with Workspace(tmp_path) as ws:
+        kept = [(r["annotation_id"], r["labels"], r["annotator"]) for r in ws.annotations()]
+        assert kept == [(first, {"functions": ["listening"]}, "alice"), (first + 2, {"functions": ["advocacy"]},
+                        "alice"), (first + 3, {"functions": ["listening"]}, "bob")]
+        assert ws.conn.execute("SELECT count(*) FROM sqlite_master WHERE name='annotations_dedup'").fetchone()[0] == 1
+
+
+def test_two_imports_interleaved_in_threads_store_each_annotation_once(tmp_path, seed_rows, codebook):
+    """Issue 15, audit defect 7, the interleaving made certain: both imports read the workspace's annotations
+    before either writes (as two `cdpd annotations import` at once can), then both insert what they found new."""
+    import threading
+
+    from nlp.workspace import Workspace
+
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in seed_rows[:50]), encoding="utf-8")
+    annotations = import_annotations(src, codebook)
+    with Workspace(tmp_path / "ws"):
+        pass
+    both_read = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            with Workspace(tmp_path / "ws") as ws:
+                report = merge_annotations(ws.annotation_units(codebook), annotations)
+                known = {d for d, _ in report.duplicates}
+                both_read.wait(timeout=60)
+                for ann in annotations:
+                    if ann.id not in known:
+                        ws.add_annotation(ann.text, ann.labels, "import")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Workspace(tmp_path / "ws") as ws:
+        assert len(ws.annotations()) == len(merge_annotations(annotations).merged)

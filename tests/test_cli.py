@@ -136,7 +136,7 @@ def test_classify_stdin_json_lines(capsys, monkeypatch, sample_docs, codebook, f
     lines.insert(3, json.dumps({"id": "no-text", "title": "nothing"}))
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
     code, out, err = run_cli(capsys, "classify", "-", "-q")
-    assert code == 0
+    assert code == 1  # some were skipped
     recs = records(out)
     assert [r["id"] for r in recs] == [d.id for d in sample_docs[:3]]
     for rec in recs:
@@ -219,12 +219,70 @@ def test_bad_file_in_a_folder_is_reported_and_skipped(capsys, tmp_path, sample_d
     (folder / "c.txt").write_text(sample_docs[3].text, encoding="utf-8")
     (folder / "d.xyz").write_text("not a supported type")
     code, out, err = run_cli(capsys, "classify", folder, "-q")
-    assert code == 0
+    assert code == 1  # some were skipped
     assert [r["id"] for r in records(out)] == ["a.txt", "c.txt"]
     assert len(err) == 3
     assert err[0].startswith(f"skipped {folder / 'b.txt'}: binary file")
     assert err[1] == f"skipped {folder / 'd.xyz'}: unsupported file type '.xyz'"
     assert err[2].endswith("; skipped 2")
+
+
+def _truncated_pdf(path: Path, text: str) -> Path:
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path))
+    pdf.drawString(72, 720, text)
+    pdf.save()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_classify_files_named_one_by_one_skips_the_bad_ones(capsys, tmp_path, sample_docs, codebook, fast_linear):
+    """Issue 15, audit defect 5: good and bad files named on the command line (not in a folder): every good file
+    has a row, every bad one a one-line reason on stderr, exit status 1 (some skipped); no traceback."""
+    good = []
+    for i, doc in enumerate(sample_docs[:3]):
+        good.append(tmp_path / f"good{i}.txt")
+        good[-1].write_text(doc.text, encoding="utf-8")
+    bad = {
+        "empty.txt": b"",
+        "binary.txt": b"\x00\x01\x02binary\xff\xfe\x00" * 50,
+        "nothing.html": b"<html><head><title>T</title><script>var x = 1;</script></head><body></body></html>",
+        "junk.html": bytes(range(256)) * 8,
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    truncated = _truncated_pdf(tmp_path / "cut.pdf", "Readout of the meeting with the mayor of Lyon.")
+    bad_paths = [tmp_path / name for name in bad] + [truncated]
+    argv = [good[0], *bad_paths[:3], good[1], *bad_paths[3:], good[2]]
+    code, out, err = run_cli(capsys, "classify", *argv, "-q")
+    assert code == 1, err
+    assert [r["id"] for r in records(out)] == [str(p) for p in good]
+    assert not any("Traceback" in line for line in err)
+    for path in bad_paths:
+        lines = [line for line in err if line.startswith(f"skipped {path}: ")]
+        assert len(lines) == 1, (path, err)
+    assert err[-1].endswith(f"; skipped {len(bad_paths)}")
+    # only bad ones: nothing usable, exit status 2; all good: 0
+    code, out, err = run_cli(capsys, "classify", *bad_paths, "-q")
+    assert code == 2 and out == [] and err[-1] == "cdpd classify: error: no document could be classified"
+    code, out, err = run_cli(capsys, "classify", *good, "-q")
+    assert code == 0 and len(records(out)) == 3
+
+
+def test_ingest_files_named_one_by_one_skips_the_bad_ones(capsys, tmp_path, sample_docs):
+    good = tmp_path / "good.txt"
+    good.write_text(sample_docs[0].text, encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    ws = tmp_path / "ws"
+    code, out, err = run_cli(capsys, "ingest", empty, good, "--workspace", ws, "-q")
+    assert code == 1, err
+    assert out[0].startswith("added 1 document(s)") and "1 rejected" in out[0]
+    assert err[0] == f"skipped {empty}: empty document (no text after conversion)"
+    code, out, err = run_cli(capsys, "ingest", empty, "--workspace", ws, "-q")
+    assert code == 2 and err[-1] == "cdpd ingest: error: no document could be read (1 rejected)"
 
 
 @pytest.mark.parametrize("make, needle", [
@@ -244,7 +302,7 @@ def test_non_english_document_is_skipped_unless_any_language(capsys, tmp_path, s
     (folder / "en.txt").write_text(sample_docs[3].text, encoding="utf-8")
     (folder / "fr.txt").write_text(FRENCH, encoding="utf-8")
     code, out, err = run_cli(capsys, "classify", folder, "--model", "lexicon", "-q")
-    assert code == 0 and [r["id"] for r in records(out)] == ["en.txt"]
+    assert code == 1 and [r["id"] for r in records(out)] == ["en.txt"]  # 1: one was skipped
     assert err[0] == "skipped fr.txt: not English (detected 'fr'); use --any-language to tag it"
     code, out, err = run_cli(capsys, "classify", folder, "--model", "lexicon", "--any-language", "-q")
     assert code == 0 and [r["id"] for r in records(out)] == ["en.txt", "fr.txt"]
@@ -586,3 +644,112 @@ def test_search_output_shows_control_characters_as_spaces():
 
     assert _printable("Evil\x1b[2J\x1b[31mred\rX\x9b") == "Evil [2J [31mred X "
     assert _printable("Égalité — “quoted”") == "Égalité — “quoted”" and _printable(None) == ""
+
+
+def test_nul_byte_in_a_file_name_is_a_one_line_usage_error(capsys, tmp_path):
+    """Issue 15, audit defect 6: a NUL byte in a file name is a reason naming the argument, not "embedded null
+    byte" (or a traceback)."""
+    for argv, where in ((["classify", "a\x00b.txt"], "an input"),
+                        (["classify", "/etc/hostname", "-o", tmp_path / "x\x00.jsonl"], "--output"),
+                        (["ingest", "/etc/hostname", "--workspace", tmp_path / "w\x00s"], "--workspace")):
+        code, out, err = run_cli(capsys, *argv, "--model", "lexicon", "-q")
+        assert code == 2 and out == [] and len(err) == 1, err
+        assert err[0].startswith(f"cdpd {argv[0]}: error: {where} contains a NUL byte (")
+
+
+# -------------------------------------------------------------------------------------- issue 15: leftovers
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_killed_runs_are_removed_on_the_next_start(monkeypatch, tmp_path):
+    """Issue 15, audit defect 14: a killed ingest left its cdpd-ingest-* cache in the temporary folder (29 GB in
+    the audit), a killed `classify -o` its .tmp beside the output. Their names carry PID@HOST now, and the next run
+    removes ours whose process is gone (and, for names from before, those untouched for a day); never one in use."""
+    import tempfile
+    import time
+
+    import nlp.ingest
+    from nlp.fileio import atomic_path, owner_token
+
+    host = owner_token().split("@", 1)[1]
+    dead, alive = f"{_dead_pid()}@{host}", owner_token()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    killed = tmp_path / f"cdpd-ingest-.{dead}.abcd1234"
+    running = tmp_path / f"cdpd-ingest-.{alive}.efgh5678"
+    legacy_old, legacy_new = tmp_path / "cdpd-ingest-old12345", tmp_path / "cdpd-ingest-new12345"
+    for folder in (killed, running, legacy_old, legacy_new):
+        folder.mkdir()
+        (folder / "data.arrow").write_bytes(b"x" * 100)
+    os.utime(legacy_old, (time.time() - 2 * 86400,) * 2)
+    table = tmp_path / "rows.jsonl"
+    table.write_text(json.dumps({"id": "a", "text": "The mayor met the ambassador."}) + "\n", encoding="utf-8")
+    nlp.ingest._remove_stale_caches.cache_clear()
+    assert [d.id for d in nlp.ingest.read_table(table)] == ["a"]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cdpd-ingest-"))
+    assert left == sorted([running.name, legacy_new.name])  # and this run's own cache is gone too
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, in_use = out / f".tags.jsonl.{dead}.x1.tmp", out / f".tags.jsonl.{alive}.x2.tmp"
+    stale.write_text("half", encoding="utf-8")
+    in_use.write_text("half", encoding="utf-8")
+    with atomic_path(out / "tags.jsonl") as tmp:
+        assert tmp.name.startswith(f".tags.jsonl.{alive}.")
+        tmp.write_text("done\n", encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["tags.jsonl", in_use.name])
+
+
+def test_library_noise_goes_to_the_log_not_to_stderr(tmp_path):
+    """Issue 15, audit defect 14: pypdf's "EOF marker not found" reached stderr before the one-line reason."""
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "cut.pdf"))
+    pdf.drawString(72, 720, "Readout of the meeting with the mayor of Lyon.")
+    pdf.save()
+    data = (tmp_path / "cut.pdf").read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2])
+    (tmp_path / "good.txt").write_text("The mayor met the ambassador of France to discuss the partnership.",
+                                       encoding="utf-8")
+    log = tmp_path / "cdpd.log"
+    env = {**os.environ, "CDPD_LOG": str(log), "CDPD_MODELS": str(tmp_path / "no-models")}
+    proc = subprocess.run([sys.executable, "-m", "nlp", "classify", "cut.pdf", "good.txt", "--model", "lexicon",
+                           "-q"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("skipped cut.pdf: not a readable PDF")
+    assert len(proc.stderr.splitlines()) == 2 and "EOF marker" not in proc.stderr
+    assert "EOF marker not found" in log.read_text(encoding="utf-8")
+
+
+def test_sigterm_unwinds_the_cli_but_forked_children_die_at_once(monkeypatch):
+    """Issue 15, audit defect 14: SIGTERM raises SystemExit in cdpd (so temporary files are removed), but a child
+    forked meanwhile (a multiprocessing pool's worker, e.g. cleanlab's, which its pool ends with SIGTERM) dies at
+    once as before, instead of unwinding and hanging its pool."""
+    import signal
+    import time
+
+    monkeypatch.setattr(nlp.cli, "_MAIN_PID", os.getpid())
+    previous = signal.signal(signal.SIGTERM, nlp.cli._terminate)
+    try:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: says it is past fork (which drops signals pending then), then waits
+            try:
+                os.write(ready_w, b"x")
+                time.sleep(30)
+            finally:
+                os._exit(3)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        os.close(ready_w)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        with pytest.raises(SystemExit) as exited:
+            nlp.cli._terminate(signal.SIGTERM, None)
+        assert exited.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)

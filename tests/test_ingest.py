@@ -581,3 +581,204 @@ def test_normalise_for_dedup():
     assert normalise_for_dedup("  The  ﬁnal\u00a0REPORT\n\n") == "the final report"
     assert normalise_for_dedup("ＵＮ\u200bＧＡ") == "unga"
     assert len(text_key("x")) == 40
+
+
+# ------------------------------------------------------------------------------- issue 15: rows get the checks
+
+
+def test_table_rows_get_the_checks_plain_files_get(tmp_path):
+    """Issue 15, audit defect 10: a number, a boolean, NaN, NUL bytes, bytes or a lone surrogate as a row's text is
+    a Rejected with its reason (never the document "12345", "True" or "nan"); the good rows are kept."""
+    good = "Readout of the call between the mayor and the ambassador."
+    lines = [json.dumps({"id": "ok", "text": good}), json.dumps({"id": "num", "text": 12345}),
+             json.dumps({"id": "bool", "text": True}), '{"id": "nan", "text": NaN}',
+             json.dumps({"id": "nul", "text": "abc\x00def " * 10}), '{"id": "sur", "text": "bad \\ud800 escape"}',
+             '{"id": "deep", "text": "x", "meta": ' + "[" * 150 + "]" * 150 + "}",
+             json.dumps({"id": "ok2", "text": good + " Again."})]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = list(iter_documents([path]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["ok", "ok2"]
+    reasons = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert set(reasons) == {"num", "bool", "nan", "nul", "sur", "deep"}
+    assert "text is a number (12345), not a string" in reasons["num"]
+    assert "text is a boolean (True), not a string" in reasons["bool"]
+    assert reasons["nan"] == "empty text"
+    assert "NUL bytes" in reasons["nul"] and "lone surrogate" in reasons["sur"] and "nested" in reasons["deep"]
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": [good.encode(), b"\xff\xfe\x00junk", None, b"abc\x00"]})
+    frame.to_parquet(tmp_path / "bytes.parquet")
+    out = list(iter_documents([tmp_path / "bytes.parquet"]))
+    assert [(d.id, d.text) for d in out if isinstance(d, Document)] == [("a", good)]
+    reasons = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert "not UTF-8" in reasons["b"] and reasons["c"] == "empty text" and "NUL bytes" in reasons["d"]
+    pd.DataFrame({"id": ["x", "y"], "text": [1.5, float("nan")]}).to_parquet(tmp_path / "numbers.parquet")
+    reasons = {r.id: r.reason for r in iter_documents([tmp_path / "numbers.parquet"])}
+    assert "text is a number (1.5)" in reasons["x"] and reasons["y"] == "empty text"
+
+
+def test_stdin_bad_lines_are_rejected_not_fatal():
+    """Issue 15, audit defects 5 and 6: a lone-surrogate escape or a JSON line nested past the recursion limit is
+    one Rejected line, not a lost batch or a RecursionError."""
+    lines = [json.dumps({"id": "a", "text": "The mayor met the ambassador."}),
+             '{"id": "s", "text": "bad \\ud800"}', '{"id": "d", "text": "x", "m": ' + "[" * 100000 + "]" * 100000 + "}",
+             "[" * 100000, json.dumps({"id": "b", "text": "The council voted on the accord."})]
+    out = list(iter_documents(["-"], stdin=io.StringIO("\n".join(lines) + "\n")))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a", "b"]
+    reasons = [r.reason for r in out if isinstance(r, Rejected)]
+    assert len(reasons) == 3 and "lone surrogate" in reasons[0] and "nested too deeply" in reasons[1]
+
+
+def test_deeply_nested_json_table_is_a_reason_not_a_traceback(tmp_path):
+    """Issue 15, audit defect 6."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
+    with pytest.raises(IngestError, match="deep.json: JSON nested too deeply"):
+        list(read_table(path))
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "fine"}) + "\n" + "[" * 100000 + "\n", encoding="utf-8")
+    out = list(read_table(path))
+    assert isinstance(out[0], Document) and out[1] == Rejected("deep:2", "line 2: JSON nested too deeply")
+
+
+def test_non_utf8_file_name_in_a_folder_skips_that_file_only(tmp_path):
+    """Issue 15, audit defect 5: one file name that is not UTF-8 no longer aborts the folder."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The mayor met the ambassador.", encoding="utf-8")
+    bad = os.fsdecode(os.fsencode(folder) + b"/b\xff.txt")
+    Path(bad).write_text("The council voted on the accord.", encoding="utf-8")
+    out = list(iter_documents([folder]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a.txt"]
+    assert out[-1] == Rejected(bad, "the file name is not valid UTF-8; rename the file")
+
+
+# -------------------------------------------------------------------------------- issue 15: bounded inputs
+
+
+def test_gzip_bomb_is_refused_as_it_streams(tmp_path, monkeypatch):
+    """Issue 15, audit defect 4: a small .jsonl.gz/.csv.gz that decompresses past the bound is refused, streamed
+    (here with the bound lowered to 1 MiB, so the test stays small)."""
+    import nlp.ingest
+
+    monkeypatch.setattr(nlp.ingest, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    row = json.dumps({"id": "x", "text": "The mayor met the ambassador. " * 30}) + "\n"
+    for name, body in (("bomb.jsonl.gz", row * 2000), ("bomb.csv.gz", "id,text\n" + "x,word word word\n" * 80000)):
+        path = tmp_path / name
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(body)
+        assert path.stat().st_size < 100_000
+        with pytest.raises(IngestError, match=f"{name}: decompressed, it is over the 1 MiB limit"):
+            list(read_table(path))
+
+
+def test_runs_of_blank_lines_and_overlong_lines_are_bounded(tmp_path, monkeypatch):
+    """Issue 15, audit defect 4: a table of newlines is refused at the blank-line bound (not after reading
+    gigabytes); a line over the one-document bound is that line's Rejected, read without holding it."""
+    import nlp.ingest
+
+    path = tmp_path / "newlines.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n" * 50_000_000)
+    with pytest.raises(IngestError, match="more than 10,000 blank lines in a row at line 10,001"):
+        list(read_table(path))
+    monkeypatch.setattr(nlp.ingest, "MAX_FILE_BYTES", 1000)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": "a", "text": "fine"}) + "\n" + json.dumps({"id": "b", "text": "x" * 5000})
+                    + "\n" + json.dumps({"id": "c", "text": "also fine"}) + "\n", encoding="utf-8")
+    out = list(read_table(rows))
+    assert [o.id for o in out if isinstance(o, Document)] == ["a", "c"]
+    assert out[1] == Rejected("rows:2", "line 2: line over the 1,000 character limit for one document")
+
+
+class _Endless(io.RawIOBase):
+    """``/dev/zero``, as stdin."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        buffer[:] = b"\0" * len(buffer)
+        return len(buffer)
+
+
+def test_stdin_is_bounded(monkeypatch):
+    """Issue 15, audit defect 4: ``cdpd ingest - </dev/zero`` stops at the one-document bound with a reason; a
+    JSON-lines stream stops at the stdin bound; a line that is not UTF-8 is that line's Rejected."""
+    import nlp.ingest
+
+    monkeypatch.setattr(nlp.ingest, "MAX_FILE_BYTES", 1 << 20)
+    zero = io.TextIOWrapper(io.BufferedReader(_Endless()))
+    with pytest.raises(IngestError, match=r"stdin: more than 1 MiB of plain text, the limit for one document"):
+        list(iter_documents(["-"], stdin=zero))
+    monkeypatch.setattr(nlp.ingest, "MAX_STDIN_BYTES", 1 << 20)
+    line = (json.dumps({"text": "The mayor met the ambassador."}) + "\n").encode()
+    endless_lines = io.TextIOWrapper(io.BufferedReader(io.BytesIO(line * 100_000)))
+    with pytest.raises(IngestError, match="stdin: stdin is over the 1 MiB limit"):
+        list(iter_documents(["-"], stdin=endless_lines))
+    mixed = line + b'{"id": "latin", "text": "caf\xe9"}\n' + line
+    out = list(iter_documents(["-"], stdin=io.TextIOWrapper(io.BufferedReader(io.BytesIO(mixed)))))
+    assert [type(o).__name__ for o in out] == ["Document", "Rejected", "Document"]
+    assert out[1] == Rejected("stdin:2", "line 2: not UTF-8 text; send JSON lines as UTF-8")
+
+
+def test_html_is_bounded_and_linear(tmp_path, monkeypatch):
+    """Issue 15, audit defects 4 and 11: too many tags is a reason; a page nested deeper than libxml2 goes (or than
+    the bound) keeps its text, read in one linear pass; a text node over 10 MB is kept, not "empty document"."""
+    import time
+
+    import nlp.ingest
+
+    deep = tmp_path / "deep.html"
+    deep.write_text("<html><head><title>Deep</title></head><body>" + "<div>" * 3000 + "The deep text."
+                    + "<script>var hidden = 1;</script>" + "</div>" * 3000 + "<p>After.</p></body></html>",
+                    encoding="utf-8")
+    doc = read_document(deep)
+    assert doc.title == "Deep" and "The deep text." in doc.text and "After." in doc.text and "hidden" not in doc.text
+    huge = tmp_path / "huge.html"
+    huge.write_text("<html><body><p>" + "word " * 2_200_000 + "</p></body></html>", encoding="utf-8")
+    assert read_document(huge).text.count("word") == 2_200_000
+    nested = "<html><body>" + ("<ul><li>" * 120 + "item" + "</li></ul>" * 120) * 300 + "</body></html>"
+    start = time.perf_counter()
+    assert html_to_text(nested).count("item") == 300
+    assert time.perf_counter() - start < 10
+    monkeypatch.setattr(nlp.ingest, "MAX_HTML_TAGS", 1000)
+    many = tmp_path / "many.html"
+    many.write_text("<html><body>" + "<p>x</p>" * 2000 + "</body></html>", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"many.html: HTML page with 2,002 tags, over the 1,000 limit"):
+        read_document(many)
+
+
+RUSSIAN = "Мэр Москвы встретился с послом Франции, чтобы обсудить городское сотрудничество и культурный обмен."
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("text", [ACCENTED, RUSSIAN, "日本の市長が大使と会談した。"], ids=["latin", "cyrillic", "cjk"])
+def test_utf16_and_utf32_without_bom_are_decoded(tmp_path, encoding, text):
+    """Issue 15, audit defect 11: Cyrillic UTF-16 and any UTF-32 without a BOM were refused as "binary"."""
+    path = tmp_path / "export.txt"
+    path.write_bytes(text.encode(encoding))
+    assert read_text_file(path) == text
+
+
+def test_links_out_of_a_folder_are_not_followed_unless_asked(tmp_path):
+    """Issue 15, audit defect 9: a symbolic link in a folder to /etc/passwd (or any file or folder outside it) is
+    reported as skipped, not ingested; --follow-links (follow_links=True) reads it; a link cycle ends."""
+    folder, outside = tmp_path / "inbox", tmp_path / "outside"
+    (folder / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (folder / "a.txt").write_text("The mayor met the ambassador.", encoding="utf-8")
+    (outside / "secret.txt").write_text("A private note kept elsewhere on the disk.", encoding="utf-8")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "secret.txt").symlink_to(outside / "secret.txt")
+    (folder / "elsewhere").symlink_to(outside)
+    (folder / "sub" / "again.txt").symlink_to(folder / "a.txt")  # inside the folder: read
+    (folder / "sub" / "loop").symlink_to(folder)  # a cycle
+    out = list(iter_documents([folder]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a.txt", "sub/again.txt"]
+    rejected = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert set(rejected) == {str(folder / "passwd.txt"), str(folder / "secret.txt"), str(folder / "elsewhere")}
+    assert rejected[str(folder / "passwd.txt")] == ("a symbolic link to /etc/passwd, outside the folder; not followed "
+                                                    "(--follow-links reads it)")
+    out = list(iter_documents([folder], follow_links=True))
+    docs = [d.id for d in out if isinstance(d, Document)]
+    assert "secret.txt" in docs and "elsewhere/secret.txt" in docs and "passwd.txt" in docs

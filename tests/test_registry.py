@@ -154,3 +154,64 @@ def test_model_card_shows_data_text_as_text():
     assert not re.search(r"(?<!\\)<img", card)  # only as \<img: a backslash-escaped, literal "<"
     assert "\\!\\[x\\]\\(http://evil\\.example/i\\.png\\)\\<img src=x onerror=alert\\(1\\)\\>" in card
     assert "| plain | 2 |" in card  # an ordinary name reads as it is
+
+
+def test_model_files_must_be_regular_files_inside_the_folder(registry, codebook, tmp_path_factory):
+    """Issue 15, audit defect 4: a state file linked to /dev/zero (or out of the model folder) is refused with a
+    one-line reason naming the file, not read until memory runs out."""
+    root, a, b, c = registry
+    state = next(p for p in sorted(a.path.iterdir()) if p.name not in ("meta.json", "MODEL_CARD.md"))
+    state.unlink()
+    state.symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match=f"{state}: a link out of the model folder"):
+        load_model(a.ref, codebook, folder=root)
+    outside = tmp_path_factory.mktemp("elsewhere") / state.name
+    outside.write_bytes((b.path / state.name).read_bytes())
+    state.unlink()
+    state.symlink_to(outside)
+    with pytest.raises(ModelError, match="a link out of the model folder"):
+        load_model(a.ref, codebook, folder=root)
+    meta = c.path / "meta.json"
+    meta.unlink()
+    meta.symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match="meta.json: a link out of the model folder"):
+        load_model(c.ref, codebook, folder=root)
+    (root / "ACTIVE").symlink_to("/dev/zero")
+    with pytest.warns(UserWarning, match="not a model; ignored"):  # read within a bound, not to the end
+        assert active_ref(root) is None
+    _, info = load_model(b.ref, codebook, folder=root)  # the sound one still loads
+    assert info.ref == b.ref
+
+
+def test_the_registry_does_not_trust_meta_json(registry, codebook, tmp_path_factory):
+    """Issue 15, audit defect 8: a meta.json naming "../../elsewhere" could be activated, after which every
+    command without --model failed; a model folder may not lead out of the registry; a meta.json's "cache" (any
+    path, which the app then created or gave an `embeddings` table) is ignored: the workspace's cache is used."""
+    import shutil
+
+    root, a, b, c = registry
+    forged = root / "linear" / "f0f0f0f0"
+    shutil.copytree(a.path, forged)
+    meta = json.loads((forged / "meta.json").read_text())
+    (forged / "meta.json").write_text(json.dumps({**meta, "name": "../../elsewhere", "version": "x"}))
+    with pytest.raises(ModelError, match=r"names '\.\./\.\./elsewhere@x', not linear@f0f0f0f0; refused"):
+        activate("linear@f0f0f0f0", root)
+    assert active_ref(root) is None
+    with pytest.raises(ModelError, match="refused"):
+        load_model("linear@f0f0f0f0", codebook, folder=root)
+    (root / "ACTIVE").write_text("../../elsewhere@x\n")
+    with pytest.warns(UserWarning, match="not a model; ignored"):
+        assert active_ref(root) is None
+    for ref in ("..", "a..b", "x@..", "linear@a/b", "-rf", "name\\x"):
+        with pytest.raises(ModelError, match="not a model name"):
+            resolve(ref, root)
+    outside = tmp_path_factory.mktemp("elsewhere") / "model"
+    shutil.copytree(c.path, outside)
+    (root / "other" / "linked00").symlink_to(outside)
+    with pytest.raises(ModelError, match="outside the model registry"):
+        resolve("other@linked00", root)
+    victim = tmp_path_factory.mktemp("victim") / "unrelated.sqlite"
+    meta = json.loads((b.path / "meta.json").read_text())
+    (b.path / "meta.json").write_text(json.dumps({**meta, "params": {**meta["params"], "cache": str(victim)}}))
+    tagger, info = load_model(b.ref, codebook, folder=root)
+    assert info.ref == b.ref and getattr(tagger, "cache", None) != str(victim) and not victim.exists()
