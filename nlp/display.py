@@ -46,9 +46,13 @@ def ends_sentence(line: str) -> bool:
     return stripped != line and bool(_SENTENCE_END.search(stripped))
 
 
+#: A word broken at the line's end ("Secretary-"): no paragraph ends so.
+_HYPHEN_BREAK = re.compile(r"\w-$")
+
+
 def _join(left: str, right: str) -> str:
     """Two pieces of one paragraph: a word broken by a hyphen at the line end joins without a space."""
-    if re.search(r"\w-$", left) and right[:1].isalpha():
+    if _HYPHEN_BREAK.search(left) and right[:1].isalpha():
         return left + right
     return f"{left} {right}"
 
@@ -60,6 +64,7 @@ def display_text(text: str, title: str = "") -> str:
 
     * a furniture line (:func:`is_furniture`) is dropped, and so is the gap it stood in when the line before it
       does not end a sentence (a page break in mid-sentence);
+    * a line ending in a word broken by a hyphen joins the next whatever the gap ("Secretary-" "General");
     * a line break with no blank line after it joins the lines with a space, unless the line before ends a
       sentence (then the break is kept);
     * a blank line is a paragraph break, except in double-spaced text (most blank lines follow a line that ends in
@@ -100,7 +105,7 @@ def display_text(text: str, title: str = "") -> str:
         line, blank, furniture = kept[i]
         if (i == 1 and title and prev == title) or _STANDALONE.match(prev) or _STANDALONE.match(line):
             brk = "para"
-        elif furniture and not ends_sentence(prev):
+        elif (furniture and not ends_sentence(prev)) or _HYPHEN_BREAK.search(prev) and line[:1].isalpha():
             brk = "join"
         elif double:
             brk = "para" if ends_sentence(prev) and len(prev) < 0.8 * max(measure, typical) else "join"
