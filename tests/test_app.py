@@ -330,6 +330,23 @@ def test_annotate_labels_toggle_save_undo_skip(app_home, codebook):
     at.button(key="annotate_back").click().run()
     assert at.session_state["queue_pos"] == 0
     assert all(is_on(at, axis, lab) == (lab in expected[axis]) for axis, lab in every)  # still as chosen
+    # saved, then come back to with Back and changed: the change is a new version (a new row), undone as one
+    at.button(key="annotate_save").click().run()
+    (saved_id, _, saved_labels, _), = annotations_in(app_home)
+    at.button(key="annotate_back").click().run()
+    assert at.session_state["queue_pos"] == 0
+    label_button(at, *added).click().run()
+    at.button(key="annotate_save").click().run()
+    rows = annotations_in(app_home)
+    assert [r[0] for r in rows][:1] == [saved_id] and len(rows) == 2 and rows[0][2] == saved_labels
+    assert added[1] not in rows[1][2][added[0]] and at.session_state["queue_pos"] == 1
+    at.button(key="annotate_undo").click().run()
+    assert annotations_in(app_home) == [(saved_id, first.text, saved_labels, "ana")]
+    assert at.session_state["queue_pos"] == 0 and is_on(at, *added)  # the version before, as it was saved
+    at.button(key="annotate_undo").click().run()  # the save
+    assert annotations_in(app_home) == [] and at.session_state["queue_pos"] == 0
+    at.button(key="annotate_undo").click().run()  # the skip before it
+    assert at.session_state["queue_pos"] == 0 and at.button(key="annotate_undo").proto.disabled
 
 
 def test_annotate_history_edit_is_a_new_row_and_export_takes_the_latest(app_home, codebook):

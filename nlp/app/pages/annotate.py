@@ -119,9 +119,9 @@ def _save() -> None:
             pos = current["pos"]
             item = queue[pos]
             previous = done.get(item.passage_id)
-            if previous is not None:  # saved earlier in this session, come back to with the arrows
-                row = ws.annotation(previous)
-                if row is not None and normalized(row["labels"], axes, order) == labels:
+            row = ws.annotation(previous) if previous is not None else None
+            if row is not None and row["annotator"] == annotator:  # saved earlier, come back to: an edit
+                if normalized(row["labels"], axes, order) == labels:
                     _flash(f"Annotation {previous} unchanged.")
                 else:
                     new = ws.edit_annotation(previous, labels)
@@ -283,17 +283,17 @@ if current is not None:
         with right:
             for axis in axes:
                 st.markdown(f"**{c.md_text(axis)}**")
-                grid = st.columns(2)
-                for i, lab in enumerate(cb.axes[axis]):
+                chips = st.container(horizontal=True, wrap=True, gap="small")  # labels flow, none cut or hidden
+                for lab in cb.axes[axis]:
                     on = lab.id in chosen[axis]
                     marked = lab.id in suggested.get(axis, [])
                     tip = lab.definition + (f"\n\nInclude: {'; '.join(lab.include)}" if lab.include else "") + (
                         f"\n\nExclude: {'; '.join(lab.exclude)}" if lab.exclude else "")
-                    grid[i % 2].button(
+                    chips.button(
                         lab.id + (" · suggested" if marked else ""), key=f"annotate_label_{axis}_{lab.id}",
                         on_click=_toggle, args=(sel_key, axis, lab.id), type="primary" if on else "secondary",
                         icon=":material/check_box:" if on else ":material/check_box_outline_blank:",
-                        shortcut=hotkeys.get((axis, lab.id)), help=tip, width="stretch", wrap=True)
+                        shortcut=hotkeys.get((axis, lab.id)), help=tip, width="content")
             st.caption("Selected labels are filled; \"suggested\" marks the model's suggestions "
                        "(pre-selected). " + c.md_text(labels_summary(chosen, axes)))
     if not annotator:
@@ -312,26 +312,28 @@ if not annotator:
 else:
     with c.workspace() as ws:
         history = ws.annotation_history(annotator, limit=500)
+    # the table is drawn even when empty: the browser loads the grid's code with the page, not on the first save
+    # (that cost ~1.5 s, once, between the first Enter and the next passage)
+    table = pd.DataFrame({
+        "annotation": [r["annotation_id"] for r in history],
+        "saved": [r["created_at"].replace("T", " ")[:19] for r in history],
+        "labels": [labels_summary(r["labels"], axes) for r in history],
+        "passage": [snippet(r["text"]) for r in history],
+        "document": [r["title"] or r["document"] or "" for r in history],
+        "versions": [r["versions"] for r in history],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", height=min(35 * (max(len(table), 1) + 1) + 3, 320))
     if not history:
         st.caption("None yet: each save appears here, latest first, to review and edit.")
     else:
-        table = pd.DataFrame({
-            "annotation": [r["annotation_id"] for r in history],
-            "saved": [r["created_at"].replace("T", " ")[:19] for r in history],
-            "labels": [labels_summary(r["labels"], axes) for r in history],
-            "passage": [snippet(r["text"]) for r in history],
-            "document": [r["title"] or r["document"] or "" for r in history],
-            "versions": [r["versions"] for r in history],
-        })
-        st.dataframe(table, hide_index=True, width="stretch", height=min(35 * (len(table) + 1) + 3, 320))
-        st.caption("Latest first; an edited save shows its latest version (\"versions\" counts them). Exports and "
-                   "training take the latest version.")
+        st.caption("Latest first; an edited save shows its latest version (\"versions\" counts them). Exports "
+                   "and training take the latest version.")
         ids = [r["annotation_id"] for r in history]
         pick, go = st.columns([4, 1], vertical_alignment="bottom")
         pick.selectbox("Open a save to review or edit", ids, key="annotate_history_pick",
-                                   format_func=lambda i: next(f"{i} · {labels_summary(r['labels'], axes)} · "
-                                                              f"{snippet(r['text'], 60)}"
-                                                              for r in history if r["annotation_id"] == i))
+                       format_func=lambda i: next(f"{i} · {labels_summary(r['labels'], axes)} · "
+                                                  f"{snippet(r['text'], 60)}"
+                                                  for r in history if r["annotation_id"] == i))
         go.button("Open", key="annotate_open", on_click=lambda: _open(state.get("annotate_history_pick")),
                   width="stretch")
 
