@@ -272,14 +272,6 @@ if current is not None:
                 st.caption(c.md_text(why_chosen(strategy, call)))
                 st.caption(f"Passage {pos + 1} of {len(queue)}")
             c.show_reading_text(text, title)
-            with st.container(height=260, border=False):
-                st.markdown("**Guidelines**")
-                st.markdown("\n\n".join(
-                    f"`{hotkeys.get((axis, lab.id), ' ')}` **{c.md_text(lab.id)}** ({c.md_text(axis)}): "
-                    f"{c.md_text(lab.definition)}"
-                    + (f"  \n*Include:* {c.md_text('; '.join(lab.include))}" if lab.include else "")
-                    + (f"  \n*Exclude:* {c.md_text('; '.join(lab.exclude))}" if lab.exclude else "")
-                    for axis in axes for lab in cb.axes[axis]))
         with right:
             for axis in axes:
                 st.markdown(f"**{c.md_text(axis)}**")
@@ -296,6 +288,14 @@ if current is not None:
                         shortcut=hotkeys.get((axis, lab.id)), help=tip, width="content")
             st.caption("Selected labels are filled; \"suggested\" marks the model's suggestions "
                        "(pre-selected). " + c.md_text(labels_summary(chosen, axes)))
+            with st.container(height=300, border=False):
+                st.markdown("**Guidelines**")
+                st.markdown("\n\n".join(
+                    f"`{hotkeys.get((axis, lab.id), ' ')}` **{c.md_text(lab.id)}** ({c.md_text(axis)}): "
+                    f"{c.md_text(lab.definition)}"
+                    + (f"  \n*Include:* {c.md_text('; '.join(lab.include))}" if lab.include else "")
+                    + (f"  \n*Exclude:* {c.md_text('; '.join(lab.exclude))}" if lab.exclude else "")
+                    for axis in axes for lab in cb.axes[axis]))
     if not annotator:
         st.warning("Enter your name in the sidebar to save annotations.")
 elif queue:
