@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Annotate page: time from a save (or a label toggle, a skip, an undo) to the next passage drawn, on a workspace.
 
-    CDPD_HOME=/tmp/copy-of-workspace .venv/bin/python benchmarks/annotate_speed.py [--saves 15]
+    CDPD_HOME=/tmp/copy-of-workspace .venv/bin/python benchmarks/annotate_speed.py [--saves 15] [--existing 2000]
 
 What it measures: one AppTest session on the Annotate page, as a browser tab is: the first run (the queue is
 built: the model scores a pool of passages, once per model, strategy, size and workspace state, then cached), then
@@ -9,6 +9,10 @@ built: the model scores a pool of passages, once per model, strategy, size and w
 the next passage (the save is committed inside it), then skips and undos. Wall-clock medians and maxima. AppTest
 runs the script as the server does, without the browser's share (a websocket message and React's redraw, tens of
 milliseconds; the browser test checks it end to end).
+
+``--existing N`` first adds N annotations of workspace passages (every other one by the benchmark's annotator, so
+that its history holds N/2 rows), as a workspace after months of annotation would hold: the page reads them on
+every run (history, counts, agreement).
 
 The workspace is written to (annotations): run it on a copy, never on the user's.
 """
@@ -42,12 +46,18 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=15)
+    parser.add_argument("--existing", type=int, default=0)
     args = parser.parse_args(argv)
     home = default_home()
     if not (home / DB_FILE).exists():
         parser.error(f"no workspace at {home}: set CDPD_HOME to a copy of one")
     with Workspace(home, create=False) as ws:
         docs, passages = ws.count_documents(), ws.conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        rows = ws.candidate_passages(limit=args.existing, seed=99) if args.existing else []
+        for i, (pid, _doc, start, end, text) in enumerate(rows):
+            ws.add_annotation(text[start:end], {"functions": ["advocacy"] if i % 3 else [], "domains": []},
+                              "benchmark" if i % 2 else "earlier", passage_id=pid)
+        existing = ws.conn.execute("SELECT count(*) FROM annotations").fetchone()[0]
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
     at.run()
     at.switch_page("nlp/app/pages/annotate.py")
@@ -72,7 +82,8 @@ def main(argv=None) -> int:
     def line(name, values):
         return f"{name:<32} {statistics.median(values):6.3f} s median, {max(values):6.3f} s max ({len(values)} runs)"
 
-    print(f"workspace {home}: {docs:,} documents, {passages:,} passages; queue of {n}")
+    print(f"workspace {home}: {docs:,} documents, {passages:,} passages, {existing:,} annotations before; "
+          f"queue of {n}")
     print(f"{'first run (queue built)':<32} {first:6.3f} s")
     for name, values in (("save -> next passage", saves), ("toggle a label", toggles), ("skip", skips),
                          ("undo", undos)):

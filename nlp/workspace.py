@@ -18,6 +18,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -707,6 +708,15 @@ class Workspace:
                 raise KeyError(f"no annotation {annotation_id}")
             return int(cur.lastrowid)
 
+    def latest_annotation_id(self, annotator: str, text: str) -> int | None:
+        """The id of this annotator's latest annotation of this unit (same normalised text), or None: a save of a
+        unit the annotator has already annotated (in another tab, or by an import) is a new version of that
+        decision, not a second, independent one. Reads the annotator's rows only."""
+        key = unit_key(text)
+        rows = self.conn.execute("SELECT annotation_id, text FROM annotations WHERE annotator = ? "
+                                 "ORDER BY annotation_id DESC", (annotator.strip(),))
+        return next((int(r[0]) for r in rows if unit_key(r[1]) == key), None)
+
     def annotation(self, annotation_id: int) -> dict[str, Any] | None:
         """One annotation row (labels decoded), with its document's id, or None."""
         row = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a LEFT JOIN documents d "
@@ -754,16 +764,24 @@ class Workspace:
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
 
 
+@lru_cache(maxsize=10_000)
+def unit_key(text: str) -> str:
+    """An annotated unit's key: its normalised text (:func:`nlp.ingest.text_key`, as merges and agreement match
+    units), remembered: the Annotate page groups every annotation on every save, and normalising was most of
+    that time (0.5 s a save with 2,000 annotations)."""
+    from .ingest import text_key
+
+    return text_key(text)
+
+
 def latest_per_annotator_and_unit(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Of annotation rows, per (annotator, normalised text) the one with the highest ``annotation_id``, with
     ``versions`` added (rows of that annotator and unit); ordered by ``annotation_id``. Order by id, not by
     ``created_at``: times have one-second resolution and imports may carry older ones."""
-    from .ingest import text_key
-
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
-        key = (row["annotator"], text_key(row["text"]))
+        key = (row["annotator"], unit_key(row["text"]))
         counts[key] = counts.get(key, 0) + 1
         if key not in latest or row["annotation_id"] > latest[key]["annotation_id"]:
             latest[key] = row

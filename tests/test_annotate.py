@@ -171,6 +171,9 @@ def test_edits_are_new_rows_and_the_latest_per_annotator_and_unit_counts(tmp_pat
             ws.edit_annotation(10_000, A)
         assert first < other < second < third
         assert ws.document_info(doc.id)["title"] == doc.title and ws.document_info("nope") is None
+        assert ws.latest_annotation_id("ana", text) == third
+        assert ws.latest_annotation_id("bo", text) == other  # found by normalised text
+        assert ws.latest_annotation_id("ana", text + " More.") is None and ws.latest_annotation_id("cy", text) is None
     conn = sqlite3.connect(home / "cdpd.sqlite")  # every version is a row, committed
     rows = conn.execute("SELECT annotation_id, labels, annotator, doc_id FROM annotations ORDER BY 1").fetchall()
     conn.close()

@@ -393,6 +393,27 @@ def test_annotate_history_edit_is_a_new_row_and_export_takes_the_latest(app_home
         ws.delete_annotation(saved_id)
 
 
+def test_annotate_same_passage_in_two_tabs_is_one_decision_in_two_versions(app_home, codebook):
+    """Two tabs of one annotator show the same queue: the second save of a passage is a new version of the first
+    (the export has one unit), and undoing it in that tab leaves the first tab's save alone."""
+    one, two = page("annotate"), page("annotate")
+    for at in (one, two):
+        at.text_input(key="annotator").input("tabs").run()
+    assert one.session_state["queue"][0].text == two.session_state["queue"][0].text
+    one.button(key="annotate_save").click().run()
+    label_button(two, "domains", codebook.labels("domains")[-1]).click().run()
+    two.button(key="annotate_save").click().run()
+    rows = annotations_in(app_home, "tabs")
+    assert len(rows) == 2 and rows[0][1] == rows[1][1] and rows[0][2] != rows[1][2]
+    with Workspace(app_home) as ws:
+        assert [u.id for u in ws.annotation_units(codebook) if u.meta["annotator"] == "tabs"] == [
+            f"workspace:{rows[1][0]}"]
+    two.button(key="annotate_undo").click().run()
+    assert annotations_in(app_home, "tabs") == rows[:1]
+    with Workspace(app_home) as ws:
+        ws.delete_annotation(rows[0][0])
+
+
 def test_annotate_shows_document_metadata_as_text(app_home):
     """Audit defect 3 on the Annotate page: the passage's title, source, issuer and date are shown, and a title or
     id with Markdown (a remote image, a link) shows as written; the reason the passage was chosen is plain words."""

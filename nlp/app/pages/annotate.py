@@ -22,6 +22,7 @@ from nlp.app import common as c
 from nlp.app.annotating import (ACTION_KEYS, Action, closest_call, key_name, label_hotkeys, labels_summary,
                                 normalized, snippet, undo_plan, why_chosen)
 from nlp.queue import STRATEGIES, workspace_queue
+from nlp.workspace import latest_per_annotator_and_unit, unit_key
 
 st.title("Annotate")
 st.caption("Label workspace passages by the codebook. The queue puts first the passages the model is least sure "
@@ -119,6 +120,8 @@ def _save() -> None:
             pos = current["pos"]
             item = queue[pos]
             previous = done.get(item.passage_id)
+            if previous is None:  # annotated meanwhile in another tab: that decision gets a new version
+                previous = ws.latest_annotation_id(annotator, item.text)
             row = ws.annotation(previous) if previous is not None else None
             if row is not None and row["annotator"] == annotator:  # saved earlier, come back to: an edit
                 if normalized(row["labels"], axes, order) == labels:
@@ -328,28 +331,39 @@ else:
     else:
         st.caption("Latest first; an edited save shows its latest version (\"versions\" counts them). Exports "
                    "and training take the latest version.")
-        ids = [r["annotation_id"] for r in history]
+        options = {r["annotation_id"]: f"{r['annotation_id']} · {labels_summary(r['labels'], axes)} · "
+                                       f"{snippet(r['text'], 60)}" for r in history}
         pick, go = st.columns([4, 1], vertical_alignment="bottom")
-        pick.selectbox("Open a save to review or edit", ids, key="annotate_history_pick",
-                       format_func=lambda i: next(f"{i} · {labels_summary(r['labels'], axes)} · "
-                                                  f"{snippet(r['text'], 60)}"
-                                                  for r in history if r["annotation_id"] == i))
+        pick.selectbox("Open a save to review or edit", list(options), key="annotate_history_pick",
+                       format_func=options.get)
         go.button("Open", key="annotate_open", on_click=lambda: _open(state.get("annotate_history_pick")),
                   width="stretch")
 
+
+
+def export_payload() -> bytes:
+    """The workspace's annotations as JSONL, made when the button is clicked (on Streamlit's thread for it, with
+    its own connection), not on every save: per annotator and unit the latest version."""
+    with c.workspace() as ws:
+        units = ws.annotation_units(cb)
+    with tempfile.TemporaryDirectory() as tmp:
+        return export_annotations(units, Path(tmp) / "annotations.jsonl", cb, "jsonl").read_bytes()
+
+
 with c.workspace() as ws:
     rows = ws.annotations()
-    units = ws.annotation_units(cb)
+counted = latest_per_annotator_and_unit(rows)
 st.subheader("Workspace annotations")
 st.caption(f"{len(rows)} annotation row(s) by {len({r['annotator'] for r in rows})} annotator(s); "
-           f"{len(units)} count (the latest per annotator and passage).")
-if units:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_annotations(units, Path(tmp) / "annotations.jsonl", cb, "jsonl")
-        payload = path.read_bytes()
-    st.download_button("Export annotations (JSONL)", payload, file_name="cdpd_annotations.jsonl",
+           f"{len(counted)} count (the latest per annotator and passage).")
+if counted:
+    st.download_button("Export annotations (JSONL)", export_payload, file_name="cdpd_annotations.jsonl",
                        mime="application/jsonl", key="annotate_export")
-agreement = agreement_table(rows, cb)
+# only units with two or more annotators can agree or not: the others are left out before the (slower) table
+coders: dict[str, set] = {}
+for row in rows:
+    coders.setdefault(unit_key(row["text"]), set()).add(row["annotator"])
+agreement = agreement_table([r for r in rows if len(coders[unit_key(r["text"])]) >= 2], cb)
 st.subheader("Agreement between annotators")
 if agreement.empty:
     st.caption("Shown once a passage has been annotated by two or more people.")
