@@ -20,8 +20,9 @@ from statistics import median
 _SYMBOL = r"[AS]/(?:RES/)?\d+/(?:PV\.)?\d+(?:/(?:Add|Rev|Corr)\.\d+)*"
 _DATE = r"\d{1,2}/\d{1,2}/\d{4}"
 _JOB = r"(?:\d{1,4}(?:/\d{1,4})?\s+)?\d{2}-\d{5}(?:\s+\d{1,4}(?:/\d{1,4})?)?"
-FURNITURE = re.compile(
-    rf"^(?:\d{{1,4}}|\d{{1,4}}/\d{{1,4}}|{_SYMBOL}(?:\s+{_DATE})?|{_DATE}\s+{_SYMBOL}|{_JOB}|[-_*=~\u2013\u2014.\s]{{3,}}|\*)$")
+_RULE = r"[-_*=~\u2013\u2014.\s]{3,}|\*"
+_PAGE = r"\d{1,4}(?:/\d{1,4})?"
+FURNITURE = re.compile(rf"^(?:{_PAGE}|{_SYMBOL}(?:\s+{_DATE})?|{_DATE}\s+{_SYMBOL}|{_JOB}|{_RULE})$")
 #: A line that ends a sentence: final punctuation, then any closing quotes or brackets.
 _SENTENCE_END = re.compile(r"[.!?:;][\"'\u2019\u201d)\]]*$")
 #: A citation closing a sentence: `... peace." (A/55/PV.3)` ends it as the full stop before it does.
@@ -65,12 +66,13 @@ def display_text(text: str, title: str = "") -> str:
     * a furniture line (:func:`is_furniture`) is dropped, and so is the gap it stood in when the line before it
       does not end a sentence (a page break in mid-sentence);
     * a line ending in a word broken by a hyphen joins the next whatever the gap ("Secretary-" "General");
-    * a line break with no blank line after it joins the lines with a space, unless the line before ends a
-      sentence (then the break is kept);
-    * a blank line is a paragraph break, except in double-spaced text (most blank lines follow a line that ends in
-      mid-sentence: every printed line is followed by a blank one, as in the UN records), where a blank line
-      joins like a plain line break and a paragraph ends only after a line that ends a sentence and is short (under
-      80% of the usual line's length: a paragraph's last line rarely fills the measure);
+    * in hard-wrapped text (most lines fill a column of 30-120 characters), a line break with no blank line after
+      it joins the lines with a space, unless the line before ends a sentence (then the break is kept); in text
+      with a line per paragraph or clause (a resolution's "Whereas, ...; and" lines, a table) breaks are kept;
+    * a blank line is a paragraph break, except in double-spaced text (hard-wrapped, a blank line after nearly
+      every line, and a quarter or more of them in mid-sentence, the next line going on in lower case: the UN
+      records), where a blank line joins like a wrap and a paragraph ends only after a line that ends a sentence
+      and is short (under 80% of the usual line's length: a paragraph's last line rarely fills the measure);
     * a leading ``title`` line (the document's title, which passages start with) and bracketed stage directions
       ("(spoke in French)") stay paragraphs of their own.
 
@@ -92,11 +94,18 @@ def display_text(text: str, title: str = "") -> str:
         return ""
     gaps = [(prev, blank) for (prev, _, _), (_, blank, _) in zip(kept, kept[1:])]
     blank_gaps = [prev for prev, blank in gaps if blank]
-    double = (len(blank_gaps) >= 3 and len(blank_gaps) >= 0.8 * len(gaps)
-              and sum(not ends_sentence(p) for p in blank_gaps) >= 0.3 * len(blank_gaps))
     lengths = sorted(len(line) for line, _, _ in kept)
-    measure = lengths[int(0.75 * (len(lengths) - 1))] if lengths else 0
-    typical = median(lengths) if lengths else 0
+    measure = lengths[int(0.75 * (len(lengths) - 1))]
+    typical = median(lengths)
+    # hard-wrapped: most lines fill a printed measure (a column of 30-120 characters), unlike paragraphs (longer)
+    # or lists and schedules (lines of any length)
+    wrapped = 30 <= measure <= 120 and sum(n >= 0.6 * measure for n in lengths) >= 0.6 * len(lengths)
+    # double-spaced: a blank line after nearly every line, and many of them in mid-sentence (the next line goes
+    # on in lower case), unlike headings over paragraphs (a memo, a schedule) whose next line starts a sentence
+    continued = sum(blank and not ends_sentence(prev) and nxt[:1].islower()
+                    for (prev, blank), (nxt, _, _) in zip(gaps, kept[1:]))
+    double = wrapped and len(blank_gaps) >= 3 and len(blank_gaps) >= 0.8 * len(gaps) and \
+        continued >= 0.25 * len(blank_gaps)
 
     paragraphs: list[str] = [kept[0][0]]
     title = title.strip()
@@ -111,8 +120,8 @@ def display_text(text: str, title: str = "") -> str:
             brk = "para" if ends_sentence(prev) and len(prev) < 0.8 * max(measure, typical) else "join"
         elif blank:
             brk = "para"
-        else:
-            brk = "line" if ends_sentence(prev) else "join"
+        else:  # a plain line break: a wrap in hard-wrapped text, else (a line per paragraph or clause) kept
+            brk = "join" if wrapped and not ends_sentence(prev) else "line"
         if brk == "join":
             paragraphs[-1] = _join(paragraphs[-1], line)
         elif brk == "line":

@@ -98,6 +98,18 @@ def test_citations_and_stage_directions(ungdc):
         "Secretary-General Ban and the great-grandmother"
 
 
+def test_press_releases_and_resolutions_keep_their_breaks():
+    """Text that is not hard-wrapped keeps its lines: a schedule's headings over paragraphs (blank lines, no
+    sentence end) stay apart, and a resolution's one-clause lines ("Whereas, ...; and") are not run together."""
+    state = pd.read_parquet(UNGDC.parent / "state_department.parquet")
+    schedule = next(t for t in state.text if t.startswith("***THE DAILY PUBLIC SCHEDULE"))
+    assert display_text(schedule).split("\n\n") == [p.strip() for p in schedule.split("\n\n") if p.strip()]
+    council = pd.read_parquet(UNGDC.parent / "nyc_council.parquet")
+    resolution = next(t for t in council.text if "; and\nWhereas, " in t)
+    shown = display_text(resolution)
+    assert shown.count("; and\nWhereas, ") == resolution.count("; and\nWhereas, ")
+
+
 @pytest.mark.parametrize("line", ["16", "A/64/PV.3", "09-52285", "25 08-53122", "2/29 15-29822",
                                   "02/10/2015 A/70/PV.26", "A/70/PV.22 01/10/2015", "---", "*****", "______"])
 def test_furniture(line):
@@ -136,7 +148,8 @@ def test_why_chosen_in_plain_words():
         "The model is unsure about this passage: its closest label is advocacy, scored 0.49 against a threshold of "
         "0.50 (just below: not suggested).")
     assert why_chosen("random", call).startswith("Drawn at random")
-    assert labels_summary({"functions": ["advocacy"]}, ["functions", "domains"]) == "functions: advocacy · domains: none"
+    assert labels_summary({"functions": ["advocacy"]}, ["functions", "domains"]) == \
+        "functions: advocacy · domains: none"
     assert snippet("word " * 100, 20) == "word word word word …"
 
 

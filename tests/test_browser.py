@@ -283,6 +283,8 @@ def drive(page, server: str, home: Path) -> list[Path]:
     assert FIRST_LABEL in shown and "1" in shown.split(), shown  # the key beside the label
     page.keyboard.press("1")
     wait_label(page, "functions", FIRST_LABEL, not first)
+    settle(page)
+    assert saved_annotations(home) == before  # a toggle writes nothing
     started = time.monotonic()
     page.keyboard.press("Enter")
     page.get_by_text("Passage 2 of").wait_for()
