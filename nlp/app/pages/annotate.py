@@ -195,6 +195,7 @@ def _open(annotation_id: int | None) -> None:
     if annotation_id is not None:
         state["annotate_editing"] = int(annotation_id)
         state["annotate_sel"].pop(f"a{int(annotation_id)}", None)  # opened afresh: as saved
+        state["annotate_to_top"] = True  # the editor is at the top; the history, where Open was clicked, below
 
 
 def _close() -> None:
@@ -204,6 +205,10 @@ def _close() -> None:
 # -- what is shown ----------------------------------------------------------------------------------------------
 if "flash" in state:
     st.toast(state.pop("flash"))
+if state.pop("annotate_to_top", False):
+    # a constant script, no data in it: scroll the page back up to the editor just opened
+    st.html("<script>document.querySelector('[data-testid=\"stMain\"]')?.scrollTo({top: 0});</script>",
+            unsafe_allow_javascript=True)
 if "annotate_error" in state:
     st.error(state.pop("annotate_error"))
 
@@ -258,13 +263,16 @@ if current is not None:
             b[2].button("Back to the queue", key="annotate_close", on_click=_close, shortcut=ACTION_KEYS["close"],
                         width="stretch", help="Close this annotation without saving (Esc)")
         st.caption(f"Keys: the key on a label toggles it; Enter saves; S skips; U undoes; {key_name('Left')} and "
-                   f"{key_name('Right')} move back and forward in the queue. Keys are ignored while typing in a box.")
+                   f"{key_name('Right')} move back and forward in the queue. Keys are ignored while typing in a box."
+                   if current["mode"] == "queue" else "Keys: the key on a label toggles it; Enter saves a new version; "
+                   "U undoes; Esc goes back to the queue. Keys are ignored while typing in a box.")
 
         left, right = st.columns([3, 2], gap="medium")
         with left:
             if current["mode"] == "edit":
-                st.info(c.md_text(f"Editing your annotation {edited['annotation_id']} saved {edited['created_at']} "
-                                  "(its labels are selected). Saving adds a new version; the old one is kept."))
+                when = edited["created_at"].replace("T", " ")[:19]
+                st.info(c.md_text(f"Editing your annotation {edited['annotation_id']} saved {when} UTC (its labels "
+                                  "are selected). Saving adds a new version; the old one is kept."))
             title = (info or {}).get("title") or ""
             st.markdown("**" + c.md_text(title or (document or "(no document)")) + "**")
             facts = [("source", (info or {}).get("source")), ("issuer", (info or {}).get("issuer")),
