@@ -85,7 +85,9 @@ def _flash(message: str) -> None:
 
 
 def _toggle(sel_key: str, axis: str, label: str) -> None:
-    chosen = state["annotate_sel"][sel_key][axis]
+    chosen = state["annotate_sel"].get(sel_key, {}).get(axis)
+    if chosen is None:  # the queue was rebuilt since the page was drawn: nothing to toggle
+        return
     if label in chosen:
         chosen.remove(label)
     else:
@@ -167,7 +169,7 @@ def _undo() -> None:
         state["annotate_error"] = f"Cannot undo: {c.friendly(exc)}"
         return
     done, sel = state["annotate_done"], state["annotate_sel"]
-    labels = {a: list(v) for a, v in (plan["labels"] or {}).items()}
+    labels = normalized(plan["labels"] or {}, axes, order)  # every axis present, even if a row went missing
     if action.kind == "save":
         done.pop(action.passage_id, None)
         if action.new_id in state["queue_saved"]:
