@@ -1,6 +1,7 @@
 """The Streamlit app, page by page, with streamlit's AppTest on a workspace of real documents."""
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -322,24 +323,188 @@ def test_diagram_page_controls(app_home):
     assert not at.exception and "no ellipses" not in all_text(at)
 
 
-def test_annotate_save_undo_skip_commit_at_once(app_home):
+def annotations_in(home: Path, annotator: str | None = None) -> list[tuple]:
+    """(annotation_id, text, labels, annotator) as a fresh connection sees them: what any other process reads."""
+    conn = sqlite3.connect(home / "cdpd.sqlite")
+    try:
+        sql = "SELECT annotation_id, text, labels, annotator FROM annotations"
+        rows = conn.execute(sql + (" WHERE annotator = ?" if annotator else "") + " ORDER BY annotation_id",
+                            (annotator,) if annotator else ()).fetchall()
+    finally:
+        conn.close()
+    return [(i, t, json.loads(labels), a) for i, t, labels, a in rows]
+
+
+def label_button(at: AppTest, axis: str, label: str):
+    return at.button(key=f"annotate_label_{axis}_{label}")
+
+
+def is_on(at: AppTest, axis: str, label: str) -> bool:
+    """A label's toggle state as drawn: selected labels are primary buttons with a ticked box."""
+    proto = label_button(at, axis, label).proto
+    return proto.type == "primary" and "check_box" in proto.icon and "blank" not in proto.icon
+
+
+def test_annotate_labels_toggle_save_undo_skip(app_home, codebook):
+    """Every label is a toggle with its key; the suggestions are pre-selected and marked; Save commits the toggled
+    labels at once; Undo deletes the row and brings the passage back with the labels that were saved (not the
+    suggestions); Skip moves on."""
     at = page("annotate")
     assert "Enter your name" in all_text(at)
     at.text_input(key="annotator").input("ana").run()
     first = at.session_state["queue"][0]
+    every = [(axis, lab) for axis in codebook.axis_names for lab in codebook.labels(axis)]
+    shortcuts = [label_button(at, axis, lab).proto.shortcut.upper() for axis, lab in every]
+    assert shortcuts[:9] == list("123456789") and len(set(shortcuts)) == len(every)
+    assert not {"C", "R", "S", "U"} & set(shortcuts)
+    for axis, lab in every:
+        suggested = lab in first.suggested.get(axis, [])
+        assert is_on(at, axis, lab) == suggested
+        assert ("suggested" in label_button(at, axis, lab).proto.label) == suggested
+        assert codebook.label(lab).definition[:40] in label_button(at, axis, lab).proto.help
+    assert at.button(key="annotate_save").proto.shortcut.lower() == "enter"
+    assert at.button(key="annotate_skip").proto.shortcut.upper() == "S"
+    assert at.button(key="annotate_undo").proto.shortcut.upper() == "U"
+    # remove a suggestion (if any) and add a label the model did not suggest: the saved labels are exactly these
+    added = next((axis, lab) for axis, lab in every if lab not in first.suggested.get(axis, []))
+    removed = next(((axis, lab) for axis, lab in every if lab in first.suggested.get(axis, [])), None)
+    label_button(at, *added).click().run()
+    if removed:
+        label_button(at, *removed).click().run()
+    assert is_on(at, *added) and (removed is None or not is_on(at, *removed))
+    expected = {axis: [lab for lab in codebook.labels(axis) if (lab in first.suggested.get(axis, []) or
+                                                                (axis, lab) == added) and (axis, lab) != removed]
+                for axis in codebook.axis_names}
     at.button(key="annotate_save").click().run()
     assert not at.exception
-    # committed: a fresh connection (another process in real life) sees it at once
-    rows = sqlite3.connect(app_home / "cdpd.sqlite").execute(
-        "SELECT text, labels, annotator FROM annotations").fetchall()
-    assert rows[-1][0] == first.text and rows[-1][2] == "ana"
-    assert json.loads(rows[-1][1]) == {axis: labs for axis, labs in first.suggested.items()}
-    assert at.session_state["queue_pos"] == 1
+    rows = annotations_in(app_home)  # committed: a fresh connection sees it at once
+    assert [(r[1], r[2], r[3]) for r in rows] == [(first.text, expected, "ana")]
+    assert at.session_state["queue_pos"] == 1 and "1 saved this session" in at.get("progress")[0].proto.text
+    second = at.session_state["queue"][1]
+    assert all(is_on(at, axis, lab) == (lab in second.suggested.get(axis, [])) for axis, lab in every)
     at.button(key="annotate_undo").click().run()
-    assert at.session_state["queue_pos"] == 0
-    assert sqlite3.connect(app_home / "cdpd.sqlite").execute("SELECT count(*) FROM annotations").fetchone()[0] == 0
+    assert at.session_state["queue_pos"] == 0 and annotations_in(app_home) == []
+    # back with the labels that were saved, not the model's suggestions
+    assert all(is_on(at, axis, lab) == (lab in expected[axis]) for axis, lab in every)
     at.button(key="annotate_skip").click().run()
-    assert at.session_state["queue_pos"] == 1
+    assert at.session_state["queue_pos"] == 1 and annotations_in(app_home) == []
+    at.button(key="annotate_back").click().run()
+    assert at.session_state["queue_pos"] == 0
+    assert all(is_on(at, axis, lab) == (lab in expected[axis]) for axis, lab in every)  # still as chosen
+    # saved, then come back to with Back and changed: the change is a new version (a new row), undone as one
+    at.button(key="annotate_save").click().run()
+    (saved_id, _, saved_labels, _), = annotations_in(app_home)
+    at.button(key="annotate_back").click().run()
+    assert at.session_state["queue_pos"] == 0
+    label_button(at, *added).click().run()
+    at.button(key="annotate_save").click().run()
+    rows = annotations_in(app_home)
+    assert [r[0] for r in rows][:1] == [saved_id] and len(rows) == 2 and rows[0][2] == saved_labels
+    assert added[1] not in rows[1][2][added[0]] and at.session_state["queue_pos"] == 1
+    at.button(key="annotate_undo").click().run()
+    assert annotations_in(app_home) == [(saved_id, first.text, saved_labels, "ana")]
+    assert at.session_state["queue_pos"] == 0 and is_on(at, *added)  # the version before, as it was saved
+    at.button(key="annotate_undo").click().run()  # the save
+    assert annotations_in(app_home) == [] and at.session_state["queue_pos"] == 0
+    at.button(key="annotate_undo").click().run()  # the skip before it
+    assert at.session_state["queue_pos"] == 0 and at.button(key="annotate_undo").proto.disabled
+
+
+def test_annotate_history_edit_is_a_new_row_and_export_takes_the_latest(app_home, codebook):
+    from nlp.annotations import export_annotations
+
+    at = page("annotate")
+    at.text_input(key="annotator").input("edi").run()
+    first = at.session_state["queue"][0]
+    at.button(key="annotate_save").click().run()
+    (saved_id, text, labels, _), = annotations_in(app_home, "edi")
+    history = at.dataframe[0].value
+    assert list(history["annotation"]) == [saved_id] and history["passage"][0].split()[:5] == text.split()[:5]
+    # open the save from the history: its labels are selected; toggle one and save: a new row, the old one kept
+    at.selectbox(key="annotate_history_pick").select(saved_id)
+    at.button(key="annotate_open").click().run()
+    assert at.session_state["annotate_editing"] == saved_id and "Editing your annotation" in all_text(at)
+    every = [(axis, lab) for axis in codebook.axis_names for lab in codebook.labels(axis)]
+    assert all(is_on(at, axis, lab) == (lab in labels[axis]) for axis, lab in every)
+    flip = ("domains", codebook.labels("domains")[0])
+    label_button(at, *flip).click().run()
+    at.button(key="annotate_save").click().run()
+    assert not at.exception
+    rows = annotations_in(app_home, "edi")
+    assert len(rows) == 2 and rows[0] == (saved_id, text, labels, "edi")  # never updated in place
+    edited = rows[1][2]
+    assert rows[1][1] == text and (flip[1] in edited["domains"]) != (flip[1] in labels["domains"])
+    assert at.session_state["annotate_editing"] is None
+    history = at.dataframe[0].value
+    assert list(history["annotation"]) == [rows[1][0]] and list(history["versions"]) == [2]
+    # the export holds the latest version only
+    with Workspace(app_home) as ws:
+        units = [u for u in ws.annotation_units(codebook) if u.meta["annotator"] == "edi"]
+    assert [u.id for u in units] == [f"workspace:{rows[1][0]}"] and units[0].labels == edited
+    path = export_annotations(units, app_home / "edi.jsonl", codebook, "jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 1 and records[0]["domains"] == edited["domains"]
+    # undo of the edit: the new row is gone and the previous version is shown with its labels
+    at.button(key="annotate_undo").click().run()
+    assert annotations_in(app_home, "edi") == [(saved_id, text, labels, "edi")]
+    assert at.session_state["annotate_editing"] == saved_id
+    assert all(is_on(at, axis, lab) == (lab in labels[axis]) for axis, lab in every)
+    at.button(key="annotate_close").click().run()
+    with Workspace(app_home) as ws:  # leave the workspace as the other tests expect it
+        ws.delete_annotation(saved_id)
+
+
+def test_annotate_same_passage_in_two_tabs_is_one_decision_in_two_versions(app_home, codebook):
+    """Two tabs of one annotator show the same queue: the second save of a passage is a new version of the first
+    (the export has one unit), and undoing it in that tab leaves the first tab's save alone."""
+    one, two = page("annotate"), page("annotate")
+    for at in (one, two):
+        at.text_input(key="annotator").input("tabs").run()
+    assert one.session_state["queue"][0].text == two.session_state["queue"][0].text
+    one.button(key="annotate_save").click().run()
+    label_button(two, "domains", codebook.labels("domains")[-1]).click().run()
+    two.button(key="annotate_save").click().run()
+    rows = annotations_in(app_home, "tabs")
+    assert len(rows) == 2 and rows[0][1] == rows[1][1] and rows[0][2] != rows[1][2]
+    with Workspace(app_home) as ws:
+        assert [u.id for u in ws.annotation_units(codebook) if u.meta["annotator"] == "tabs"] == [
+            f"workspace:{rows[1][0]}"]
+    two.button(key="annotate_undo").click().run()
+    assert annotations_in(app_home, "tabs") == rows[:1]
+    with Workspace(app_home) as ws:
+        ws.delete_annotation(rows[0][0])
+
+
+def test_annotate_shows_document_metadata_as_text(app_home):
+    """Audit defect 3 on the Annotate page: the passage's title, source, issuer and date are shown, and a title or
+    id with Markdown (a remote image, a link) shows as written; the reason the passage was chosen is plain words."""
+    at = page("annotate")
+    item = at.session_state["queue"][0]
+    conn = sqlite3.connect(app_home / "cdpd.sqlite")
+    old = conn.execute("SELECT title, issuer, source, date FROM documents WHERE id = ?", (item.document,)).fetchone()
+    hostile = ("![pixel](http://evil.example/p.png) [click](http://evil.example)", "<b>Mayor</b> [x](http://e.x)",
+               "*press* _release_", "2024-05-17")
+    with conn:
+        conn.execute("UPDATE documents SET title = ?, issuer = ?, source = ? , date = ? WHERE id = ?",
+                     (*hostile, item.document))
+    conn.close()
+    try:
+        at.run()
+        assert not at.exception
+        shown = "\n".join(m.value for m in at.markdown) + "\n".join(m.value for m in at.caption)
+        assert "\\!\\[pixel\\]\\(http\\:" in shown and "](http" not in shown
+        assert "\\<b\\>Mayor" in shown and "<b>" not in shown and "\\*press\\*" in shown
+        assert "date: 2024\\-05\\-17" in shown
+        assert "margin" not in all_text(at).lower()
+        plain = all_text(at).replace("\\", "")  # Markdown escapes aside
+        assert re.search(r"The model is unsure about this passage: its closest label is \w+, scored 0\.\d\d against "
+                         r"a threshold of 0\.\d\d", plain)
+    finally:
+        conn = sqlite3.connect(app_home / "cdpd.sqlite")
+        with conn:
+            conn.execute("UPDATE documents SET title = ?, issuer = ?, source = ?, date = ? WHERE id = ?",
+                         (*old, item.document))
+        conn.close()
 
 
 def test_annotate_agreement_between_two_annotators(app_home):

@@ -8,6 +8,7 @@ skipped with the reason, never silently passed. A full-page screenshot of every 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -31,6 +32,8 @@ HOSTILE = ("Sister city agreement with Kyoto: the mayor signed a twinning accord
            "between the two cities' schools. <script>window.__pwned=1</script> "
            '<img src=x onerror="window.__pwned=1">')
 ANNOTATOR = "browser-test"
+#: The codebook's first label (hotkey 1).
+FIRST_LABEL = "listening"
 
 
 def _chromium() -> str | None:
@@ -166,13 +169,34 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def saved_annotations(home: Path) -> list[tuple[str, str]]:
+def saved_annotations(home: Path) -> list[tuple[str, str, dict]]:
+    """(text, annotator, labels) of the test's annotations, read by a fresh connection: what another process sees."""
     conn = sqlite3.connect(home / "cdpd.sqlite")
     try:
-        return conn.execute("SELECT text, annotator FROM annotations WHERE annotator = ? ORDER BY annotation_id",
-                            (ANNOTATOR,)).fetchall()
+        rows = conn.execute("SELECT text, annotator, labels FROM annotations WHERE annotator = ? "
+                            "ORDER BY annotation_id", (ANNOTATOR,)).fetchall()
     finally:
         conn.close()
+    return [(text, annotator, json.loads(labels)) for text, annotator, labels in rows]
+
+
+def label_button(page, axis: str, label: str):
+    """A label's toggle on the Annotate page (Streamlit gives a keyed widget the class st-key-<key>)."""
+    return page.locator(f".st-key-annotate_label_{axis}_{label} button").first  # (and a hidden copy)
+
+
+def label_state(page, axis: str, label: str) -> bool:
+    """Whether a label is selected, as drawn: a primary (filled) button."""
+    return label_button(page, axis, label).get_attribute("data-testid") == "stBaseButton-primary"
+
+
+def label_text(page, axis: str, label: str) -> str:
+    return label_button(page, axis, label).inner_text()
+
+
+def wait_label(page, axis: str, label: str, on: bool) -> None:
+    kind = "primary" if on else "secondary"
+    page.locator(f'.st-key-annotate_label_{axis}_{label} button[data-testid="stBaseButton-{kind}"]').first.wait_for()
 
 
 def open_page(page, url: str, title: str):
@@ -238,26 +262,62 @@ def drive(page, server: str, home: Path) -> list[Path]:
     assert page.evaluate("typeof window.__pwned") == "undefined"
     shots.append(screenshot(page, "02_classify_uploads"))
 
-    # -- Annotate: name in the sidebar, save, committed to the workspace --------------------------------------
+    # -- Annotate, by keyboard: a label's key toggles it, Enter saves, U undoes, S skips, arrows move --------------
     open_page(page, f"{server}/annotate", "Annotate")
     page.get_by_text("Passage 1 of").wait_for()
     before = saved_annotations(home)
-    save = page.get_by_role("button", name="Save", exact=True)
+    save = page.locator(".st-key-annotate_save button").first  # (Streamlit draws a hidden copy too)
     assert save.is_disabled()  # no annotator yet
+    assert "Enter" in save.inner_text()  # the key is shown on the button
     name = page.get_by_label("Your name (annotator)")
     name.fill(ANNOTATOR)
-    name.press("Enter")
-    page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
-                           ".find(b => b.innerText.trim() === 'Save'); return b && !b.disabled; }",
-                           timeout=WAIT_MS)
+    name.press("Enter")  # in a text box: commits the name, and is no shortcut (nothing saved)
+    page.wait_for_function("() => { const b = document.querySelector('.st-key-annotate_save button');"
+                           "return b && !b.disabled; }", timeout=WAIT_MS)
+    settle(page)
+    assert saved_annotations(home) == before
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # keys go to the page
     passage = page.locator(".cdpd-doc").first.inner_text()
-    save.click()
+    first = label_state(page, "functions", FIRST_LABEL)  # key 1: the first label of the first axis
+    shown = label_text(page, "functions", FIRST_LABEL)
+    assert FIRST_LABEL in shown and "1" in shown.split(), shown  # the key beside the label
+    page.keyboard.press("1")
+    wait_label(page, "functions", FIRST_LABEL, not first)
+    settle(page)
+    assert saved_annotations(home) == before  # a toggle writes nothing
+    started = time.monotonic()
+    page.keyboard.press("Enter")
+    page.get_by_text("Passage 2 of").wait_for()
     page.get_by_text("1 saved this session").wait_for()
+    save_to_next = time.monotonic() - started
     settle(page)
     no_exception(page, "annotate")
     rows = saved_annotations(home)  # a fresh connection (another process) sees it: committed at once
     assert len(rows) == len(before) + 1
     assert rows[-1][0].split()[:8] == passage.split()[:8]
+    assert (FIRST_LABEL in rows[-1][2]["functions"]) == (not first)  # the toggled label, as toggled
+    page.keyboard.press("u")  # undo: the row is gone, the passage back with the labels saved
+    page.get_by_text("0 saved this session").wait_for()
+    page.get_by_text("Passage 1 of").wait_for()
+    settle(page)
+    assert saved_annotations(home) == before
+    assert label_state(page, "functions", FIRST_LABEL) == (not first)  # as saved, not as suggested
+    page.keyboard.press("s")  # skip: nothing written
+    page.get_by_text("Passage 2 of").wait_for()
+    settle(page)
+    assert saved_annotations(home) == before
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("Passage 1 of").wait_for()
+    settle(page)
+    page.keyboard.press("Enter")
+    page.get_by_text("1 saved this session").wait_for()
+    settle(page)
+    no_exception(page, "annotate")
+    rows = saved_annotations(home)
+    assert len(rows) == len(before) + 1 and rows[-1][0].split()[:8] == passage.split()[:8]
+    assert (FIRST_LABEL in rows[-1][2]["functions"]) == (not first)
+    print(f"browser: save (Enter) to the next passage drawn: {save_to_next:.2f} s")
+    assert save_to_next < 10, f"save to next passage took {save_to_next:.1f} s"
     shots.append(screenshot(page, "03_annotate"))
 
     # -- CD-PD diagram: the two sides' dumbbell with its reading, the map, and the report downloads ----------------

@@ -178,6 +178,15 @@ def plot_text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+def show_reading_text(text: str, title: str = "") -> None:
+    """A passage for reading (Annotate): hard-wrapped lines joined into paragraphs and page furniture dropped
+    (:func:`nlp.display.display_text`), then escaped and shown as :func:`show_text` does. Display only: what is
+    saved and scored stays the passage text as stored."""
+    from ..display import display_text
+
+    show_text(display_text(text, title))
+
+
 def md_text(value: Any) -> str:
     """Text that came from data (a title, an id, an issuer, a url) for a Markdown element (``st.subheader``,
     ``st.caption``, ``st.info``): Markdown and HTML characters backslash-escaped, so it shows as written and
