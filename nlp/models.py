@@ -400,7 +400,7 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
     codebook.check_compatible(meta["labels"], what=f"model {name!r}")
     cls = get_tagger_class(meta["tagger"])
     tagger = cls(codebook)
-    tagger.set_params(**_recorded_params(meta.get("params", {})))
+    tagger.set_params(**_recorded_params(meta.get("params", {}), getattr(cls, "_runtime_names", ())))
     thresholds = {axis: np.asarray(v, dtype=float) for axis, v in meta["thresholds"].items()}
     if {axis: th.shape for axis, th in thresholds.items()} != {axis: (len(l),) for axis, l in tagger.labels.items()}:
         raise ModelError(f"model {name!r}: {path / META_FILE} has no threshold for every label; retrain it")
@@ -417,16 +417,21 @@ def load_model(name: str | None, codebook: Codebook, folder: Path | None = None,
 
 #: Settings of how to compute, never of what was fitted: not taken from a meta.json (a "cache" there could name any
 #: file, which would then be created or given an ``embeddings`` table); the caller's (the workspace's) are used.
-RUNTIME_PARAMS = ("cache", "batch_size", "device")
+#: Which they are is the tagger class's ``_runtime_names`` (a transformer's ``batch_size`` is a training setting,
+#: recorded and restored; an embedding tagger's is how many texts it encodes at once); ``cache`` never comes from a
+#: meta.json, whatever the class says.
+RUNTIME_PARAMS = ("cache",)
 
 
-def _recorded_params(params: Any) -> dict[str, Any]:
-    """A meta.json's tagger parameters without runtime settings, the ensemble's member parameters included."""
+def _recorded_params(params: Any, runtime: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A meta.json's tagger parameters without runtime settings (``runtime`` and :data:`RUNTIME_PARAMS`), the
+    ensemble's member parameters included."""
     if not isinstance(params, dict):
         raise ModelError(f"model parameters are not a JSON object ({type(params).__name__}); retrain the model")
-    out = {k: v for k, v in params.items() if k not in RUNTIME_PARAMS}
+    skip = set(RUNTIME_PARAMS) | set(runtime)
+    out = {k: v for k, v in params.items() if k not in skip}
     if isinstance(out.get("member_params"), dict):
-        out["member_params"] = {member: {k: v for k, v in p.items() if k not in RUNTIME_PARAMS}
+        out["member_params"] = {member: {k: v for k, v in p.items() if k not in skip}
                                 if isinstance(p, dict) else p for member, p in out["member_params"].items()}
     return out
 
