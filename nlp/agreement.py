@@ -56,7 +56,7 @@ def agreement_table(annotations: list[dict[str, Any]], codebook: Codebook) -> pd
     ``annotations`` are rows with ``text``, ``labels`` ({axis: [labels]}) and ``annotator``; an annotator's
     latest annotation of a text counts. Empty when no text has two annotators.
     """
-    from .ingest import text_key
+    from .normalise import text_key
 
     by_unit: dict[str, dict[str, dict[str, list[str]]]] = defaultdict(dict)
     for row in annotations:

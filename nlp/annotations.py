@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .codebook import Codebook, CodebookError, check_labels
+from .errors import CdpdError, ConfigError
+from .schema import Annotation
 
 SEED_FOLDER = Path(__file__).resolve().parent.parent / "corpora" / "annotations"
 #: The shipped annotation rounds, in order (see ``corpora/annotations/README.md``): every shipped model is trained on
@@ -26,18 +28,10 @@ EVALUATION_SAMPLES = ("random", "cue")
 HELDOUT_FRACTION = 0.25
 
 
-class AnnotationError(ValueError):
+class AnnotationError(CdpdError, ValueError):
     """An annotation file cannot be used; the message names the file and the line."""
 
-
-@dataclass
-class Annotation:
-    id: str
-    text: str
-    labels: dict[str, list[str]]  # axis -> label ids
-    title: str = ""
-    sample: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    code = "annotations"
 
 
 def read_annotations(path: str | Path, codebook: Codebook) -> list[Annotation]:
@@ -134,11 +128,11 @@ def stratified_folds(y: dict[str, np.ndarray], k: int = 5, seed: int = 0,
         group_index = np.arange(len(Y))
     else:
         if len(groups) != len(Y):
-            raise ValueError(f"groups has {len(groups)} entries for {len(Y)} units")
+            raise ConfigError(f"groups has {len(groups)} entries for {len(Y)} units")
         _, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
     n_groups = int(group_index.max()) + 1 if len(Y) else 0
     if k < 2 or k > n_groups:
-        raise ValueError(f"cross-validation needs 2 <= k <= {n_groups} documents, got k={k}")
+        raise ConfigError(f"cross-validation needs 2 <= k <= {n_groups} documents, got k={k}")
     G = np.zeros((n_groups, Y.shape[1]), dtype=int)
     np.maximum.at(G, group_index, Y)
     folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -164,7 +158,7 @@ def heldout_split(annotations: list[Annotation], fraction: float = HELDOUT_FRACT
     document trains. An annotation file with no ``sample`` field at all is treated as drawn at random.
     """
     if not 0 <= fraction < 1:
-        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"held-out fraction must be in [0, 1), got {fraction}")
     pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
     keys = [document_key(a) for a in annotations]
     held = {k for k, a in zip(keys, annotations) if a.sample in pool and heldout_share(k) < fraction}
@@ -320,7 +314,7 @@ class MergeReport:
 
 def merge_annotations(*groups: list[Annotation]) -> MergeReport:
     """Merge annotation sets, deduplicated by normalised text; the later set wins a conflict, which is reported."""
-    from .ingest import text_key
+    from .normalise import text_key
 
     by_key: dict[str, int] = {}
     merged: list[Annotation] = []

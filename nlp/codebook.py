@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from .errors import CdpdError
+
 DEFAULT_CODEBOOK = Path(__file__).resolve().parent.parent / "corpora" / "codebook.yaml"
 
 #: Keys that are not axes even though they sit at the top level.
@@ -26,8 +28,10 @@ _ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 CORE_AXES = ("functions", "domains")
 
 
-class CodebookError(ValueError):
+class CodebookError(CdpdError, ValueError):
     """A codebook file is missing, unreadable or breaks the schema; the message names file, label and key."""
+
+    code = "codebook"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, T
 
 import numpy as np
 
+from .errors import CdpdError, ModelError
 from .schema import Document
 
 try:  # the base class of worker plugins; without the extra, connect() explains what to install
@@ -83,8 +84,10 @@ _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,
 K = TypeVar("K")
 
 
-class DaskError(ValueError):
+class DaskError(CdpdError, ValueError):
     """Dask is missing, the cluster cannot be reached, or a partition could not be tagged: one line for the user."""
+
+    code = "dask"
 
 
 # -- where to run ------------------------------------------------------------------------------------------------
@@ -258,7 +261,7 @@ def _load_runner(payload: ModelPayload):
             for rel, data in payload.files.items():
                 target = folder / rel
                 if ".." in Path(rel).parts or Path(rel).is_absolute():
-                    raise ValueError(f"model file {rel!r}: not a relative path inside the model folder")
+                    raise ModelError(f"model file {rel!r}: not a relative path inside the model folder")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             tagger, _info = load_model(payload.ref, payload.codebook, folder=tmp)
@@ -399,20 +402,15 @@ def tag_workspace_partition(plugin: str, home: str, model: str, doc_ids: list[in
     retries after its worker died, even after it committed, leaves no duplicates. With ``identity`` (what
     :func:`workspace_identity` gave the client), a worker that sees another file at ``home`` (one that joined the
     cluster from another machine) refuses the partition rather than write there."""
+    from .jobs import tag_and_save
     from .workspace import Workspace
 
     if identity is not None and workspace_identity(home) != identity:
         raise DaskError(f"a Dask worker on {socket.gethostname()} does not see the workspace at {home} that cdpd "
                         "uses (another machine, or another file at that path); what was written is kept: run the "
                         "command again, and cdpd will ship the texts to the workers instead")
-    runner = worker_runner(plugin)
     with Workspace(home, create=False) as ws:
-        batch = ws.documents_by_id(doc_ids)
-        with _TAGGING:
-            tagged = list(runner.tag((doc for _, doc in batch), batch_size=max(len(batch), 1)))
-        ws.save_predictions(model, [(doc_id, t) for (doc_id, _), t in zip(batch, tagged)],
-                            runner.tagger.thresholds_)
-    return len(batch), sum(len(t.passages) for t in tagged)
+        return tag_and_save(ws, worker_runner(plugin), model, doc_ids, lock=_TAGGING)
 
 
 def _rebuild(doc: Document, result: dict[str, Any]) -> "TaggedDocument":

@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .encoder import MAX_TOKENS, encoder_path, load_encoder, mean_pool
+from .errors import ConfigError
 
 DIM = 384
 CACHE_FILE = "embeddings.sqlite"
@@ -101,7 +102,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_T
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     if max_tokens < 3:
-        raise ValueError(f"max_tokens must be at least 3 (two special tokens and a word piece), got {max_tokens}")
+        raise ConfigError(f"max_tokens must be at least 3 (two special tokens and a word piece), got {max_tokens}")
     import torch
 
     configure_threads()
@@ -189,7 +190,7 @@ class EmbeddingCache:
             self.conn.executescript(_CACHE_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise ValueError(f"{self.path}: not a usable embedding cache ({exc})") from None
+            raise ConfigError(f"{self.path}: not a usable embedding cache ({exc})") from None
 
     def __enter__(self) -> "EmbeddingCache":
         return self

@@ -11,11 +11,15 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import CdpdError
+
 MAX_TOKENS = 256
 
 
-class EncoderError(ValueError):
+class EncoderError(CdpdError, ValueError):
     """The encoder's files cannot be found or loaded."""
+
+    code = "encoder"
 
 
 def encoder_path() -> Path:
@@ -45,12 +49,12 @@ def refuse_remote_code(folder: Path) -> None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError):
-            raise ValueError(f"{path}: not a readable JSON configuration") from None
+            raise EncoderError(f"{path}: not a readable JSON configuration") from None
         if isinstance(data, dict) and (data.get("auto_map") or data.get("trust_remote_code")):
-            raise ValueError(f"{path}: the model folder asks to run its own code (auto_map); cdpd never runs code "
+            raise EncoderError(f"{path}: the model folder asks to run its own code (auto_map); cdpd never runs code "
                              "from a model folder")
     if any(p.suffix == ".py" for p in Path(folder).iterdir()):
-        raise ValueError(f"{folder}: the model folder holds Python files; cdpd never runs code from a model folder")
+        raise EncoderError(f"{folder}: the model folder holds Python files; cdpd never runs code from a model folder")
 
 
 @lru_cache(maxsize=2)

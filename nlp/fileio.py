@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UsageError
+
 #: A leftover without an owner in its name (made before names carried one) is stale once untouched this long.
 LEGACY_STALE_SECONDS = 24 * 3600
 _OWNER = re.compile(r"\.(\d+)@([^.]*)\.")
@@ -85,9 +87,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` (with the usual permissions)."""
     target = Path(path)
     if target.is_dir():
-        raise ValueError(f"{target}: is a folder, not a file name")
+        raise UsageError(f"{target}: is a folder, not a file name")
     if not target.parent.exists():
-        raise ValueError(f"{target.parent}: folder does not exist")
+        raise UsageError(f"{target.parent}: folder does not exist")
     remove_stale(target.parent, f".{glob_escape(target.name)}.*.tmp")  # left by a killed run
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{owner_token()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

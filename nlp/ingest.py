@@ -13,8 +13,6 @@ import csv
 import datetime
 import functools
 import gzip
-import hashlib
-import importlib.util
 import io
 import itertools
 import json
@@ -22,12 +20,12 @@ import logging
 import re
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nlp.errors import CdpdError, ConfigError
 from nlp.fileio import owner_token, remove_stale
 from nlp.limits import (
     MAX_BLANK_LINES,
@@ -39,6 +37,7 @@ from nlp.limits import (
     MAX_JSON_DEPTH,
     MAX_STDIN_BYTES,
 )
+from nlp.normalise import detect_language, normalise_for_dedup, text_key
 from nlp.schema import ISSUER_TYPES, METADATA_FIELDS, Document
 
 __all__ = [
@@ -66,8 +65,10 @@ TABLE_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet", ".json
 SUPPORTED_SUFFIXES: tuple[str, ...] = PLAIN_SUFFIXES + TABLE_SUFFIXES
 
 
-class IngestError(ValueError):
+class IngestError(CdpdError, ValueError):
     """An input that cannot be used at all; the message is one line, ``PATH: reason``."""
+
+    code = "ingest"
 
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
@@ -933,7 +934,7 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, str]:
         raise TypeError(f"unknown metadata field(s) {', '.join(unknown)}; allowed: {', '.join(METADATA_FIELDS)}")
     values = {k: ("" if v is None else str(v)) for k, v in metadata.items()}
     if values.get("issuer_type") and values["issuer_type"] not in ISSUER_TYPES:
-        raise ValueError(f"issuer_type must be one of {', '.join(ISSUER_TYPES)}, not {values['issuer_type']!r}")
+        raise ConfigError(f"issuer_type must be one of {', '.join(ISSUER_TYPES)}, not {values['issuer_type']!r}")
     return values
 
 
@@ -1221,64 +1222,6 @@ def _utf8_name(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------------------- dedup, language
-
-
-_ZERO_WIDTH = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero-width chars, BOM
-
-
-def normalise_for_dedup(text: str) -> str:
-    """A key that ignores case, Unicode variants, invisible characters and layout, so re-posts collide."""
-    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).casefold()  # str.translate is 10x slower
-    return " ".join(text.split())
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha1(normalise_for_dedup(text).encode("utf-8")).hexdigest()
-
-
-_WORD = re.compile(r"[^\W\d_]+")
-_LANGDETECT_ALIASES = {"zh-cn": "zh", "zh-tw": "zh"}
-
-
-@functools.lru_cache(maxsize=1)
-def _english_stop_words() -> frozenset[str]:
-    """spaCy's English stop words, loaded from their source file: ``import spacy`` alone takes ~2 s."""
-    loaded = sys.modules.get("spacy.lang.en.stop_words")
-    if loaded is None:
-        spec = importlib.util.find_spec("spacy")  # finds the package without importing it
-        file = Path(spec.origin).parent / "lang" / "en" / "stop_words.py" if spec and spec.origin else None
-        if file is not None and file.is_file():
-            file_spec = importlib.util.spec_from_file_location("_cdpd_spacy_en_stop_words", file)
-            if file_spec is not None and file_spec.loader is not None:
-                loaded = importlib.util.module_from_spec(file_spec)
-                file_spec.loader.exec_module(loaded)
-    if loaded is None:
-        from spacy.lang.en import stop_words as loaded
-    return frozenset(loaded.STOP_WORDS)
-
-
-def detect_language(text: str) -> str:
-    """ISO 639-1 code; a cheap English check first, because nearly all input is English."""
-    stop_words = _english_stop_words()
-    sample = text[:20000]
-    if sum(ch.isalpha() for ch in sample[:2000]) < 20:
-        return "und"
-    tokens = []
-    for match in _WORD.finditer(sample):
-        tokens.append(match.group().lower())
-        if len(tokens) >= 300:
-            break
-    if tokens and sum(tok in stop_words for tok in tokens) / len(tokens) >= 0.2:
-        return "en"
-    from langdetect import DetectorFactory, detect
-    from langdetect.lang_detect_exception import LangDetectException
-
-    DetectorFactory.seed = 0
-    try:
-        code = detect(text[:2000])
-    except LangDetectException:
-        return "und"
-    return _LANGDETECT_ALIASES.get(code, code)
 
 
 def dedupe(docs: Iterable[Document | Rejected]) -> Iterator[Document | Rejected]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .codebook import Codebook
+from .errors import ModelError
 from .fileio import atomic_path
 from .limits import MAX_MODEL_FILE_BYTES
 from .taggers import Tagger, get_tagger_class
@@ -37,10 +38,6 @@ DEFAULT_TAGGER = "linear"
 META_FILE = "meta.json"
 CARD_FILE = "MODEL_CARD.md"
 ACTIVE_FILE = "ACTIVE"
-
-
-class ModelError(ValueError):
-    """A model cannot be found, read, or used with the given codebook."""
 
 
 def models_dir() -> Path:

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .schema import Document
+from .schema import Document, text_for_tagging
 from .taggers import Tagger
 from .taggers.base import aggregate_max
 from .text import Passage, TextProcessor
@@ -113,13 +113,6 @@ class DocumentTagger:
                 doc, unit, {axis: s[i] for axis, s in doc_scores.items()},
                 {axis: s[offsets[i] : offsets[i + 1]] for axis, s in passage_scores.items()}, selected[i], evidence))
         return out
-
-
-def text_for_tagging(doc: Document) -> str:
-    """Title and body: the annotated units were judged with their titles."""
-    if doc.title and not doc.text.startswith(doc.title):
-        return f"{doc.title}\n\n{doc.text}"
-    return doc.text
 
 
 def _clip(sentence: str) -> str:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import ConfigError
 from .taggers import Tagger
 from .text import Passage
 
@@ -43,11 +44,11 @@ def choose(tagger: Tagger, passages: list[Passage], n: int, *, strategy: str = "
            axes: Sequence[str] | None = None, seed: int = 0) -> tuple[list[int], np.ndarray, dict[str, np.ndarray]]:
     """Indices of the ``n`` passages to annotate next, most useful first; also the margins and the scores."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     axes = list(axes or tagger.labels)
     unknown = [a for a in axes if a not in tagger.labels]
     if unknown:
-        raise ValueError(f"unknown axis {', '.join(unknown)}; the model's axes are {', '.join(tagger.labels)}")
+        raise ConfigError(f"unknown axis {', '.join(unknown)}; the model's axes are {', '.join(tagger.labels)}")
     if not passages or n <= 0:
         return [], np.zeros(0), {}
     scores = tagger.passage_proba(passages)

@@ -40,3 +40,22 @@ class Document:
             values["id"] = default_id
         values.setdefault("text", "")
         return cls(meta=meta, **values)
+
+
+def text_for_tagging(doc: Document) -> str:
+    """Title and body: the annotated units were judged with their titles."""
+    if doc.title and not doc.text.startswith(doc.title):
+        return f"{doc.title}\n\n{doc.text}"
+    return doc.text
+
+
+@dataclass
+class Annotation:
+    """An annotated unit: its text and, per codebook axis, the label ids a person gave it."""
+
+    id: str
+    text: str
+    labels: dict[str, list[str]]  # axis -> label ids
+    title: str = ""
+    sample: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)

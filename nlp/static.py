@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .encoder import encoder_path
+from .errors import ConfigError, ModelError
 
 #: Bumped when the distillation recipe changes: a cached table of another recipe is not reused.
 STATIC_RULE = "m2v-mean-pca-sif/v1"
@@ -87,7 +88,7 @@ def distill(dims: int | None = DEFAULT_DIMS, *, batch_size: int = 512, limit: in
     _, vecs = np.linalg.eigh(cov)
     k = raw.shape[1] if dims is None else int(dims)
     if not 1 <= k <= raw.shape[1]:
-        raise ValueError(f"dims must be between 1 and {raw.shape[1]}, got {dims}")
+        raise ConfigError(f"dims must be between 1 and {raw.shape[1]}, got {dims}")
     components = vecs[:, ::-1][:, :k]
     scores = centred @ components
     signs = np.sign(scores[np.argmax(np.abs(scores), axis=0), np.arange(k)])
@@ -123,7 +124,7 @@ class StaticEncoder:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         if tokenizer.get_vocab_size() != len(self.table):
-            raise ValueError(f"static table has {len(self.table)} rows but the tokenizer {tokenizer.get_vocab_size()} "
+            raise ModelError(f"static table has {len(self.table)} rows but the tokenizer {tokenizer.get_vocab_size()} "
                              "pieces: it was distilled from another encoder")
         self._tokenizer = tokenizer
 
@@ -165,7 +166,7 @@ class StaticEncoder:
 
         encoder = cls(load_file(str(path))["vectors"])
         if expected_id and encoder.id != expected_id:
-            raise ValueError(f"{path}: static table {encoder.id} is not the expected {expected_id}")
+            raise ModelError(f"{path}: static table {encoder.id} is not the expected {expected_id}")
         return encoder
 
 

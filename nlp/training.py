@@ -13,10 +13,10 @@ import numpy as np
 from .annotations import (HELDOUT_FRACTION, Annotation, document_key, heldout_split, label_matrix,
                           read_annotations, source_of)
 from .codebook import Codebook
+from .errors import CdpdError, ConfigError
 from .metrics import axis_report
 from .models import ModelInfo, file_sha256, save_model
-from .pipeline import text_for_tagging
-from .schema import Document
+from .schema import Document, text_for_tagging
 from .taggers import Tagger, get_tagger_class
 from .text import Passage, TextProcessor
 
@@ -44,13 +44,36 @@ def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str
                     ) -> dict[str, Any]:
     """``params`` plus the runtime settings a tagger class takes: for those that embed text (``cache`` among their
     runtime settings), the persistent embedding cache (``cache``, by default ``$CDPD_HOME/embeddings.sqlite``)
-    unless ``params`` names one, so that a retrain does not encode the same passages again."""
+    unless ``params`` names one, so that a retrain does not encode the same passages again.
+
+    A parameter the tagger does not take is a :class:`~nlp.errors.ConfigError` naming those it does, before any
+    text is processed."""
     settings = dict(params or {})
+    accepted = (*cls._param_names, *getattr(cls, "_runtime_names", ()))
+    unknown = sorted(k for k in settings if k not in accepted)
+    if unknown:
+        raise ConfigError(f"the {cls.name} tagger has no parameter {', '.join(map(repr, unknown))}; it takes "
+                          f"{', '.join(cls._param_names) or 'none'}")
     if "cache" in getattr(cls, "_runtime_names", ()) and "cache" not in settings:
         from .embeddings import default_cache_path
 
         settings["cache"] = str(cache if cache is not None else default_cache_path())
     return settings
+
+
+def fit_tagger(cls: type[Tagger], codebook: Codebook, settings: dict[str, Any], units, y,
+               user_params: dict[str, Any] | None = None) -> Tagger:
+    """A new tagger of ``cls`` with ``settings``, fitted. When the user gave parameters (``user_params``) and the
+    tagger or the library under it refuses one of their values (scikit-learn's parameter validation raises a
+    ``ValueError``), that is a :class:`~nlp.errors.ConfigError` naming the parameters; without user parameters
+    the same failure is a bug and keeps its traceback."""
+    try:
+        return cls(codebook, **settings).fit(units, y)
+    except (TypeError, ValueError) as exc:
+        if not user_params or isinstance(exc, CdpdError):
+            raise
+        raise ConfigError(f"the {cls.name} tagger cannot be fitted with the parameters "
+                          f"{json.dumps(user_params, default=str)}: {exc}") from exc
 
 
 def annotations_sha256(annotations: list[Annotation]) -> str:
@@ -84,19 +107,19 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
         source = str(annotations_path)
         data_hash = file_sha256(annotations_path)
         progress(f"read {len(annotations)} annotated units from {annotations_path}")
+    cls = get_tagger_class(tagger)
+    user_params, params = params, tagger_settings(cls, params, cache)  # a bad parameter fails before any work
     processor = TextProcessor(codebook)
     t0 = time.perf_counter()
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
     progress(f"processed {sum(len(u) for u in units)} passages in {time.perf_counter() - t0:.1f}s")
-    cls = get_tagger_class(tagger)
-    params = tagger_settings(cls, params, cache)
     metrics: dict[str, Any] = {}
     train_idx, test_idx = heldout_split(annotations, holdout)
     if cls.trainable and test_idx:
         progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out units")
-        model = cls(codebook, **params).fit([units[i] for i in train_idx],
-                                            {a: v[train_idx] for a, v in y.items()})
+        model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
+                           {a: v[train_idx] for a, v in y.items()}, user_params)
         metrics = {"heldout": evaluate_tagger(model, [units[i] for i in test_idx],
                                               {a: v[test_idx] for a, v in y.items()}, codebook,
                                               [source_of(annotations[i]) for i in test_idx]),
@@ -109,7 +132,7 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
                      + _empty_note(r))
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
-    model = cls(codebook, **params).fit(units, y)
+    model = fit_tagger(cls, codebook, params, units, y, user_params)
     fit_seconds = time.perf_counter() - t0
     training = {"path": source, "sha256": data_hash, "n_units": len(units), "fit_seconds": round(fit_seconds, 2)}
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
@@ -132,12 +155,12 @@ def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tag
     units = annotation_units(annotations, TextProcessor(codebook))
     y = label_matrix(annotations, codebook)
     cls = get_tagger_class(tagger)
-    params = tagger_settings(cls, params, cache)
+    user_params, params = params, tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     groups = [document_key(a) for a in annotations]
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
-        model = cls(codebook, **params).fit([units[i] for i in train_idx],
-                                            {a: v[train_idx] for a, v in y.items()})
+        model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
+                           {a: v[train_idx] for a, v in y.items()}, user_params)
         proba = model.predict_proba([units[i] for i in test_idx])
         for axis in y:
             scores[axis][test_idx] = proba[axis]
@@ -188,13 +211,13 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
     cls = get_tagger_class(tagger)
-    params = tagger_settings(cls, params, cache)
+    user_params, params = params, tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
     groups = [document_key(a) for a in annotations]
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
-        model = cls(codebook, **params).fit([units[i] for i in train_idx],
-                                            {a: v[train_idx] for a, v in y.items()})
+        model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
+                           {a: v[train_idx] for a, v in y.items()}, user_params)
         held = [units[i] for i in test_idx]
         proba = model.predict_proba(held)
         for axis in y:

@@ -23,7 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from .schema import METADATA_FIELDS, Document
+from .errors import CdpdError
+from .normalise import detect_language, text_key
+from .schema import METADATA_FIELDS, Annotation, Document, text_for_tagging
 
 if TYPE_CHECKING:  # imported where a table is built: pandas costs ~0.4 s, which `cdpd classify` never needs
     import pandas as pd
@@ -324,8 +326,10 @@ _FILTER_INDEXES = {name: f"CREATE INDEX IF NOT EXISTS documents_{name} ON docume
                    for name in ("issuer", "country", "city")}
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(CdpdError, RuntimeError):
     """The workspace cannot be opened or used (newer schema, corrupt file, bad query)."""
+
+    code = "workspace"
 
 
 def default_home() -> Path:
@@ -457,7 +461,6 @@ class Workspace:
     # -- documents ---------------------------------------------------------------------------------------------
     def add_documents(self, docs: Iterable[Document], *, batch_size: int = 500, progress=None) -> ImportReport:
         """Add documents, skipping those whose id or normalised text is already present. Committed per batch."""
-        from .ingest import detect_language, text_key
 
         report = ImportReport()
         batch: list[tuple] = []
@@ -618,6 +621,22 @@ class Workspace:
     def models(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT model FROM models ORDER BY registered_at, model")]
 
+    def classifying_models(self) -> list[str]:
+        """Models that classified documents here, the one that classified most recently first."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT model FROM classified GROUP BY model ORDER BY max(classified_at) DESC, model")]
+
+    def state_stamp(self, model: str | None = None) -> str:
+        """A short string that changes whenever what a page computes from the workspace may change: documents,
+        passages and annotations, and (with ``model``) that model's classifications. Pages key their caches on it,
+        so a cached table is reused only while nothing it depends on moved."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(*) FROM documents) || ':' || (SELECT count(*) FROM passages) || ':' || "
+            "(SELECT count(*) FROM annotations) || ':' || "
+            "(SELECT count(*) || ':' || coalesce(max(classified_at), '') FROM classified WHERE model = ?)",
+            (model or "",)).fetchone()
+        return row[0]
+
     def latest_model(self) -> str | None:
         row = self.conn.execute(
             "SELECT c.model FROM classified c GROUP BY c.model ORDER BY max(c.classified_at) DESC LIMIT 1").fetchone()
@@ -704,7 +723,7 @@ class Workspace:
         """(id, whether it is new): an annotation with the same normalised text, labels and annotator is stored
         once, by a UNIQUE constraint, so two imports at once cannot both add it; the existing one's id otherwise."""
         if not annotator.strip():
-            raise ValueError("an annotation needs the annotator's name")
+            raise WorkspaceError("an annotation needs the annotator's name")
         key = annotation_key(text, labels, annotator.strip())
         with self.transaction() as conn:
             cur = conn.execute(
@@ -724,10 +743,7 @@ class Workspace:
     def candidate_passages(self, limit: int = 2000, seed: int = 0) -> list[tuple[int, str, int, int, str]]:
         """Up to ``limit`` passages of English documents, none whose text is annotated already, drawn at random
         (seeded): (passage_id, document id, start, end, tagged text). Offsets refer to the tagged text (title and
-        body, as :func:`nlp.pipeline.text_for_tagging` builds it)."""
-        from .ingest import text_key
-        from .pipeline import text_for_tagging
-
+        body, as :func:`nlp.schema.text_for_tagging` builds it)."""
         annotated = {text_key(r[0]) for r in self.conn.execute("SELECT text FROM annotations")}
         rows = self.conn.execute(
             "SELECT p.passage_id, d.id, p.start, p.end, d.title, d.text FROM passages p "
@@ -794,11 +810,9 @@ class Workspace:
         return latest[::-1][:limit]
 
     def annotation_units(self, codebook) -> list:
-        """Workspace annotations as :class:`nlp.annotations.Annotation`, oldest first (a later one wins a merge):
+        """Workspace annotations as :class:`nlp.schema.Annotation`, oldest first (a later one wins a merge):
         per annotator and unit only the latest version (:meth:`latest_annotations`), so an edit replaces the
         decision it corrects in exports and training, and two annotators of one text both stay."""
-        from .annotations import Annotation
-
         out = []
         for row in self.latest_annotations():
             labels = {axis: list(row["labels"].get(axis, [])) for axis in codebook.axis_names}
@@ -815,8 +829,6 @@ class Workspace:
 def annotation_key(text: str, labels: dict[str, list[str]], annotator: str) -> str:
     """The dedup key of an annotation: its normalised text (as imports deduplicate), its labels (order aside) and
     its annotator (two annotators agreeing are two annotations, for agreement figures)."""
-    from .ingest import text_key
-
     canonical = json.dumps([text_key(text), {axis: sorted(v) for axis, v in sorted(labels.items())}, annotator],
                            ensure_ascii=False, sort_keys=True)
     return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
@@ -824,11 +836,9 @@ def annotation_key(text: str, labels: dict[str, list[str]], annotator: str) -> s
 
 @lru_cache(maxsize=10_000)
 def unit_key(text: str) -> str:
-    """An annotated unit's key: its normalised text (:func:`nlp.ingest.text_key`, as merges and agreement match
+    """An annotated unit's key: its normalised text (:func:`nlp.normalise.text_key`, as merges and agreement match
     units), remembered: the Annotate page groups every annotation on every save, and normalising was most of
     that time (0.5 s a save with 2,000 annotations)."""
-    from .ingest import text_key
-
     return text_key(text)
 
 

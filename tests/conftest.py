@@ -194,17 +194,16 @@ def small_ensemble(codebook, small_units, embedding_cache):
 @pytest.fixture(scope="session")
 def classify_workspace(linear_model):
     """A function classifying every unclassified document of the workspace at ``home`` with the session's linear
-    model, as `cdpd run` does."""
-    from nlp.cli import _classify_workspace
+    model, as `cdpd run` does (:func:`nlp.jobs.classify_workspace`)."""
+    from nlp.jobs import classify_workspace
+    from nlp.workspace import Workspace
 
     def run(home, model: str = "linear") -> None:
-        class Args:
-            workspace = str(home)
-            codebook = None
-            quiet = True
+        from nlp.models import load_model
 
-        Args.model = model
-        _classify_workspace(Args())
+        tagger, info = linear_model if model == "linear" else load_model(model, linear_model[0].codebook)
+        with Workspace(home) as ws:
+            classify_workspace(ws, tagger, info, tagger.codebook)
 
     return run
 

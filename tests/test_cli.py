@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import nlp.cli
+import nlp.models
 from nlp.cli import main
 from nlp.codebook import DEFAULT_CODEBOOK
 from nlp.pipeline import DocumentTagger
@@ -69,14 +70,14 @@ def sample_docs(state_department, king_county):
 def fast_linear(monkeypatch, linear_model, codebook):
     """Serve the session's already-loaded linear model to the CLI (loading it takes ~2 s a time); any other
     model or codebook still goes through nlp.models.load_model."""
-    original = nlp.cli._load
+    original = nlp.models.load_model
 
-    def load(args, cb):
-        if getattr(args, "model", None) in (None, "linear") and cb.label_sets() == codebook.label_sets():
+    def load(ref, cb, **kwargs):
+        if ref in (None, "linear") and cb.label_sets() == codebook.label_sets():
             return linear_model
-        return original(args, cb)
+        return original(ref, cb, **kwargs)
 
-    monkeypatch.setattr(nlp.cli, "_load", load)
+    monkeypatch.setattr(nlp.models, "load_model", load)
     return linear_model
 
 
@@ -546,7 +547,7 @@ def small_corpus(tmp_path, monkeypatch, king_county, state_department):
     folder = tmp_path / "corpora"
     folder.mkdir()
     pd.concat([city, national]).to_parquet(folder / "mini.parquet", index=False)
-    monkeypatch.setattr(nlp.cli, "CORPORA", folder)
+    monkeypatch.setattr(nlp.cli._util, "CORPORA", folder)
     return folder
 
 
@@ -635,12 +636,12 @@ def test_embedding_train_and_classify_use_the_workspace_cache(capsys, monkeypatc
     # without --workspace the cache is $CDPD_HOME's
     monkeypatch.setenv("CDPD_HOME", str(home))
     args = nlp.cli.build_parser().parse_args(["classify", str(docs)])
-    assert nlp.cli._embedding_cache(args) == cache
+    assert nlp.cli._util.embedding_cache(args) == cache
 
 
 def test_search_output_shows_control_characters_as_spaces():
     """A title with ANSI escapes or a carriage return cannot recolour or rewrite the terminal."""
-    from nlp.cli import _printable
+    from nlp.cli._util import printable as _printable
 
     assert _printable("Evil\x1b[2J\x1b[31mred\rX\x9b") == "Evil [2J [31mred X "
     assert _printable("Égalité — “quoted”") == "Égalité — “quoted”" and _printable(None) == ""

@@ -3,7 +3,6 @@ use, resumable classification, annotations, language flags, and label shares che
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 from typing import Sequence
 
@@ -69,17 +68,15 @@ class KeywordTagger(Tagger):
 
 
 def classify(monkeypatch, home, tagger, ref="keywords@00000000", batch_size=None):
-    """Run the CLI's workspace classification (``cdpd run``/``ingest --classify``) with ``tagger``."""
-    import nlp.cli
+    """Classify the workspace at ``home`` with ``tagger`` as ``cdpd run`` and ``ingest --classify`` do
+    (:func:`nlp.jobs.classify_workspace`), in batches of ``batch_size`` documents (default 256)."""
+    from nlp.jobs import CLASSIFY_BATCH, classify_workspace
 
     name, version = ref.split("@")
-    monkeypatch.setattr(nlp.cli, "_load", lambda args, codebook: (tagger, ModelInfo(name, version, tagger.name, {})))
-    if batch_size is not None:
-        original = Workspace.unclassified
-        monkeypatch.setattr(Workspace, "unclassified",
-                            lambda self, model, batch_size_=256, **kw: original(self, model, batch_size=batch_size))
-    args = argparse.Namespace(workspace=str(home), model=name, quiet=True, codebook=None)
-    return nlp.cli._classify_workspace(args)
+    with Workspace(home) as ws:
+        classify_workspace(ws, tagger, ModelInfo(name, version, tagger.name, {}), tagger.codebook,
+                           batch_size=batch_size or CLASSIFY_BATCH)
+    return 0
 
 
 @pytest.fixture
@@ -309,6 +306,26 @@ def test_predictions_are_stored_with_evidence(tmp_path, monkeypatch, codebook):
         assert preds["coercive_measures"]["evidence"] == ["Sanctions follow."]
         assert preds["health"] == {"axis": "domains", "score": 0.0, "selected": False, "evidence": []}
         assert ws.models() == ["keywords@00000000"] and ws.latest_model() == "keywords@00000000"
+        assert ws.classifying_models() == ["keywords@00000000"]
+
+
+def test_state_stamp_moves_with_what_pages_compute_from(tmp_path, monkeypatch, codebook):
+    """Pages key their caches on ``state_stamp``: it must change with documents, annotations and the model's
+    classifications, and stay put otherwise."""
+    home = tmp_path / "ws"
+    with Workspace(home) as ws:
+        ws.add_documents([Document(id="d1", text="The mayor met the ambassador of Japan.")])
+        empty, again = ws.state_stamp("keywords@00000000"), ws.state_stamp("keywords@00000000")
+    assert empty == again
+    classify(monkeypatch, home, KeywordTagger(codebook))
+    with Workspace(home) as ws:
+        classified = ws.state_stamp("keywords@00000000")
+        assert classified != empty and ws.state_stamp("other@1") != classified
+        ws.insert_annotation("The mayor met the ambassador of Japan.", {"functions": ["representation_protocol"]},
+                             "ana")
+        assert ws.state_stamp("keywords@00000000") != classified
+        ws.add_documents([Document(id="d2", text="The council adopted the budget.")])
+        assert len({classified, ws.state_stamp("keywords@00000000")}) == 2
 
 
 # -------------------------------------------------------------------------------------------- label shares
@@ -363,7 +380,7 @@ def test_annotations_survive_reopening(tmp_path, state_department):
         first = ws.add_annotation(doc.text[:300], {"functions": ["advocacy"], "domains": []}, " Ana ", doc_id=doc_id)
         second = ws.add_annotation("Un texte libre.", {"functions": [], "domains": ["culture"]}, "Bo")
         assert second == first + 1
-        with pytest.raises(ValueError, match="annotator"):
+        with pytest.raises(WorkspaceError, match="annotator"):
             ws.add_annotation("x", {}, "   ")
     with Workspace(home, create=False) as ws:  # a new connection: what was committed is there
         rows = ws.annotations()

@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import CdpdError, ConfigError
+
 __all__ = ["CAError", "CAResult", "correspondence_analysis", "bootstrap_ellipses", "mds_profiles"]
 
 #: Relative tolerance under which two contributions count as tied in the sign rule.
@@ -50,8 +52,10 @@ _TIE_RTOL = 1e-9
 _SV_RTOL = 1e-9
 
 
-class CAError(ValueError):
+class CAError(CdpdError, ValueError):
     """A table that correspondence analysis cannot use; the message names the offending row or column."""
+
+    code = "ca"
 
 
 def _dim_names(k: int) -> list[str]:
@@ -269,7 +273,7 @@ def correspondence_analysis(
     import prince  # imported lazily: it pulls in altair, slow to import
 
     if n_components is not None and (not isinstance(n_components, numbers.Integral) or n_components < 1):
-        raise ValueError(f"n_components must be a positive integer or None, got {n_components!r}")
+        raise ConfigError(f"n_components must be a positive integer or None, got {n_components!r}")
     values = _validate_table(table)
     sup_rows = _check_names(sup_rows, values.index, "row")
     sup_cols = _check_names(sup_cols, values.columns, "column")
@@ -434,11 +438,11 @@ def bootstrap_ellipses(
     points per ellipse, the first and last equal (a closed outline, ready to plot).
     """
     if result.n_components < 2:
-        raise ValueError("bootstrap_ellipses needs a result with n_components >= 2")
+        raise ConfigError("bootstrap_ellipses needs a result with n_components >= 2")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        raise ConfigError(f"level must lie in (0, 1), got {level!r}")
     if n_replicates < 3 or n_points < 3:
-        raise ValueError("n_replicates and n_points must be at least 3")
+        raise ConfigError("n_replicates and n_points must be at least 3")
     row_names = result.rows.index[~result.rows["supplementary"].to_numpy(bool)]
     col_names = result.cols.index[~result.cols["supplementary"].to_numpy(bool)]
     values = _validate_table(table)
@@ -537,9 +541,9 @@ def mds_profiles(
     elif axis in ("cols", "col", "columns", 1):
         values = _clean_table(table, drop_empty=True).T
     else:
-        raise ValueError(f"axis must be 'rows' or 'cols', got {axis!r}")
+        raise ConfigError(f"axis must be 'rows' or 'cols', got {axis!r}")
     if n_components < 1:
-        raise ValueError(f"n_components must be >= 1, got {n_components!r}")
+        raise ConfigError(f"n_components must be >= 1, got {n_components!r}")
     delta = _profile_distances(values.to_numpy())
     embedding = _mds(n_components, seed).fit_transform(delta)
     d = np.sqrt(((embedding[:, None, :] - embedding[None, :, :]) ** 2).sum(axis=2))

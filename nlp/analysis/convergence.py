@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..codebook import Codebook
+from ..errors import ConfigError, DataError
 from .units import UnitMatrix
 
 #: A side "leads" only when the larger share is at least this many times the smaller (a size that matters).
@@ -189,15 +190,15 @@ def convergence(matrix: UnitMatrix, codebook: Codebook | None = None, *, replica
     """The convergence reading of ``matrix`` (see the module docstring). Raises ``ValueError`` when a side has no
     unit (nothing to compare) or the settings are out of range."""
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 20:
-        raise ValueError(f"replicates must be a whole number >= 20 (percentile intervals need them), not "
+        raise ConfigError(f"replicates must be a whole number >= 20 (percentile intervals need them), not "
                          f"{replicates!r}")
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie between 0 and 1, not {alpha!r}")
+        raise ConfigError(f"alpha must lie between 0 and 1, not {alpha!r}")
     a, b = matrix.sides
     n, documents = matrix.n(), matrix.documents()
     empty = [name for name in (a, b) if n[name] == 0]
     if empty:
-        raise ValueError(f"side(s) {', '.join(empty)} count no unit ({matrix.unit}"
+        raise DataError(f"side(s) {', '.join(empty)} count no unit ({matrix.unit}"
                          f"{', diplomatic only' if matrix.diplomatic_only else ''}): nothing to compare")
     rng = np.random.default_rng(seed)
     labels = list(matrix.labels)

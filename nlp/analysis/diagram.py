@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..codebook import Codebook
+from ..errors import ConfigError, DataError
 from ..workspace import Workspace
 from .ca import CAResult, bootstrap_ellipses, correspondence_analysis, mds_profiles
 from .convergence import DEFAULT_ALPHA, DEFAULT_REPLICATES, Convergence, convergence
@@ -128,9 +129,9 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
     check_unit(unit)
     sup_cols, sup_rows = list(sup_cols or []), list(sup_rows or [])
     if rows not in codebook.axis_names:
-        raise ValueError(f"rows must be a codebook axis ({', '.join(codebook.axis_names)}), not {rows!r}")
+        raise ConfigError(f"rows must be a codebook axis ({', '.join(codebook.axis_names)}), not {rows!r}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 2):
-        raise ValueError(f"top must be a whole number >= 2 (groups kept active), not {top!r}")
+        raise ConfigError(f"top must be a whole number >= 2 (groups kept active), not {top!r}")
     reads = Reads(ws)  # the biplot's table and both readings share the per-document reads
     table = unit_table(ws, model, axis=rows, by=by, unit=unit, filters=filters, reads=reads)
     other = next((a for a in codebook.axis_names if a != rows), None)
@@ -162,7 +163,7 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
         matrix = matrices[dip]
         try:
             readings[dip] = convergence(matrix, codebook, replicates=replicates, seed=seed, alpha=alpha)
-        except ValueError as exc:
+        except DataError as exc:  # a side with no unit in this selection
             readings[dip] = None
             if dip == bool(diplomatic_only):
                 notes.append(f"no convergence reading: {exc}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import ConfigError
 from ..fileio import atomic_path, csv_text
 from .figures import add_note, biplot, dumbbell, mds_figure, static_biplot, static_dumbbell
 
@@ -114,7 +115,7 @@ def _atomic_write(path: Path, write) -> None:
 def _static_suffix(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in STATIC_FORMATS:
-        raise ValueError(f"{out}: a figure is written as {', '.join(STATIC_FORMATS)}, not {suffix or 'no suffix'!r}")
+        raise ConfigError(f"{out}: a figure is written as {', '.join(STATIC_FORMATS)}, not {suffix or 'no suffix'!r}")
     return suffix
 
 
@@ -156,7 +157,7 @@ def export(out: str | Path, result, tables: dict[str, pd.DataFrame], codebook=No
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"{out}: the diagram is written as {', '.join(FORMATS)}, not {suffix or 'no suffix'!r}")
+        raise ConfigError(f"{out}: the diagram is written as {', '.join(FORMATS)}, not {suffix or 'no suffix'!r}")
     figures = [out]
     if suffix == ".html":
         page = html_report(result, codebook, ellipses=ellipses, title=title,
@@ -416,7 +417,7 @@ def write_report(diagram, out: str | Path, *, quality: pd.DataFrame | None = Non
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in REPORT_FORMATS:
-        raise ValueError(f"{out}: the report is written as .html or .pdf, not {suffix or 'no suffix'!r}")
+        raise ConfigError(f"{out}: the report is written as .html or .pdf, not {suffix or 'no suffix'!r}")
     if suffix == ".pdf":
         return research_report_pdf(diagram, out, quality=quality, codebook=codebook, generated=generated)
     page = research_report(diagram, quality=quality, codebook=codebook, generated=generated)

@@ -20,11 +20,12 @@ import streamlit as st
 from ..analysis.tables import Filters
 from ..codebook import Codebook, load_codebook
 from ..embeddings import CACHE_FILE
+from ..errors import CdpdError
 from ..ingest import (MAX_FILE_BYTES, SUPPORTED_SUFFIXES, IngestError, Rejected, detect_language, iter_documents,
                       text_key)
-from ..models import ModelError, ModelInfo, active_ref, list_models, load_model, models_dir
+from ..models import ModelInfo, active_ref, list_models, load_model, models_dir
 from ..schema import Document
-from ..workspace import DB_FILE, Workspace, WorkspaceError, default_home
+from ..workspace import DB_FILE, Workspace, default_home
 
 #: Uploads over this size are refused with a message: classifying in the browser is for a few documents at a
 #: time; corpora go through `cdpd ingest`.
@@ -91,8 +92,7 @@ def no_workspace_message() -> None:
 
 def workspace_models(ws: Workspace) -> list[str]:
     """Models that classified documents in this workspace, the active one first if among them."""
-    rows = ws.conn.execute("SELECT model, count(*) FROM classified GROUP BY model ORDER BY max(classified_at) DESC")
-    refs = [r[0] for r in rows]
+    refs = ws.classifying_models()
     active = active_ref()
     if active in refs:
         refs.remove(active)
@@ -317,6 +317,6 @@ def model_picker(refs: Sequence[str], key: str, where=None, help: str | None = N
 
 def friendly(exc: Exception) -> str:
     """One line for a user, whatever failed underneath."""
-    if isinstance(exc, (WorkspaceError, ModelError, IngestError, ValueError)):
+    if isinstance(exc, CdpdError):  # a problem the user can fix: its message says what and how
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

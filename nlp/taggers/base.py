@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from ..codebook import Codebook
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # not at run time: nlp.text imports spaCy, which `cdpd models list` has no use for
     from ..text import Passage
@@ -83,7 +84,7 @@ def get_tagger_class(name: str) -> type["Tagger"]:
     try:
         return TAGGERS[name]
     except KeyError:
-        raise ValueError(f"unknown tagger {name!r}; available: {', '.join(sorted(TAGGERS))}") from None
+        raise ConfigError(f"unknown tagger {name!r}; available: {', '.join(sorted(TAGGERS))}") from None
 
 
 Units = Sequence[Sequence["Passage"]]  # one entry per document: its passages
@@ -141,7 +142,7 @@ class Tagger:
     def set_params(self, **params) -> "Tagger":
         for key, value in params.items():
             if key not in self._param_names:
-                raise ValueError(f"{self.name} tagger has no parameter {key!r}; it has {', '.join(self._param_names)}")
+                raise ConfigError(f"{self.name} tagger has no parameter {key!r}; it has {', '.join(self._param_names)}")
             setattr(self, key, value)
         return self
 

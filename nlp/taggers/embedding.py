@@ -51,6 +51,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from ..encoder import MAX_TOKENS
+from ..errors import ConfigError, DataError, ModelError
 from ..metrics import best_threshold, tune_thresholds
 from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
@@ -108,7 +109,7 @@ class EmbeddingTagger(Tagger):
             setattr(self, key, value)
         super().set_params(**params)
         if self.encoder not in ENCODERS:
-            raise ValueError(f"embedding tagger: encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+            raise ConfigError(f"embedding tagger: encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         return self
 
     # -- what a caller may want to know --------------------------------------------------------------------------
@@ -200,7 +201,7 @@ class EmbeddingTagger(Tagger):
 
         n = len(units)
         if n < 2:
-            raise ValueError(f"embedding tagger needs at least 2 annotated units, got {n}")
+            raise DataError(f"embedding tagger needs at least 2 annotated units, got {n}")
         if self.encoder != "static":
             self.static_ = None
         flat = [p for unit in units for p in unit]
@@ -275,7 +276,7 @@ class EmbeddingTagger(Tagger):
         if not len(t) or t.min() == t.max():
             if not any(m.any() for m in self.zero_shot_mask_.values()):
                 return (1.0, 0.0, 0.0)  # nothing is zero-shot: the calibration is never used
-            raise ValueError("embedding tagger: zero-shot labels need other labels with both positive and negative "
+            raise DataError("embedding tagger: zero-shot labels need other labels with both positive and negative "
                              "examples to calibrate on; annotate at least one positive unit for some label")
         with threadpool_limits(limits=1, user_api="blas"):
             clf = LogisticRegression(C=1e4, max_iter=1000).fit(x, t)
@@ -365,10 +366,10 @@ class EmbeddingTagger(Tagger):
         path = Path(folder) / STATE_FILE
         untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
         if untrusted:  # never unpickled: only skops' safe types are accepted
-            raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
+            raise ModelError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
         state = sio.load(path, trusted=list(TRUSTED_TYPES))
         if {axis: list(labs) for axis, labs in state["labels"].items()} != self.labels:
-            raise ValueError(f"{path}: the state's labels differ from the codebook's")
+            raise ModelError(f"{path}: the state's labels differ from the codebook's")
         static = str(state["encoder"]).startswith("static:")
         if static:  # the table the model was trained on, saved beside it; checked against the recorded id
             from ..static import STATIC_FILE, StaticEncoder
@@ -378,11 +379,11 @@ class EmbeddingTagger(Tagger):
         n_features = self.dim + len(self.seed_labels)
         for axis, labs in self.labels.items():
             if np.shape(state["coef"][axis]) != (len(labs), n_features):
-                raise ValueError(f"{path}: {axis} weights have shape {np.shape(state['coef'][axis])}, "
+                raise ModelError(f"{path}: {axis} weights have shape {np.shape(state['coef'][axis])}, "
                                  f"expected {(len(labs), n_features)}")
         current = encoder_id()
         if state["encoder"] and not static and state["encoder"] != current:
-            raise ValueError(f"{path}: trained with encoder {state['encoder']}, but the installed one is {current}")
+            raise ModelError(f"{path}: trained with encoder {state['encoder']}, but the installed one is {current}")
         self.coef_ = {axis: np.asarray(v, dtype=np.float64) for axis, v in state["coef"].items()}
         self.intercept_ = {axis: np.asarray(v, dtype=np.float64) for axis, v in state["intercept"].items()}
         self.prototypes_ = {axis: np.asarray(v, dtype=np.float64) for axis, v in state["prototypes"].items()}

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, DataError, ModelError
 from ..metrics import tune_thresholds
 from ..text import Passage
 from .base import ScoredBatch, Tagger, Units, aggregate_max, get_tagger_class, register_tagger
@@ -67,7 +68,7 @@ class EnsembleTagger(Tagger):
         super().__init__(codebook)
         unknown = [k for k in runtime if k not in self._runtime_names]
         if unknown:
-            raise TypeError(f"ensemble tagger: unexpected argument(s) {', '.join(unknown)}")
+            raise ConfigError(f"ensemble tagger: unexpected argument(s) {', '.join(unknown)}")
         self.runtime = dict(runtime)
         self.members = list(members)
         self.weights = None if weights is None else [float(w) for w in weights]
@@ -77,22 +78,22 @@ class EnsembleTagger(Tagger):
     # -- members -------------------------------------------------------------------------------------------------
     def _build_members(self) -> None:
         if len(self.members) < 2 or len(set(self.members)) != len(self.members):
-            raise ValueError(f"ensemble tagger: members must be two or more distinct taggers, got {self.members}")
+            raise ConfigError(f"ensemble tagger: members must be two or more distinct taggers, got {self.members}")
         if "ensemble" in self.members:
-            raise ValueError("ensemble tagger: an ensemble cannot be its own member")
+            raise ConfigError("ensemble tagger: an ensemble cannot be its own member")
         weights = self.weights if self.weights is not None else [1.0] * len(self.members)
         if len(weights) != len(self.members):
-            raise ValueError(f"ensemble tagger: {len(weights)} weights for {len(self.members)} members")
+            raise ConfigError(f"ensemble tagger: {len(weights)} weights for {len(self.members)} members")
         if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"ensemble tagger: weights must be non-negative with a positive sum, got {weights}")
+            raise ConfigError(f"ensemble tagger: weights must be non-negative with a positive sum, got {weights}")
         extra = [name for name in self.member_params if name not in self.members]
         if extra:
-            raise ValueError(f"ensemble tagger: parameters given for {', '.join(extra)}, which are not members")
+            raise ConfigError(f"ensemble tagger: parameters given for {', '.join(extra)}, which are not members")
         self.taggers_: dict[str, Tagger] = {}
         for name in self.members:
             cls = get_tagger_class(name)
             if cls.trainable and not cls.out_of_fold:
-                raise ValueError(f"ensemble tagger: member {name!r} gives no out-of-fold scores to tune thresholds "
+                raise ConfigError(f"ensemble tagger: member {name!r} gives no out-of-fold scores to tune thresholds "
                                  "on; use members such as linear, embedding or lexicon")
             tagger = cls(self.codebook, **{**DEFAULT_MEMBER_PARAMS.get(name, {}), **self.member_params.get(name, {})})
             self._pass_runtime(tagger)
@@ -147,7 +148,7 @@ class EnsembleTagger(Tagger):
     def fit(self, units: Units, y: dict[str, np.ndarray]) -> "EnsembleTagger":
         n = len(units)
         if n < 2:
-            raise ValueError(f"ensemble tagger needs at least 2 annotated units, got {n}")
+            raise DataError(f"ensemble tagger needs at least 2 annotated units, got {n}")
         flat = [p for unit in units for p in unit]
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         oof: dict[str, dict[str, np.ndarray]] = {}
@@ -226,10 +227,10 @@ class EnsembleTagger(Tagger):
         folder = Path(folder)
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         if state["members"] != self.members:
-            raise ValueError(f"{folder / STATE_FILE}: members {state['members']} differ from the parameters' "
+            raise ModelError(f"{folder / STATE_FILE}: members {state['members']} differ from the parameters' "
                              f"{self.members}")
         if {axis: list(labs) for axis, labs in state["labels"].items()} != self.labels:
-            raise ValueError(f"{folder / STATE_FILE}: the state's labels differ from the codebook's")
+            raise ModelError(f"{folder / STATE_FILE}: the state's labels differ from the codebook's")
         for name, tagger in self.taggers_.items():
             tagger.load_state(folder / name)
             tagger.thresholds_ = {axis: np.asarray(v, dtype=float)
@@ -237,6 +238,6 @@ class EnsembleTagger(Tagger):
         sources = {axis: [s if s in self.taggers_ else None for s in v]
                    for axis, v in state["zero_shot_source"].items()}
         if any(len(sources.get(axis, ())) != len(labs) for axis, labs in self.labels.items()):
-            raise ValueError(f"{folder / STATE_FILE}: zero-shot sources do not match the labels")
+            raise ModelError(f"{folder / STATE_FILE}: zero-shot sources do not match the labels")
         self.zero_shot_source_ = sources
         self.zero_shot_mask_ = {axis: np.array([s is not None for s in v], dtype=bool) for axis, v in sources.items()}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import DataError, ModelError
 from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
@@ -155,7 +156,7 @@ class LinearTagger(Tagger):
 
         n = len(units)
         if n < 2:
-            raise ValueError(f"linear tagger needs at least 2 annotated units, got {n}")
+            raise DataError(f"linear tagger needs at least 2 annotated units, got {n}")
         tokens, seeds = self._unit_parts(units)
         self.vectorizer_ = self._new_vectorizer().fit([_joined(t) for t in tokens])
         X_units = self._features(self.vectorizer_, tokens, seeds)
@@ -216,13 +217,13 @@ class LinearTagger(Tagger):
         n_features = len(vocabulary) + len(self.seed_labels)
         for axis, labels in self.labels.items():
             if axis not in weights or weights[axis][0].shape != (n_features, len(labels)):
-                raise ValueError(f"{folder / STATE_FILE}: no weights of shape ({n_features}, {len(labels)}) for "
+                raise ModelError(f"{folder / STATE_FILE}: no weights of shape ({n_features}, {len(labels)}) for "
                                  f"the axis {axis!r}")
         self.vectorizer_ = FittedTfidf(vocabulary, idf, sublinear_tf=tfidf["sublinear_tf"], norm=tfidf["norm"],
                                        make=self._new_vectorizer)
         for axis, (coef, _) in gates.items():
             if axis not in self.labels or coef.shape != (n_features,):
-                raise ValueError(f"{folder / STATE_FILE}: a scope gate for the axis {axis!r} that does not fit the "
+                raise ModelError(f"{folder / STATE_FILE}: a scope gate for the axis {axis!r} that does not fit the "
                                  f"model ({coef.shape} weights for {n_features} features)")
         self.classifiers_ = {}
         self.gates_ = gates

@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import ModelError
+
 STATE_FILE = "linear.safetensors"
 FORMAT = "cdpd-linear-1"
 #: The state file of models saved before ``linear.safetensors``: skops, read with the trusted types below only.
@@ -93,7 +95,7 @@ def read_state(path: Path) -> tuple[list[str], np.ndarray, dict[str, Weights], d
     with safe_open(str(path), framework="np") as fh:
         metadata = fh.metadata() or {}
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a linear tagger state (format {metadata.get('format')!r}, "
+            raise ModelError(f"{path}: not a linear tagger state (format {metadata.get('format')!r}, "
                              f"expected {FORMAT!r})")
         blob = fh.get_tensor("terms").tobytes()
         ends = fh.get_tensor("term_ends").tolist()
@@ -116,5 +118,5 @@ def read_legacy_state(path: Path) -> dict[str, Any]:
 
     untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
     if untrusted:
-        raise ValueError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
+        raise ModelError(f"{path}: refusing to load untrusted types {', '.join(untrusted)}")
     return sio.load(path, trusted=list(TRUSTED_TYPES))

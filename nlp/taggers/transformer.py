@@ -69,6 +69,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, ModelError
 from ..text import Passage
 from .base import NotFittedError, Tagger, Units, register_tagger
 from ..encoder import refuse_remote_code
@@ -131,7 +132,7 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
             high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValueError(f"transformer tagger: {name} must be an integer {bound}, got {value!r}")
+        raise ConfigError(f"transformer tagger: {name} must be an integer {bound}, got {value!r}")
 
 
 def _check_float(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = False):
@@ -140,7 +141,7 @@ def _check_float(name: str, value, low: float, high: float, *, low_open: bool = 
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
         lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ValueError(f"transformer tagger: {name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
+        raise ConfigError(f"transformer tagger: {name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
 def _make_head_module(hidden: int, n_labels: int, dropout: float):
@@ -226,13 +227,13 @@ class TransformerTagger(Tagger):
         _check_int("seed", self.seed, 0)
         if not isinstance(self.device, str) or not (
                 self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError("transformer tagger: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+            raise ConfigError("transformer tagger: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
                              f"got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"transformer tagger: precision must be one of {', '.join(PRECISIONS)}, "
+            raise ConfigError(f"transformer tagger: precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {self.precision!r}")
         if not isinstance(self.quantize, (bool, np.bool_)):
-            raise ValueError(f"transformer tagger: quantize must be true or false, got {self.quantize!r}")
+            raise ConfigError(f"transformer tagger: quantize must be true or false, got {self.quantize!r}")
 
     # -- devices and precision ---------------------------------------------------------------------------------
     def _torch_device(self):
@@ -242,7 +243,7 @@ class TransformerTagger(Tagger):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         device = torch.device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"transformer tagger: device {self.device!r} asked for, but CUDA is not available")
+            raise ConfigError(f"transformer tagger: device {self.device!r} asked for, but CUDA is not available")
         return device
 
     def _use_bf16(self, device) -> bool:
@@ -440,7 +441,7 @@ class TransformerTagger(Tagger):
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
         if "labels" in metadata and json.loads(metadata["labels"]) != self.labels:
-            raise ValueError(f"{path}: the weights were trained for other labels than the codebook's")
+            raise ModelError(f"{path}: the weights were trained for other labels than the codebook's")
         tensors = load_file(str(path))
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         encoder = AutoModel.from_config(config, trust_remote_code=False)
@@ -475,7 +476,7 @@ def quantize_int8(encoder):
 
     quantize = getattr(getattr(torch, "ao", None), "quantization", None)
     if quantize is None or not hasattr(quantize, "quantize_dynamic"):
-        raise RuntimeError("this torch has no torch.ao.quantization.quantize_dynamic: set quantize=False")
+        raise ConfigError("this torch has no torch.ao.quantization.quantize_dynamic: set quantize=False")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
 from ..metrics import micro_f1, tune_thresholds
 from .base import Units, aggregate_max
 from .shared import sigmoid
@@ -37,16 +38,16 @@ def train(tagger: "TransformerTagger", units: Units, y: dict[str, np.ndarray]) -
 
     n = len(units)
     if n < 2:
-        raise ValueError(f"transformer tagger needs at least 2 annotated units, got {n}")
+        raise DataError(f"transformer tagger needs at least 2 annotated units, got {n}")
     Y = np.concatenate([np.asarray(y[axis], dtype=np.float32) for axis in tagger.labels], axis=1)
     if Y.shape != (n, len(tagger.all_labels)):
-        raise ValueError(f"transformer tagger: label matrices give shape {Y.shape}, expected "
+        raise DataError(f"transformer tagger: label matrices give shape {Y.shape}, expected "
                          f"({n}, {len(tagger.all_labels)})")
     tagger._check_params()
     tokenizer, base = load_encoder()
     n_layers = len(base.encoder.layer)
     if tagger.freeze_layers > n_layers:
-        raise ValueError(f"transformer tagger: freeze_layers={tagger.freeze_layers} but the encoder has "
+        raise ConfigError(f"transformer tagger: freeze_layers={tagger.freeze_layers} but the encoder has "
                          f"{n_layers} layers")
     device = tagger._torch_device()
     use_bf16 = tagger._use_bf16(device)
@@ -60,7 +61,7 @@ def train(tagger: "TransformerTagger", units: Units, y: dict[str, np.ndarray]) -
     train_units, val_units = validation_split(Y, tagger.validation, tagger.seed)
     train_texts, train_rows = _passage_texts(units, train_units)
     if not train_texts:
-        raise ValueError("transformer tagger: the training units have no passages")
+        raise DataError("transformer tagger: the training units have no passages")
     train_Y = Y[train_rows]
     positives = train_Y.sum(0)
     pos_weight = np.clip((len(train_Y) - positives) / np.maximum(positives, 1), 1.0, tagger.max_pos_weight)

@@ -63,8 +63,7 @@ wanted = (ref, strategy, int(size))
 if state.get("queue_key") != wanted:
     try:
         with c.workspace() as ws:
-            stamp = ws.conn.execute("SELECT (SELECT count(*) FROM annotations) || ':' || (SELECT count(*) FROM "
-                                    "passages)").fetchone()[0]
+            stamp = ws.state_stamp()
         state["queue"], state["queue_thresholds"] = build_queue(str(c.default_home()), ref, strategy, int(size),
                                                                 stamp)
         state["queue_key"], state["queue_pos"], state["queue_saved"] = wanted, 0, []

@@ -14,13 +14,13 @@ import streamlit as st
 from nlp.analysis.tables import Filters, cooccurrence, group_totals
 from nlp.analysis.diagram import build_diagram
 from nlp.app import common as c
-from nlp.analysis.ca import CAError
 from nlp.analysis.figures import biplot, dumbbell, mds_figure, static_biplot, static_dumbbell
 from nlp.analysis.report import export_figure, research_report, research_report_pdf
 from nlp.analysis.sides import SIDE_FIELDS, Comparison, Side
 from nlp.browse import filter_values
+from nlp.errors import CdpdError
 from nlp.fileio import csv_text
-from nlp.workspace import Workspace, WorkspaceError, default_home
+from nlp.workspace import Workspace, default_home
 
 GROUPINGS = {"source": "Source", "issuer_type": "Issuer type", "issuer": "Issuer", "country": "Country",
              "city": "City", "year": "Year"}
@@ -79,8 +79,7 @@ with c.workspace() as ws:
     filters = c.sidebar_filters(ws, "diagram")
     with st.sidebar:
         model = c.model_picker(refs, "diagram_model")
-    stamp = ws.conn.execute("SELECT count(*) || ':' || coalesce(max(classified_at), '') FROM classified "
-                            "WHERE model = ?", (model,)).fetchone()[0]
+    stamp = ws.state_stamp(model)
     left, mid, right = st.columns(3)
     rows = left.selectbox("Rows", cb.axis_names, key="diagram_rows")
     by = mid.selectbox("Columns: group documents by", list(GROUPINGS), format_func=GROUPINGS.get,
@@ -119,7 +118,7 @@ args = (str(default_home()), model, rows, by, unit, tuple(sorted((k, tuple(v)) f
         sides, int(top), stamp)
 try:
     d = compute(*args)
-except (CAError, WorkspaceError, ValueError) as exc:
+except CdpdError as exc:  # the user's selection cannot be drawn: say why
     st.warning(f"No diagram for this selection: {c.friendly(exc)}")
     st.stop()
 
