@@ -155,7 +155,7 @@ def build_diagram(ws: Workspace, codebook: Codebook, model: str, *, rows: str = 
                          "for a 2-D map")
     tables = {"ca_rows": result.rows, "ca_cols": result.cols, "eigenvalues": result.eigenvalues, "counts": table}
 
-    sides = describe(ws, model, comparison, filters)
+    sides = describe(ws, model, comparison, filters, reads=reads)
     tables["sides"] = sides
     readings: dict[bool, Convergence | None] = {}
     matrices = unit_matrices(ws, model, rows, comparison, filters, unit, reads=reads)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..workspace import Workspace, WorkspaceError
-from .sides import DIPLOMATIC_AXIS, Comparison, side_documents
+from .sides import DIPLOMATIC_AXIS, Comparison, classified_documents, side_documents
 from .tables import Filters, _axis_labels, _group_column, label_table
 
 UNITS = ("documents", "passages", "intensity")
@@ -112,6 +112,12 @@ class Reads:
         if key not in self._memo:
             self._memo[key] = read()
         return self._memo[key]
+
+    def documents(self, model: str, filters: Filters | None = None) -> pd.DataFrame:
+        """:func:`~nlp.analysis.sides.classified_documents`: the metadata of ``model``'s classified documents."""
+        where, params = (filters or Filters()).sql()
+        return self._once(("documents", model, where, tuple(params)),
+                          lambda: classified_documents(self.ws, model, filters))
 
     def passages(self) -> np.ndarray:
         """(doc_id, passages) rows sorted by doc_id, over the passages index."""
@@ -225,7 +231,7 @@ def unit_matrices(ws: Workspace, model: str, axis: str = "functions", comparison
     functions = _axis_labels(ws, model, DIPLOMATIC_AXIS) if any(readings) else None
     # on the functions axis every passage (document) carrying a label is diplomatic: no separate read for that
     on_functions = axis == DIPLOMATIC_AXIS
-    doc_ids, side = side_documents(ws, model, comparison, filters)
+    doc_ids, side = side_documents(ws, model, comparison, filters, reads=reads)
     all_passages = reads.passages_of(doc_ids)
     out = {}
     if unit == "documents":
@@ -273,14 +279,12 @@ def unit_table(ws: Workspace, model: str, *, axis: str = "functions", by: str = 
     if unit != "intensity":
         return label_table(ws, model, axis=axis, by=by, unit=unit, filters=filters)
     labels = _axis_labels(ws, model, axis)
-    where, params = filters.sql()
-    group = _group_column(by)
-    docs = ws.conn.execute(f"SELECT d.doc_id, {group} FROM classified c JOIN documents d ON d.doc_id = c.doc_id "
-                           f"WHERE c.model = ? AND {where} ORDER BY d.doc_id", [model, *params]).fetchall()
-    doc_ids = np.fromiter((r[0] for r in docs), dtype=np.int64, count=len(docs))
-    groups_of = np.array([r[1] for r in docs], dtype=object)
-    groups = sorted(set(groups_of.tolist()))
+    _group_column(by)  # checks the grouping
     reads = reads or Reads(ws)
+    frame = reads.documents(model, filters)
+    doc_ids = frame["doc_id"].to_numpy()
+    groups_of = (frame["date"].str[:4] if by == "year" else frame[by]).to_numpy(dtype=object)
+    groups = sorted(set(groups_of.tolist()))
     passages = reads.passages_of(doc_ids)
     counts = _fill(doc_ids, labels, reads.passage_label_counts(model, labels, None))
     intensity = counts / np.maximum(passages, 1)[:, None]
