@@ -10,6 +10,11 @@ which words go with that label, not whether the unit is in scope at all. With ``
 logistic regression on the same features, "has at least one label on this axis", and a label's score is its own
 probability times the gate's. On the held-out documents this halves the share of domestic units given a function
 (see ``benchmarks/RESULTS.md``).
+
+Scope features (``scope=True``; ``scoped_seeds=True`` adds seed matches in sentences that name a counterpart
+abroad): pseudo-tokens per sentence from a gazetteer of counterparts by kind (``scope.py``), so that the scope
+rule is learnt from kinds of counterpart, not word by word. They are tokens like any other (TF-IDF, evidence); the
+gazetteer is saved with the model.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
 from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
+from .scope import GAZETTEER_FILE, Gazetteer, shipped_gazetteer
 from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 # scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
@@ -49,13 +55,18 @@ def _joined(tokens: Sequence[str]) -> str:
 class LinearTagger(Tagger):
     out_of_fold = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state", "gate",
-                     "gate_C", "lead")
+                     "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink")
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
-                 gate_C: float = 16.0, lead: bool = False):
+                 gate_C: float = 16.0, lead: bool = False, scope: bool = False, scoped_seeds: bool = False,
+                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 0.0):
         super().__init__(codebook)
+        self.threshold_shrink = threshold_shrink
+        self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
         self.lead = lead
+        self.scope = scope
+        self.scoped_seeds = scoped_seeds
         self.C = C
         self.gate = gate
         self.gate_C = gate_C
@@ -98,10 +109,19 @@ class LinearTagger(Tagger):
         tokens = [s.tokens for s in passage.sentences]
         if self.lead and passage.index == 0 and tokens:
             tokens[0] = tokens[0] + [LEAD_MARK + t for t in tokens[0]]
+        if self._scoped:
+            gazetteer = self.scope_gazetteer_
+            tokens = [t + gazetteer.sentence_marks(s.tokens, s.seeds if self.scoped_seeds else None)
+                      for t, s in zip(tokens, passage.sentences)]
         return tokens
 
+    @property
+    def _scoped(self) -> bool:
+        """Whether sentences get scope pseudo-tokens (``scope`` or ``scoped_seeds``)."""
+        return bool(self.scope or self.scoped_seeds)
+
     def _passage_tokens(self, passage: Passage) -> list[str]:
-        if not (self.lead and passage.index == 0):
+        if not (self.lead and passage.index == 0) and not self._scoped:
             return passage.tokens
         return [tok for sentence in self._sentence_tokens(passage) for tok in sentence]
 
@@ -118,6 +138,30 @@ class LinearTagger(Tagger):
             LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
                                random_state=self.random_state)
         )
+
+    def _shrunk(self, thresholds: np.ndarray, positives: np.ndarray) -> np.ndarray:
+        """With ``threshold_shrink`` k, each label's F1-optimal threshold t is pulled toward 0.5, the balanced
+        classifiers' own decision point, as if k more examples had voted for it: (n t + k 0.5) / (n + k) for a
+        label with n positive training units. The optimum found on a few dozen positives is noisy (and the rare
+        labels' positives are mostly keyword-drawn units); a frequent label keeps its tuned threshold."""
+        k = float(self.threshold_shrink)
+        if k <= 0:
+            return thresholds
+        n = np.asarray(positives, dtype=float)
+        return (n * thresholds + k * 0.5) / (n + k)
+
+    def _hurdles(self, axis: str) -> bool:
+        """Whether ``axis`` is fitted as a hurdle: ``hurdle`` True (every axis) or a list of axis names."""
+        return bool(self.gate) and (self.hurdle is True or (isinstance(self.hurdle, list) and axis in self.hurdle))
+
+    def _fit_labels(self, X, Y: np.ndarray, axis: str) -> OneVsRestClassifier:
+        """One axis's label classifiers; for a hurdle axis (see :meth:`_hurdles`), fitted on the units that carry a
+        label of the axis only: the gate says whether a unit is in scope, the labels which of them it is."""
+        if self._hurdles(axis):
+            inside = np.asarray(Y).sum(1) > 0
+            if inside.sum() >= 2 and not inside.all():
+                return self._new_classifier().fit(X[inside], Y[inside])
+        return self._new_classifier().fit(X, Y)
 
     def _fit_gate(self, X, Y: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The scope gate of one axis: P(the unit has at least one label), or None when every unit (or none) has."""
@@ -156,6 +200,8 @@ class LinearTagger(Tagger):
         n = len(units)
         if n < 2:
             raise ValueError(f"linear tagger needs at least 2 annotated units, got {n}")
+        if self._scoped:
+            self.scope_gazetteer_ = shipped_gazetteer()
         tokens, seeds = self._unit_parts(units)
         self.vectorizer_ = self._new_vectorizer().fit([_joined(t) for t in tokens])
         X_units = self._features(self.vectorizer_, tokens, seeds)
@@ -170,17 +216,18 @@ class LinearTagger(Tagger):
         for train_idx, test_idx in folds.split(np.arange(n)):
             in_test = np.isin(owners, test_idx)
             for axis in self.labels:
-                clf = self._new_classifier().fit(X_units[train_idx], Y[axis][train_idx])
+                clf = self._fit_labels(X_units[train_idx], Y[axis][train_idx], axis)
                 passage_scores = _positive_proba(clf, X_passages[in_test])
                 if self.gate:
                     gate = self._fit_gate(X_units[train_idx], Y[axis][train_idx])
                     passage_scores = passage_scores * self._gate_proba(gate, X_passages[in_test])
                 oof_passages[axis][in_test] = passage_scores
                 oof[axis][test_idx] = aggregate_max(passage_scores, owners[in_test], n)[test_idx]
-        self.thresholds_ = {axis: tune_thresholds(Y[axis], oof[axis]) for axis in self.labels}
+        self.thresholds_ = {axis: self._shrunk(tune_thresholds(Y[axis], oof[axis]), Y[axis].sum(0))
+                            for axis in self.labels}
         # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
         self.oof_passage_scores_ = oof_passages
-        self.classifiers_ = {axis: self._new_classifier().fit(X_units, Y[axis]) for axis in self.labels}
+        self.classifiers_ = {axis: self._fit_labels(X_units, Y[axis], axis) for axis in self.labels}
         self.gates_ = {}
         if self.gate:
             for axis in self.labels:
@@ -201,6 +248,8 @@ class LinearTagger(Tagger):
         write_state(Path(folder) / STATE_FILE, terms, np.asarray(self.vectorizer_.idf_),
                     {axis: self._weights(axis) for axis in self.labels},
                     sublinear_tf=self.vectorizer_.sublinear_tf, norm=self.vectorizer_.norm, gates=self.gates_)
+        if self._scoped:
+            self.scope_gazetteer_.write(Path(folder) / GAZETTEER_FILE)
 
     def load_state(self, folder: Path) -> None:
         """The safetensors state; a model saved before it (``linear.skops``) through skops, trusted types only.
@@ -208,6 +257,10 @@ class LinearTagger(Tagger):
         A model read from safetensors holds no scikit-learn objects: ``vectorizer_`` is a :class:`FittedTfidf` and
         ``classifiers_`` is empty (scoring reads the stacked weights, kept where :meth:`_weights` caches them)."""
         folder = Path(folder)
+        if self._scoped:
+            if not (folder / GAZETTEER_FILE).exists():
+                raise ValueError(f"{folder}: a linear model with scope features needs its {GAZETTEER_FILE}")
+            self.scope_gazetteer_ = Gazetteer.read(folder / GAZETTEER_FILE)
         if not (folder / STATE_FILE).exists() and (folder / LEGACY_STATE_FILE).exists():
             self._load_legacy_state(folder / LEGACY_STATE_FILE)
             return
