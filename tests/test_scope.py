@@ -143,3 +143,19 @@ def test_domestic_cooperation_gets_no_function_and_a_foreign_sister_city_gets_tw
     assert domestic == []
     assert not set(collaboration) & set(domestic)
     assert set(twinning) <= set(sister)
+
+
+def test_a_model_saved_before_scope_features_loads_as_one_without_them(codebook, small_units, tmp_path):
+    """Its meta.json names no ``scope`` (the class default now says True) and its folder has no gazetteer: it is
+    read as the model it is, and scores as before."""
+    units, y = small_units
+    old = LinearTagger(codebook, cv_folds=3, scope=False, scoped_seeds=False).fit(units, y)
+    info = save_model(old, "old", folder=tmp_path)
+    meta = json.loads((info.path / "meta.json").read_text(encoding="utf-8"))
+    for key in ("scope", "scoped_seeds", "hurdle", "threshold_shrink"):
+        del meta["params"][key]
+    (info.path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    loaded, _ = load_model("old", codebook, folder=tmp_path)
+    assert loaded.scope is False and loaded.scoped_seeds is False
+    for axis, scores in old.predict_proba(units).items():
+        assert np.array_equal(loaded.predict_proba(units)[axis], scores)

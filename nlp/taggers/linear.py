@@ -11,10 +11,15 @@ logistic regression on the same features, "has at least one label on this axis",
 probability times the gate's. On the held-out documents this halves the share of domestic units given a function
 (see ``benchmarks/RESULTS.md``).
 
-Scope features (``scope=True``; ``scoped_seeds=True`` adds seed matches in sentences that name a counterpart
-abroad): pseudo-tokens per sentence from a gazetteer of counterparts by kind (``scope.py``), so that the scope
-rule is learnt from kinds of counterpart, not word by word. They are tokens like any other (TF-IDF, evidence); the
-gazetteer is saved with the model.
+Scope features (``scope=True``, default; ``scoped_seeds=True``, default, adds seed matches in sentences that name
+a counterpart abroad): pseudo-tokens per sentence from a gazetteer of counterparts by kind (``scope.py``), so that
+the scope rule is learnt from kinds of counterpart, not word by word. They are tokens like any other (TF-IDF,
+evidence); the gazetteer is saved with the model.
+
+Thresholds: each label's F1-optimal threshold on out-of-fold scores, shrunk toward 0.5 with ``threshold_shrink``
+(default 30 pseudo-examples): the rare labels' optimum on a few dozen positives is noise. ``hurdle`` (off) fits an
+axis's label classifiers on in-scope units only. Each default was chosen on grouped cross-validation of the
+training part (``benchmarks/quality.py``, ``benchmarks/RESULTS.md`` "Quality decisions").
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
 from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
-from .scope import GAZETTEER_FILE, Gazetteer, shipped_gazetteer
+from .scope import GAZETTEER_FILE, SCOPE_MARK, Gazetteer, shipped_gazetteer
 from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 # scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
@@ -59,8 +64,8 @@ class LinearTagger(Tagger):
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
-                 gate_C: float = 16.0, lead: bool = False, scope: bool = False, scoped_seeds: bool = False,
-                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 0.0):
+                 gate_C: float = 16.0, lead: bool = False, scope: bool = True, scoped_seeds: bool = True,
+                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0):
         super().__init__(codebook)
         self.threshold_shrink = threshold_shrink
         self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
@@ -257,12 +262,9 @@ class LinearTagger(Tagger):
         A model read from safetensors holds no scikit-learn objects: ``vectorizer_`` is a :class:`FittedTfidf` and
         ``classifiers_`` is empty (scoring reads the stacked weights, kept where :meth:`_weights` caches them)."""
         folder = Path(folder)
-        if self._scoped:
-            if not (folder / GAZETTEER_FILE).exists():
-                raise ValueError(f"{folder}: a linear model with scope features needs its {GAZETTEER_FILE}")
-            self.scope_gazetteer_ = Gazetteer.read(folder / GAZETTEER_FILE)
         if not (folder / STATE_FILE).exists() and (folder / LEGACY_STATE_FILE).exists():
             self._load_legacy_state(folder / LEGACY_STATE_FILE)
+            self._load_gazetteer(folder)
             return
         terms, idf, weights, tfidf, gates = read_state(folder / STATE_FILE)
         vocabulary = {term: i for i, term in enumerate(terms)}
@@ -281,6 +283,19 @@ class LinearTagger(Tagger):
         self.gates_ = gates
         self._forget_caches()
         self.__dict__["_coef_cache"] = {axis: weights[axis] for axis in self.labels}
+        self._load_gazetteer(folder)
+
+    def _load_gazetteer(self, folder: Path) -> None:
+        """The gazetteer the model was fitted with. A model saved before scope features existed has neither the
+        file nor a scope term, and its meta.json does not name ``scope`` (so the class default says True): it is
+        read as what it is, a model without scope features."""
+        if (folder / GAZETTEER_FILE).exists():
+            self.scope_gazetteer_ = Gazetteer.read(folder / GAZETTEER_FILE)
+            return
+        if self._scoped:
+            if any(term.startswith(SCOPE_MARK) for term in self.vectorizer_.vocabulary_):
+                raise ValueError(f"{folder}: a linear model with scope features needs its {GAZETTEER_FILE}")
+            self.scope = self.scoped_seeds = False
 
     def _load_legacy_state(self, path: Path) -> None:
         state = read_legacy_state(path)
