@@ -100,12 +100,12 @@ def test_scope_tokens_are_features_on_both_paths_and_saved_with_the_model(codebo
 
 def test_hurdle_fits_labels_on_in_scope_units_and_thresholds_shrink_to_half(codebook, small_units):
     units, y = small_units
-    plain = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    plain = LinearTagger(codebook, cv_folds=3, definitions=0.0).fit(units, y)
     shrunk = LinearTagger(codebook, cv_folds=3, threshold_shrink=1e9).fit(units, y)
     for axis in codebook.axis_names:
         assert np.allclose(shrunk.thresholds_[axis], 0.5)
         assert not np.allclose(plain.thresholds_[axis], 0.5)
-    hurdle = LinearTagger(codebook, cv_folds=3, hurdle=["functions"]).fit(units, y)
+    hurdle = LinearTagger(codebook, cv_folds=3, hurdle=["functions"], definitions=0.0).fit(units, y)
     inside = y["functions"].sum(1) > 0
     X = hurdle._features(hurdle.vectorizer_, *hurdle._unit_parts(units))
     ref = LinearTagger(codebook, cv_folds=3)._new_classifier().fit(X[inside], y["functions"][inside])
@@ -159,3 +159,28 @@ def test_a_model_saved_before_scope_features_loads_as_one_without_them(codebook,
     assert loaded.scope is False and loaded.scoped_seeds is False
     for axis, scores in old.predict_proba(units).items():
         assert np.array_equal(loaded.predict_proba(units)[axis], scores)
+
+
+def test_definition_features_fold_into_the_word_weights(codebook, small_units, tmp_path):
+    """``definitions``: per label, the similarity of the unit to the label's codebook text, a feature while
+    fitting; linear in the TF-IDF columns, so its weight folds into the words'. Scores from the folded weights are
+    the fitted classifiers' (times the gate's) on the widened features, and they survive a save and load."""
+    from nlp.taggers.shared import sigmoid
+
+    units, y = small_units
+    tagger = LinearTagger(codebook, cv_folds=3, definitions=3.0).fit(units, y)
+    passages = [p for unit in units for p in unit]
+    D = tagger._definition_matrix(tagger.vectorizer_)
+    assert D.shape == (sum(len(v) for v in tagger.labels.values()), len(tagger.vectorizer_.vocabulary_))
+    wide = tagger._features(tagger.vectorizer_, [tagger._passage_tokens(p) for p in passages],
+                            [p.seed_counts() for p in passages], D)
+    ours = tagger.passage_proba(passages)
+    for axis, clf in tagger.classifiers_.items():
+        gate = LinearTagger(codebook, cv_folds=3, definitions=3.0)._fit_gate(
+            tagger._features(tagger.vectorizer_, *tagger._unit_parts(units), D), y[axis])
+        expected = clf.predict_proba(wide) * sigmoid(np.asarray(wide @ gate[0]).reshape(-1, 1) + gate[1])
+        assert np.allclose(ours[axis], expected, rtol=0, atol=1e-6)  # TF-IDF is float32
+    save_model(tagger, "defs", folder=tmp_path)
+    loaded, _ = load_model("defs", codebook, folder=tmp_path)
+    for axis, scores in tagger.predict_proba(units).items():
+        assert np.allclose(loaded.predict_proba(units)[axis], scores, rtol=0, atol=1e-12)

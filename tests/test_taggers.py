@@ -119,7 +119,8 @@ def test_parameters_and_their_errors(codebook):
     params = tagger.get_params()
     assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
                       "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False,
-                      "scope": True, "scoped_seeds": True, "hurdle": False, "threshold_shrink": 30.0}
+                      "scope": True, "scoped_seeds": True, "hurdle": False, "threshold_shrink": 30.0,
+                      "definitions": 3.0}
     with pytest.raises(ValueError, match="no parameter 'alpha'"):
         tagger.set_params(alpha=1.0)
     lexicon = get_tagger_class("lexicon")(codebook)
@@ -217,7 +218,8 @@ def test_models_saved_as_skops_still_load(small_units, codebook, tmp_path):
     """Models saved before the safetensors state (a skops file of the fitted objects; they had no scope gate) load
     and score the same."""
     units, y = small_units
-    small_linear = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    small_linear = LinearTagger(codebook, cv_folds=3, gate=False, scope=False, scoped_seeds=False,
+                                definitions=0.0).fit(units, y)
     path = save_model(small_linear, "old", folder=tmp_path).path
     (path / STATE_FILE).unlink()
     vocabulary = small_linear.vectorizer_.vocabulary_
@@ -312,7 +314,7 @@ def test_linear_scores_equal_sklearns_one_vs_rest_with_constant_labels(codebook,
     y = {a: v.copy() for a, v in y.items()}
     y["functions"][:, functions.index("listening")] = 0
     y["functions"][:, functions.index("advocacy")] = 1
-    tagger = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    tagger = LinearTagger(codebook, cv_folds=3, gate=False, definitions=0.0).fit(units, y)  # test_scope.py: folded
     passages = [p for unit in units for p in unit]
     ours = tagger.passage_proba(passages)
     X = tagger._passage_features(passages)
@@ -329,8 +331,8 @@ def test_scope_gate_multiplies_each_label_by_p_any_label(codebook, small_units):
     from sklearn.linear_model import LogisticRegression
 
     units, y = small_units
-    gated = LinearTagger(codebook, cv_folds=3).fit(units, y)
-    plain = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    gated = LinearTagger(codebook, cv_folds=3, definitions=0.0).fit(units, y)
+    plain = LinearTagger(codebook, cv_folds=3, gate=False, definitions=0.0).fit(units, y)
     passages = [p for unit in units for p in unit]
     X = gated._passage_features(passages)
     ours, base = gated.passage_proba(passages), plain.passage_proba(passages)

@@ -17,9 +17,14 @@ the scope rule is learnt from kinds of counterpart, not word by word. They are t
 evidence); the gazetteer is saved with the model.
 
 Thresholds: each label's F1-optimal threshold on out-of-fold scores, shrunk toward 0.5 with ``threshold_shrink``
-(default 30 pseudo-examples): the rare labels' optimum on a few dozen positives is noise. ``hurdle`` (off) fits an
-axis's label classifiers on in-scope units only. Each default was chosen on grouped cross-validation of the
-training part (``benchmarks/quality.py``, ``benchmarks/RESULTS.md`` "Quality decisions").
+(default 30 pseudo-examples): the rare labels' optimum on a few dozen positives is noise.
+
+Codebook definitions (``definitions``, default weight 3): while fitting, one more column per label, the unit's
+TF-IDF cosine similarity to the label's definition and include list; the column is linear in the TF-IDF columns,
+so its weight folds into the words' after fitting and the saved state and scoring are unchanged.
+
+``hurdle`` (off) fits an axis's label classifiers on in-scope units only. Each default was chosen on grouped
+cross-validation of the training part (``benchmarks/quality.py``, ``benchmarks/RESULTS.md`` "Quality decisions").
 """
 
 from __future__ import annotations
@@ -60,14 +65,16 @@ def _joined(tokens: Sequence[str]) -> str:
 class LinearTagger(Tagger):
     out_of_fold = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state", "gate",
-                     "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink")
+                     "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink",
+                     "definitions")
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
                  gate_C: float = 16.0, lead: bool = False, scope: bool = True, scoped_seeds: bool = True,
-                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0):
+                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0, definitions: float = 3.0):
         super().__init__(codebook)
         self.threshold_shrink = threshold_shrink
+        self.definitions = definitions
         self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
         self.lead = lead
         self.scope = scope
@@ -103,9 +110,40 @@ class LinearTagger(Tagger):
             matrix.data = np.log1p(matrix.data) * self.seed_weight
         return matrix
 
-    def _features(self, vectorizer, token_lists, seed_counts) -> sp.csr_matrix:
+    def _features(self, vectorizer, token_lists, seed_counts, definitions=None) -> sp.csr_matrix:
+        """TF-IDF and seed columns; while fitting with ``definitions`` (see :meth:`_definition_matrix`), also one
+        column per label: the unit's cosine similarity to the label's codebook text, times ``definitions``."""
         text = vectorizer.transform([_joined(t) for t in token_lists])
-        return sp.hstack([text, self._seed_matrix(seed_counts)], format="csr")
+        parts = [text, self._seed_matrix(seed_counts)]
+        if definitions is not None:
+            parts.append((text @ definitions.T).tocsr() * float(self.definitions))
+        return sp.hstack(parts, format="csr")
+
+    def _definition_matrix(self, vectorizer):
+        """(n_labels of every axis, n_terms) TF-IDF of each label's codebook text (definition and include list),
+        or None without ``definitions``. Its similarity columns are linear in the TF-IDF columns, so after fitting
+        their weights fold into the words' (:meth:`_fold`): the saved state and scoring do not change."""
+        if not self.definitions:
+            return None
+        from .scope import lemmas_of
+
+        texts = []
+        for axis in self.labels:
+            for label in self.labels[axis]:
+                entry = self.codebook.label(label)
+                parts = lemmas_of([entry.definition, *entry.include])
+                texts.append(" ".join(tok for part in parts for tok in part))
+        return vectorizer.transform(texts).tocsr()
+
+    def _fold(self, coef: np.ndarray) -> np.ndarray:
+        """Weights over TF-IDF, seed and definition columns -> the same scores over TF-IDF and seed columns."""
+        definitions = self.__dict__.get("_definitions_fit")
+        n = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
+        if definitions is None or len(coef) == n:
+            return coef
+        folded = np.array(coef[:n], dtype=np.float64)
+        folded[:definitions.shape[1]] += float(self.definitions) * np.asarray(definitions.T @ coef[n:]).ravel()
+        return folded
 
     def _sentence_tokens(self, passage: Passage) -> list[list[str]]:
         """The lemmas of each sentence; with ``lead``, the document's first sentence (its title, where it has one:
@@ -209,11 +247,12 @@ class LinearTagger(Tagger):
             self.scope_gazetteer_ = shipped_gazetteer()
         tokens, seeds = self._unit_parts(units)
         self.vectorizer_ = self._new_vectorizer().fit([_joined(t) for t in tokens])
-        X_units = self._features(self.vectorizer_, tokens, seeds)
+        definitions = self.__dict__["_definitions_fit"] = self._definition_matrix(self.vectorizer_)
+        X_units = self._features(self.vectorizer_, tokens, seeds, definitions)
         flat = [p for unit in units for p in unit]
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         X_passages = self._features(self.vectorizer_, [self._passage_tokens(p) for p in flat],
-                                    [p.seed_counts() for p in flat])
+                                    [p.seed_counts() for p in flat], definitions)
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
         oof = {axis: np.zeros((n, len(labs))) for axis, labs in self.labels.items()}
         oof_passages = {axis: np.zeros((len(flat), len(labs))) for axis, labs in self.labels.items()}
@@ -238,7 +277,7 @@ class LinearTagger(Tagger):
             for axis in self.labels:
                 gate = self._fit_gate(X_units, Y[axis])
                 if gate is not None:
-                    self.gates_[axis] = gate
+                    self.gates_[axis] = (self._fold(gate[0]), gate[1])
         self._forget_caches()
         return self
 
@@ -414,7 +453,8 @@ class LinearTagger(Tagger):
         estimators = self.classifiers_[axis].estimators_
         constant = np.array([not hasattr(est, "coef_") for est in estimators])
         return (
-            np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
+            np.stack([np.zeros(n_features) if c else self._fold(est.coef_.ravel())
+                      for est, c in zip(estimators, constant)],
                      axis=1).astype(np.float64),
             np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
             constant,

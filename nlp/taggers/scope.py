@@ -32,7 +32,7 @@ HOME_KINDS = frozenset({"us", "domestic"})
 GAZETTEER_FILE = "scope_gazetteer.json"
 
 
-def _lemmas(phrases: Sequence[str]) -> list[tuple[str, ...]]:
+def lemmas_of(phrases: Sequence[str]) -> list[tuple[str, ...]]:
     """Each phrase as the tagger's tokens see it: lower-cased lemmas of its words, punctuation dropped."""
     from ..text import TextProcessor, shared_pipeline
 
@@ -56,7 +56,7 @@ class Gazetteer:
                       for kind, phrases in kinds.items()}
         if entries is None:
             entries = [(kind, lemmas) for kind, phrases in self.kinds.items()
-                       for lemmas in _lemmas(phrases) if lemmas]
+                       for lemmas in lemmas_of(phrases) if lemmas]
         self.entries = [(str(kind), tuple(str(t) for t in lemmas)) for kind, lemmas in entries]
         index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         seen: set[tuple[str, ...]] = set()
