@@ -95,20 +95,19 @@ class Gazetteer:
 
     def match(self, tokens: Sequence[str]) -> list[str]:
         """The kind of each match in ``tokens`` (lemmas), in order."""
-        found: list[str] = []
         index = self._index
-        i, n = 0, len(tokens)
-        while i < n:
-            entries = index.get(tokens[i])
-            step = 1
-            if entries is not None:
-                for lemmas, kind in entries:
-                    k = len(lemmas)
-                    if k == 1 or tuple(tokens[i:i + k]) == lemmas:
-                        found.append(kind)
-                        step = k
-                        break
-            i += step
+        starts = [i for i, token in enumerate(tokens) if token in index]  # most sentences: none or a few
+        found: list[str] = []
+        end = 0  # matches do not overlap: the next may start at ``end``
+        for i in starts:
+            if i < end:
+                continue
+            for lemmas, kind in index[tokens[i]]:
+                k = len(lemmas)
+                if k == 1 or tuple(tokens[i:i + k]) == lemmas:
+                    found.append(kind)
+                    end = i + k
+                    break
         return found
 
     def sentence_marks(self, tokens: Sequence[str], seeds: Mapping[str, int] | None = None) -> list[str]:
