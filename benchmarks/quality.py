@@ -2,6 +2,8 @@
 """Which settings of the linear tier the numbers justify: held-out and grouped cross-validated F1, per source.
 
     .venv/bin/python benchmarks/quality.py [--configs NAME,...] [--folds 5] [--out benchmarks/RESULTS.md]
+    .venv/bin/python benchmarks/quality.py --configs A,B --save a.json --no-write   # (and C,D --save c.json)
+    .venv/bin/python benchmarks/quality.py --merge a.json c.json                     # one table of both
 
 Each configuration is a set of linear-tier parameters (and which annotation rounds it trains on). For each:
 
@@ -32,14 +34,28 @@ sys.path.insert(0, str(ROOT))
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
 
 SECTION = "## Quality decisions (benchmarks/quality.py)"
+#: The linear tier's settings before the scope features, threshold shrinkage and definition features became
+#: defaults (C=16, scope gate).
+PREVIOUS = {"scope": False, "scoped_seeds": False, "threshold_shrink": 0.0, "definitions": 0.0}
 #: name -> (description, linear parameters, rounds trained on: "all" or "round1")
 CONFIGS = {
-    "round1-old": ("round 1 only, old defaults (C=4, no gate)", {"C": 4.0, "gate": False}, "round1"),
-    "old": ("both rounds, old defaults (C=4, no gate)", {"C": 4.0, "gate": False}, "all"),
-    "c16": ("both rounds, C=16, no gate", {"gate": False}, "all"),
-    "default": ("both rounds, C=16, scope gate (the default)", {}, "all"),
-    "gate-c4": ("both rounds, C=16, scope gate with C=4", {"gate_C": 4.0}, "all"),
-    "lead": ("both rounds, default + lead features (title)", {"lead": True}, "all"),
+    "round1-old": ("round 1 only, old defaults (C=4, no gate)", {**PREVIOUS, "C": 4.0, "gate": False}, "round1"),
+    "old": ("both rounds, old defaults (C=4, no gate)", {**PREVIOUS, "C": 4.0, "gate": False}, "all"),
+    "c16": ("both rounds, C=16, no gate", {**PREVIOUS, "gate": False}, "all"),
+    "gate": ("both rounds, C=16, scope gate (the default before this table's additions)", PREVIOUS, "all"),
+    "gate-c4": ("gate with C=4", {**PREVIOUS, "gate_C": 4.0}, "all"),
+    "lead": ("gate + lead features (title)", {**PREVIOUS, "lead": True}, "all"),
+    "scope": ("gate + scope features (gazetteer kinds per sentence)", {**PREVIOUS, "scope": True}, "all"),
+    "scope-seeds": ("gate + scope features + seeds in sentences naming a counterpart abroad",
+                    {**PREVIOUS, "scope": True, "scoped_seeds": True}, "all"),
+    "shrink30": ("gate + thresholds shrunk toward 0.5 (k=30)", {**PREVIOUS, "threshold_shrink": 30.0}, "all"),
+    "scope-shrink30": ("scope features + scoped seeds + thresholds shrunk (k=30)", {"definitions": 0.0}, "all"),
+    "definitions-1": ("scope-shrink30 + codebook-definition similarity, weight 1", {"definitions": 1.0}, "all"),
+    "default": ("scope-shrink30 + codebook-definition similarity, weight 3: the default", {}, "all"),
+    "definitions-8": ("scope-shrink30 + codebook-definition similarity, weight 8", {"definitions": 8.0}, "all"),
+    "hurdle": ("gate, function classifiers fitted on in-scope units only", {**PREVIOUS, "hurdle": ["functions"]},
+               "all"),
+    "hurdle-default": ("the default + hurdle on functions", {"hurdle": ["functions"]}, "all"),
 }
 CITY_SOURCES = ("ccc", "nyc_council", "king_county")
 
@@ -132,7 +148,22 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, default=5, help="CV folds on the training part (0: held-out only)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--save", type=Path, metavar="JSON", help="also write the results of this run to JSON")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="JSON", default=[],
+                   help="render the results saved by earlier runs (--save) instead of running: on 2 cores, run "
+                        "halves of the configs in parallel, then merge them")
     args = p.parse_args(argv)
+    if args.merge:
+        import json
+
+        results = {}
+        for path in args.merge:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            results.update(saved["results"])
+            mach = saved["machine"]
+        args.configs = ",".join(results)
+        args.folds = saved["folds"]
+        return _finish(args, results, mach)
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
     if unknown:
@@ -148,6 +179,19 @@ def main(argv=None) -> int:
         f = results[name]["heldout"]["functions"]
         print(f"[{name}] {desc}: held-out functions micro-F1 {f['micro']['f1']:.3f} "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+    if args.save:
+        import json
+
+        args.save.write_text(json.dumps({"results": results, "machine": mach, "folds": args.folds},
+                                        default=lambda o: o.item() if hasattr(o, "item") else str(o)),
+                             encoding="utf-8")
+    return _finish(args, results, mach)
+
+
+def _finish(args, results: dict, mach: dict) -> int:
+    unknown = [name for name in results if name not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"saved results of configs this script no longer has: {', '.join(unknown)}")
     section = render(args, results, mach)
     print(section)
     if not args.no_write:

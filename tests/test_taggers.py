@@ -118,7 +118,9 @@ def test_parameters_and_their_errors(codebook):
     tagger = LinearTagger(codebook, C=2.5, ngram_max=2, min_df=3)
     params = tagger.get_params()
     assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
-                      "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False}
+                      "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False,
+                      "scope": True, "scoped_seeds": True, "hurdle": False, "threshold_shrink": 30.0,
+                      "definitions": 3.0}
     with pytest.raises(ValueError, match="no parameter 'alpha'"):
         tagger.set_params(alpha=1.0)
     lexicon = get_tagger_class("lexicon")(codebook)
@@ -181,7 +183,9 @@ def test_model_version(small_linear, codebook, tmp_path):
 def test_saved_state_is_plain_safetensors_not_pickle(trained_linear, cdpd_env):
     folder = cdpd_env / "models" / "linear" / trained_linear.version
     assert trained_linear.path == folder
-    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", STATE_FILE, "meta.json"]
+    # the scope features' gazetteer (plain JSON) travels with the model: see test_scope.py
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", STATE_FILE, "meta.json",
+                                                        "scope_gazetteer.json"]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
     # safetensors: an 8-byte header length, a JSON header of numeric tensors, then their bytes; nothing else
     data = (folder / STATE_FILE).read_bytes()
@@ -214,7 +218,8 @@ def test_models_saved_as_skops_still_load(small_units, codebook, tmp_path):
     """Models saved before the safetensors state (a skops file of the fitted objects; they had no scope gate) load
     and score the same."""
     units, y = small_units
-    small_linear = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    small_linear = LinearTagger(codebook, cv_folds=3, gate=False, scope=False, scoped_seeds=False,
+                                definitions=0.0).fit(units, y)
     path = save_model(small_linear, "old", folder=tmp_path).path
     (path / STATE_FILE).unlink()
     vocabulary = small_linear.vectorizer_.vocabulary_
@@ -309,7 +314,7 @@ def test_linear_scores_equal_sklearns_one_vs_rest_with_constant_labels(codebook,
     y = {a: v.copy() for a, v in y.items()}
     y["functions"][:, functions.index("listening")] = 0
     y["functions"][:, functions.index("advocacy")] = 1
-    tagger = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    tagger = LinearTagger(codebook, cv_folds=3, gate=False, definitions=0.0).fit(units, y)  # test_scope.py: folded
     passages = [p for unit in units for p in unit]
     ours = tagger.passage_proba(passages)
     X = tagger._passage_features(passages)
@@ -326,8 +331,8 @@ def test_scope_gate_multiplies_each_label_by_p_any_label(codebook, small_units):
     from sklearn.linear_model import LogisticRegression
 
     units, y = small_units
-    gated = LinearTagger(codebook, cv_folds=3).fit(units, y)
-    plain = LinearTagger(codebook, cv_folds=3, gate=False).fit(units, y)
+    gated = LinearTagger(codebook, cv_folds=3, definitions=0.0).fit(units, y)
+    plain = LinearTagger(codebook, cv_folds=3, gate=False, definitions=0.0).fit(units, y)
     passages = [p for unit in units for p in unit]
     X = gated._passage_features(passages)
     ours, base = gated.passage_proba(passages), plain.passage_proba(passages)
@@ -347,7 +352,7 @@ def test_lead_features_mark_the_first_sentence_and_agree_with_whole_passages(cod
     from nlp.taggers.linear import LEAD_MARK
 
     units, y = small_units
-    tagger = LinearTagger(codebook, cv_folds=3, lead=True).fit(units, y)
+    tagger = LinearTagger(codebook, cv_folds=3, lead=True, scope=False, scoped_seeds=False).fit(units, y)
     assert any(term.startswith(LEAD_MARK) for term in tagger.vectorizer_.vocabulary_)
     first = units[0][0]
     assert tagger._sentence_tokens(first)[0] == first.sentences[0].tokens + [
@@ -445,11 +450,15 @@ def test_blank_documents_have_no_passages_and_no_tags(processor, heldout_linear)
 
 
 def test_a_document_without_passages_gets_no_label_even_at_threshold_zero(small_linear, processor):
-    """Thresholds tuned on little data can be 0 (a rare label's only positive scored 0 out of fold): a document
-    without a word still carries no label, and the pipeline has no passage to quote."""
-    assert any((th == 0).any() for th in small_linear.thresholds_.values())  # so it is tested
-    assert not any(p.any() for p in small_linear.predict([[], []]).values())
-    [tagged] = DocumentTagger(small_linear, processor).tag([Document(id="empty", text="")])
+    """Thresholds tuned on little data can be 0 (a rare label's only positive scored 0 out of fold; without
+    ``threshold_shrink``): a document without a word still carries no label, and the pipeline has no passage to
+    quote."""
+    tagger = copy.copy(small_linear)
+    tagger.thresholds_ = {axis: np.where(np.arange(len(th)) == 0, 0.0, th)
+                          for axis, th in small_linear.thresholds_.items()}
+    assert any((th == 0).any() for th in tagger.thresholds_.values())  # so it is tested
+    assert not any(p.any() for p in tagger.predict([[], []]).values())
+    [tagged] = DocumentTagger(tagger, processor).tag([Document(id="empty", text="")])
     assert tagged.selected == {"functions": [], "domains": []} and tagged.evidence == {}
 
 

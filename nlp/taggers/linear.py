@@ -10,6 +10,21 @@ which words go with that label, not whether the unit is in scope at all. With ``
 logistic regression on the same features, "has at least one label on this axis", and a label's score is its own
 probability times the gate's. On the held-out documents this halves the share of domestic units given a function
 (see ``benchmarks/RESULTS.md``).
+
+Scope features (``scope=True``, default; ``scoped_seeds=True``, default, adds seed matches in sentences that name
+a counterpart abroad): pseudo-tokens per sentence from a gazetteer of counterparts by kind (``scope.py``), so that
+the scope rule is learnt from kinds of counterpart, not word by word. They are tokens like any other (TF-IDF,
+evidence); the gazetteer is saved with the model.
+
+Thresholds: each label's F1-optimal threshold on out-of-fold scores, shrunk toward 0.5 with ``threshold_shrink``
+(default 30 pseudo-examples): the rare labels' optimum on a few dozen positives is noise.
+
+Codebook definitions (``definitions``, default weight 3): while fitting, one more column per label, the unit's
+TF-IDF cosine similarity to the label's definition and include list; the column is linear in the TF-IDF columns,
+so its weight folds into the words' after fitting and the saved state and scoring are unchanged.
+
+``hurdle`` (off) fits an axis's label classifiers on in-scope units only. Each default was chosen on grouped
+cross-validation of the training part (``benchmarks/quality.py``, ``benchmarks/RESULTS.md`` "Quality decisions").
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
 from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
+from .scope import GAZETTEER_FILE, SCOPE_MARK, Gazetteer, shipped_gazetteer
 from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 # scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
@@ -50,13 +66,20 @@ def _joined(tokens: Sequence[str]) -> str:
 class LinearTagger(Tagger):
     out_of_fold = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state", "gate",
-                     "gate_C", "lead")
+                     "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink",
+                     "definitions")
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
-                 gate_C: float = 16.0, lead: bool = False):
+                 gate_C: float = 16.0, lead: bool = False, scope: bool = True, scoped_seeds: bool = True,
+                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0, definitions: float = 3.0):
         super().__init__(codebook)
+        self.threshold_shrink = threshold_shrink
+        self.definitions = definitions
+        self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
         self.lead = lead
+        self.scope = scope
+        self.scoped_seeds = scoped_seeds
         self.C = C
         self.gate = gate
         self.gate_C = gate_C
@@ -88,9 +111,40 @@ class LinearTagger(Tagger):
             matrix.data = np.log1p(matrix.data) * self.seed_weight
         return matrix
 
-    def _features(self, vectorizer, token_lists, seed_counts) -> sp.csr_matrix:
+    def _features(self, vectorizer, token_lists, seed_counts, definitions=None) -> sp.csr_matrix:
+        """TF-IDF and seed columns; while fitting with ``definitions`` (see :meth:`_definition_matrix`), also one
+        column per label: the unit's cosine similarity to the label's codebook text, times ``definitions``."""
         text = vectorizer.transform([_joined(t) for t in token_lists])
-        return sp.hstack([text, self._seed_matrix(seed_counts)], format="csr")
+        parts = [text, self._seed_matrix(seed_counts)]
+        if definitions is not None:
+            parts.append((text @ definitions.T).tocsr() * float(self.definitions))
+        return sp.hstack(parts, format="csr")
+
+    def _definition_matrix(self, vectorizer):
+        """(n_labels of every axis, n_terms) TF-IDF of each label's codebook text (definition and include list),
+        or None without ``definitions``. Its similarity columns are linear in the TF-IDF columns, so after fitting
+        their weights fold into the words' (:meth:`_fold`): the saved state and scoring do not change."""
+        if not self.definitions:
+            return None
+        from .scope import lemmas_of
+
+        texts = []
+        for axis in self.labels:
+            for label in self.labels[axis]:
+                entry = self.codebook.label(label)
+                parts = lemmas_of([entry.definition, *entry.include])
+                texts.append(" ".join(tok for part in parts for tok in part))
+        return vectorizer.transform(texts).tocsr()
+
+    def _fold(self, coef: np.ndarray) -> np.ndarray:
+        """Weights over TF-IDF, seed and definition columns -> the same scores over TF-IDF and seed columns."""
+        definitions = self.__dict__.get("_definitions_fit")
+        n = len(self.vectorizer_.vocabulary_) + len(self.seed_labels)
+        if definitions is None or len(coef) == n:
+            return coef
+        folded = np.array(coef[:n], dtype=np.float64)
+        folded[:definitions.shape[1]] += float(self.definitions) * np.asarray(definitions.T @ coef[n:]).ravel()
+        return folded
 
     def _sentence_tokens(self, passage: Passage) -> list[list[str]]:
         """The lemmas of each sentence; with ``lead``, the document's first sentence (its title, where it has one:
@@ -99,10 +153,19 @@ class LinearTagger(Tagger):
         tokens = [s.tokens for s in passage.sentences]
         if self.lead and passage.index == 0 and tokens:
             tokens[0] = tokens[0] + [LEAD_MARK + t for t in tokens[0]]
+        if self._scoped:
+            gazetteer = self.scope_gazetteer_
+            tokens = [t + gazetteer.sentence_marks(s.tokens, s.seeds if self.scoped_seeds else None)
+                      for t, s in zip(tokens, passage.sentences)]
         return tokens
 
+    @property
+    def _scoped(self) -> bool:
+        """Whether sentences get scope pseudo-tokens (``scope`` or ``scoped_seeds``)."""
+        return bool(self.scope or self.scoped_seeds)
+
     def _passage_tokens(self, passage: Passage) -> list[str]:
-        if not (self.lead and passage.index == 0):
+        if not (self.lead and passage.index == 0) and not self._scoped:
             return passage.tokens
         return [tok for sentence in self._sentence_tokens(passage) for tok in sentence]
 
@@ -119,6 +182,30 @@ class LinearTagger(Tagger):
             LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
                                random_state=self.random_state)
         )
+
+    def _shrunk(self, thresholds: np.ndarray, positives: np.ndarray) -> np.ndarray:
+        """With ``threshold_shrink`` k, each label's F1-optimal threshold t is pulled toward 0.5, the balanced
+        classifiers' own decision point, as if k more examples had voted for it: (n t + k 0.5) / (n + k) for a
+        label with n positive training units. The optimum found on a few dozen positives is noisy (and the rare
+        labels' positives are mostly keyword-drawn units); a frequent label keeps its tuned threshold."""
+        k = float(self.threshold_shrink)
+        if k <= 0:
+            return thresholds
+        n = np.asarray(positives, dtype=float)
+        return (n * thresholds + k * 0.5) / (n + k)
+
+    def _hurdles(self, axis: str) -> bool:
+        """Whether ``axis`` is fitted as a hurdle: ``hurdle`` True (every axis) or a list of axis names."""
+        return bool(self.gate) and (self.hurdle is True or (isinstance(self.hurdle, list) and axis in self.hurdle))
+
+    def _fit_labels(self, X, Y: np.ndarray, axis: str) -> OneVsRestClassifier:
+        """One axis's label classifiers; for a hurdle axis (see :meth:`_hurdles`), fitted on the units that carry a
+        label of the axis only: the gate says whether a unit is in scope, the labels which of them it is."""
+        if self._hurdles(axis):
+            inside = np.asarray(Y).sum(1) > 0
+            if inside.sum() >= 2 and not inside.all():
+                return self._new_classifier().fit(X[inside], Y[inside])
+        return self._new_classifier().fit(X, Y)
 
     def _fit_gate(self, X, Y: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The scope gate of one axis: P(the unit has at least one label), or None when every unit (or none) has."""
@@ -157,13 +244,16 @@ class LinearTagger(Tagger):
         n = len(units)
         if n < 2:
             raise DataError(f"linear tagger needs at least 2 annotated units, got {n}")
+        if self._scoped:
+            self.scope_gazetteer_ = shipped_gazetteer()
         tokens, seeds = self._unit_parts(units)
         self.vectorizer_ = self._new_vectorizer().fit([_joined(t) for t in tokens])
-        X_units = self._features(self.vectorizer_, tokens, seeds)
+        definitions = self.__dict__["_definitions_fit"] = self._definition_matrix(self.vectorizer_)
+        X_units = self._features(self.vectorizer_, tokens, seeds, definitions)
         flat = [p for unit in units for p in unit]
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         X_passages = self._features(self.vectorizer_, [self._passage_tokens(p) for p in flat],
-                                    [p.seed_counts() for p in flat])
+                                    [p.seed_counts() for p in flat], definitions)
         Y = {axis: np.asarray(y[axis], dtype=int) for axis in self.labels}
         oof = {axis: np.zeros((n, len(labs))) for axis, labs in self.labels.items()}
         oof_passages = {axis: np.zeros((len(flat), len(labs))) for axis, labs in self.labels.items()}
@@ -171,23 +261,24 @@ class LinearTagger(Tagger):
         for train_idx, test_idx in folds.split(np.arange(n)):
             in_test = np.isin(owners, test_idx)
             for axis in self.labels:
-                clf = self._new_classifier().fit(X_units[train_idx], Y[axis][train_idx])
+                clf = self._fit_labels(X_units[train_idx], Y[axis][train_idx], axis)
                 passage_scores = _positive_proba(clf, X_passages[in_test])
                 if self.gate:
                     gate = self._fit_gate(X_units[train_idx], Y[axis][train_idx])
                     passage_scores = passage_scores * self._gate_proba(gate, X_passages[in_test])
                 oof_passages[axis][in_test] = passage_scores
                 oof[axis][test_idx] = aggregate_max(passage_scores, owners[in_test], n)[test_idx]
-        self.thresholds_ = {axis: tune_thresholds(Y[axis], oof[axis]) for axis in self.labels}
+        self.thresholds_ = {axis: self._shrunk(tune_thresholds(Y[axis], oof[axis]), Y[axis].sum(0))
+                            for axis in self.labels}
         # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
         self.oof_passage_scores_ = oof_passages
-        self.classifiers_ = {axis: self._new_classifier().fit(X_units, Y[axis]) for axis in self.labels}
+        self.classifiers_ = {axis: self._fit_labels(X_units, Y[axis], axis) for axis in self.labels}
         self.gates_ = {}
         if self.gate:
             for axis in self.labels:
                 gate = self._fit_gate(X_units, Y[axis])
                 if gate is not None:
-                    self.gates_[axis] = gate
+                    self.gates_[axis] = (self._fold(gate[0]), gate[1])
         self._forget_caches()
         return self
 
@@ -202,6 +293,8 @@ class LinearTagger(Tagger):
         write_state(Path(folder) / STATE_FILE, terms, np.asarray(self.vectorizer_.idf_),
                     {axis: self._weights(axis) for axis in self.labels},
                     sublinear_tf=self.vectorizer_.sublinear_tf, norm=self.vectorizer_.norm, gates=self.gates_)
+        if self._scoped:
+            self.scope_gazetteer_.write(Path(folder) / GAZETTEER_FILE)
 
     def load_state(self, folder: Path) -> None:
         """The safetensors state; a model saved before it (``linear.skops``) through skops, trusted types only.
@@ -211,6 +304,7 @@ class LinearTagger(Tagger):
         folder = Path(folder)
         if not (folder / STATE_FILE).exists() and (folder / LEGACY_STATE_FILE).exists():
             self._load_legacy_state(folder / LEGACY_STATE_FILE)
+            self._load_gazetteer(folder)
             return
         terms, idf, weights, tfidf, gates = read_state(folder / STATE_FILE)
         vocabulary = {term: i for i, term in enumerate(terms)}
@@ -229,6 +323,19 @@ class LinearTagger(Tagger):
         self.gates_ = gates
         self._forget_caches()
         self.__dict__["_coef_cache"] = {axis: weights[axis] for axis in self.labels}
+        self._load_gazetteer(folder)
+
+    def _load_gazetteer(self, folder: Path) -> None:
+        """The gazetteer the model was fitted with. A model saved before scope features existed has neither the
+        file nor a scope term, and its meta.json does not name ``scope`` (so the class default says True): it is
+        read as what it is, a model without scope features."""
+        if (folder / GAZETTEER_FILE).exists():
+            self.scope_gazetteer_ = Gazetteer.read(folder / GAZETTEER_FILE)
+            return
+        if self._scoped:
+            if any(term.startswith(SCOPE_MARK) for term in self.vectorizer_.vocabulary_):
+                raise ModelError(f"{folder}: a linear model with scope features needs its {GAZETTEER_FILE}")
+            self.scope = self.scoped_seeds = False
 
     def _load_legacy_state(self, path: Path) -> None:
         state = read_legacy_state(path)
@@ -347,7 +454,8 @@ class LinearTagger(Tagger):
         estimators = self.classifiers_[axis].estimators_
         constant = np.array([not hasattr(est, "coef_") for est in estimators])
         return (
-            np.stack([np.zeros(n_features) if c else est.coef_.ravel() for est, c in zip(estimators, constant)],
+            np.stack([np.zeros(n_features) if c else self._fold(est.coef_.ravel())
+                      for est, c in zip(estimators, constant)],
                      axis=1).astype(np.float64),
             np.array([0.0 if c else float(est.intercept_[0]) for est, c in zip(estimators, constant)]),
             constant,
