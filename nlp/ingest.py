@@ -1001,6 +1001,10 @@ def _visible_files(folder: Path, follow_links: bool = False, _root: Path | None 
                 continue  # without --follow-links, a linked folder inside this one is read under its own name
         if path.is_file():
             yield path
+        elif not path.is_dir() and _suffix(path) in SUPPORTED_SUFFIXES:
+            # a FIFO, socket or device named like a document (or a broken link): reported as on the command line,
+            # never opened (a FIFO would block)
+            yield Rejected(str(path), "not a regular file" if path.exists() else "a broken link (no such file)")
 
 
 def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iterator[Document | Rejected]:

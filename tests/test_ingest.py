@@ -782,3 +782,20 @@ def test_links_out_of_a_folder_are_not_followed_unless_asked(tmp_path):
     out = list(iter_documents([folder], follow_links=True))
     docs = [d.id for d in out if isinstance(d, Document)]
     assert "secret.txt" in docs and "elsewhere/secret.txt" in docs and "passwd.txt" in docs
+
+
+def test_a_fifo_or_broken_link_in_a_folder_is_reported_not_silently_skipped(tmp_path):
+    """Issue 15 robustness benchmark: named on the command line a FIFO gets "not a regular file"; found in a folder
+    under a document's suffix it was skipped without a word. It is reported (never opened: no block), as is a
+    broken link inside the folder; a FIFO without a document suffix is ignored like any other such file."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The mayor met the ambassador.", encoding="utf-8")
+    os.mkfifo(folder / "pipe.txt")
+    os.mkfifo(folder / "pipe.bin")
+    (folder / "gone.pdf").symlink_to(folder / "missing.pdf")
+    out = list(iter_documents([folder]))
+    assert [d.id for d in out if isinstance(d, Document)] == ["a.txt"]
+    rejected = {r.id: r.reason for r in out if isinstance(r, Rejected)}
+    assert rejected == {str(folder / "pipe.txt"): "not a regular file",
+                        str(folder / "gone.pdf"): "a broken link (no such file)"}
