@@ -1282,6 +1282,9 @@ def main(argv=None) -> int:
             details.append(f"- good lost: `{d[0]}` ({d[1]}) {d[2]}: lost {d[3]}, status {d[4]}")
         for d in tot["not_one_detail"][:25]:
             details.append(f"- refusal not one line: `{d[0]}` ({d[1]}) {d[2]} ({d[3]}): lines {d[4]!r}, rows {d[5]}")
+        details.append(f"- refusal lines that name a table row (its id, line number) but not the table's file: "
+                       f"{tot['row_only']} (\"skipped ROW_ID: line N: reason\"; with two tables in one command the "
+                       f"file is not said)")
         acc = sorted(tot["accepted"])
         if acc:
             fams = defaultdict(int)
