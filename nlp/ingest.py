@@ -23,6 +23,7 @@ import re
 import sys
 import tempfile
 import unicodedata
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -501,7 +502,7 @@ def _check_decompressed(path: Path) -> None:
         with _gunzipped(path) as fh:
             while fh.read(1 << 20):
                 pass
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data (not an OSError)
         raise IngestError(path, f"not a readable gzip file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -541,7 +542,7 @@ def _is_json_array(path: Path) -> bool:
     try:
         with _open_text(path) as fh:
             head = fh.read(4096).lstrip()
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
     return head.startswith("[")
 
@@ -583,7 +584,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
                     raise IngestError(path, reason) from exc
                 first = False
                 yield f"line {number}", value
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
 
 
@@ -794,7 +795,7 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with _open_text(path) as fh:
             header = next(csv.reader(fh), [])
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as exc:
         raise IngestError(path, f"cannot read as csv ({_explain(exc)})") from exc
     if not header:
         raise IngestError(path, "no rows (empty file)")

@@ -799,3 +799,21 @@ def test_a_fifo_or_broken_link_in_a_folder_is_reported_not_silently_skipped(tmp_
     rejected = {r.id: r.reason for r in out if isinstance(r, Rejected)}
     assert rejected == {str(folder / "pipe.txt"): "not a regular file",
                         str(folder / "gone.pdf"): "a broken link (no such file)"}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv.gz"])
+def test_corrupt_deflate_data_in_a_gzip_table_is_a_reason_not_a_traceback(tmp_path, suffix):
+    """Issue 15 robustness benchmark: a .jsonl.gz/.csv.gz with a valid gzip header and corrupt deflate data (a
+    flipped bit) raised zlib.error, which is not an OSError: a traceback that ended the whole batch. It is refused
+    with one reason naming the file, and the next input is still read."""
+    import gzip as _gzip
+
+    bad = tmp_path / f"flipped{suffix}"
+    bad.write_bytes(_gzip.compress(b"x")[:10] + b"\xff" * 20)  # BTYPE 11: "invalid block type"
+    with pytest.raises(IngestError, match=r"flipped\.(jsonl|csv)\.gz: not a readable gzip file \(error: "):
+        list(read_table(bad))
+    good = tmp_path / "good.txt"
+    good.write_text("The mayor met the ambassador.", encoding="utf-8")
+    out = list(iter_documents([bad, good], skip_bad_inputs=True))
+    assert [d.id for d in out if isinstance(d, Document)] == [str(good)]
+    assert [r.id for r in out if isinstance(r, Rejected)] == [str(bad)]
