@@ -426,10 +426,27 @@ def pdf_to_text(path: str | Path) -> str:
     return text
 
 
+def _check_unzipped(path: Path) -> None:
+    """A .docx is a zip archive: its parts, once inflated, are bounded as a .gz table is (MAX_DECOMPRESSED_BYTES). A
+    1.3 MB file can hold a 1.2 GB ``document.xml``, which python-docx parses whole in memory (2.4 GB of RSS). The
+    sizes the archive declares are what zipfile lets come out of it, so they can be trusted here."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip archive: docx.Document names it below
+    if total > MAX_DECOMPRESSED_BYTES:
+        raise IngestError(path, f"decompressed, it is over the {MAX_DECOMPRESSED_BYTES / 1_048_576:,.0f} MiB limit; "
+                          "split it into smaller files")
+
+
 def _docx_title_and_text(path: Path) -> tuple[str, str]:
     import docx
     from docx.table import Table
 
+    _check_unzipped(path)
     try:
         document = docx.Document(str(path))
     except Exception as exc:  # noqa: BLE001 - zipfile/KeyError/ValueError/PackageNotFoundError all mean "not a docx"
@@ -878,6 +895,23 @@ def _remove_stale_caches() -> None:
     remove_stale(Path(tempfile.gettempdir()), "cdpd-ingest-*")
 
 
+def _decoded_rows(ds: Any, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(number, row) of a dataset; a row that cannot be decoded (a corrupt Parquet file's string column holding
+    bytes that are not UTF-8: arrow checks them only as the row is converted) refuses the file with one reason,
+    instead of a UnicodeDecodeError that stopped the whole batch."""
+    rows = iter(ds)
+    number = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - arrow, datasets and codec errors of a corrupt file
+            raise IngestError(path, f"row {number + 1}: cannot be read ({_explain(exc)}); the file is damaged") from exc
+        number += 1
+        yield number, row
+
+
 def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document | Rejected]:
     """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped). A row
     whose text fails the checks a plain file gets (not a string, NUL bytes, binary junk, over the size limit, a
@@ -904,7 +938,7 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
             raise IngestError(path, f"cannot read as {suffix.lstrip('.')} ({_explain(exc)})") from exc
         if ds.num_rows == 0:
             raise IngestError(path, "no rows")
-        for number, row in enumerate(ds, 1):
+        for number, row in _decoded_rows(ds, path):
             rejected = row.pop(_REJECT, None)
             raw_text, problem = _row_text(row.get(text_column))
             if rejected or problem:
