@@ -20,6 +20,7 @@ import logging
 import re
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,10 +427,27 @@ def pdf_to_text(path: str | Path) -> str:
     return text
 
 
+def _check_unzipped(path: Path) -> None:
+    """A .docx is a zip archive: its parts, once inflated, are bounded as a .gz table is (MAX_DECOMPRESSED_BYTES). A
+    1.3 MB file can hold a 1.2 GB ``document.xml``, which python-docx parses whole in memory (2.4 GB of RSS). The
+    sizes the archive declares are what zipfile lets come out of it, so they can be trusted here."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip archive: docx.Document names it below
+    if total > MAX_DECOMPRESSED_BYTES:
+        raise IngestError(path, f"decompressed, it is over the {MAX_DECOMPRESSED_BYTES / 1_048_576:,.0f} MiB limit; "
+                          "split it into smaller files")
+
+
 def _docx_title_and_text(path: Path) -> tuple[str, str]:
     import docx
     from docx.table import Table
 
+    _check_unzipped(path)
     try:
         document = docx.Document(str(path))
     except Exception as exc:  # noqa: BLE001 - zipfile/KeyError/ValueError/PackageNotFoundError all mean "not a docx"
@@ -502,7 +520,7 @@ def _check_decompressed(path: Path) -> None:
         with _gunzipped(path) as fh:
             while fh.read(1 << 20):
                 pass
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data (not an OSError)
         raise IngestError(path, f"not a readable gzip file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -542,7 +560,7 @@ def _is_json_array(path: Path) -> bool:
     try:
         with _open_text(path) as fh:
             head = fh.read(4096).lstrip()
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
     return head.startswith("[")
 
@@ -584,7 +602,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
                     raise IngestError(path, reason) from exc
                 first = False
                 yield f"line {number}", value
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(path, f"cannot read as UTF-8 JSON ({type(exc).__name__}: {exc}); save it as UTF-8") from exc
 
 
@@ -795,7 +813,7 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with _open_text(path) as fh:
             header = next(csv.reader(fh), [])
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as exc:
         raise IngestError(path, f"cannot read as csv ({_explain(exc)})") from exc
     if not header:
         raise IngestError(path, "no rows (empty file)")
@@ -878,6 +896,23 @@ def _remove_stale_caches() -> None:
     remove_stale(Path(tempfile.gettempdir()), "cdpd-ingest-*")
 
 
+def _decoded_rows(ds: Any, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(number, row) of a dataset; a row that cannot be decoded (a corrupt Parquet file's string column holding
+    bytes that are not UTF-8: arrow checks them only as the row is converted) refuses the file with one reason,
+    instead of a UnicodeDecodeError that stopped the whole batch."""
+    rows = iter(ds)
+    number = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - arrow, datasets and codec errors of a corrupt file
+            raise IngestError(path, f"row {number + 1}: cannot be read ({_explain(exc)}); the file is damaged") from exc
+        number += 1
+        yield number, row
+
+
 def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Document | Rejected]:
     """Rows of a JSON-lines/JSON/CSV/Parquet table as Documents, read through ``datasets`` (memory-mapped). A row
     whose text fails the checks a plain file gets (not a string, NUL bytes, binary junk, over the size limit, a
@@ -904,7 +939,7 @@ def read_table(path: str | Path, *, text_column: str = "text") -> Iterator[Docum
             raise IngestError(path, f"cannot read as {suffix.lstrip('.')} ({_explain(exc)})") from exc
         if ds.num_rows == 0:
             raise IngestError(path, "no rows")
-        for number, row in enumerate(ds, 1):
+        for number, row in _decoded_rows(ds, path):
             rejected = row.pop(_REJECT, None)
             raw_text, problem = _row_text(row.get(text_column))
             if rejected or problem:
@@ -1002,6 +1037,10 @@ def _visible_files(folder: Path, follow_links: bool = False, _root: Path | None 
                 continue  # without --follow-links, a linked folder inside this one is read under its own name
         if path.is_file():
             yield path
+        elif not path.is_dir() and _suffix(path) in SUPPORTED_SUFFIXES:
+            # a FIFO, socket or device named like a document (or a broken link): reported as on the command line,
+            # never opened (a FIFO would block)
+            yield Rejected(str(path), "not a regular file" if path.exists() else "a broken link (no such file)")
 
 
 def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iterator[Document | Rejected]:

@@ -10,7 +10,8 @@ MIB = 1024 * 1024
 MAX_FILE_BYTES = 50 * MIB
 #: The text of one document, in characters, whatever it came from (a table cell, a JSON line, a converted file).
 MAX_DOCUMENT_CHARS = MAX_FILE_BYTES
-#: A compressed table (.jsonl.gz, .csv.gz) once decompressed, counted as it streams: 10x the plain-file limit.
+#: A compressed table (.jsonl.gz, .csv.gz) once decompressed, counted as it streams, and the parts of a .docx once
+#: inflated (their declared sizes): 10x the plain-file limit.
 MAX_DECOMPRESSED_BYTES = 10 * MAX_FILE_BYTES
 #: Everything read from stdin (``-``), JSON lines or plain text.
 MAX_STDIN_BYTES = 10 * MAX_FILE_BYTES
