@@ -820,7 +820,24 @@ def _csv_header(path: Path) -> list[str]:
     if len(set(header)) != len(header):
         dupes = sorted({name for name in header if header.count(name) > 1})
         raise IngestError(path, f"duplicate column name(s) {', '.join(dupes)}; give every column its own name")
+    _check_csv_rows(path, len(header))
     return header
+
+
+def _check_csv_rows(path: Path, n_columns: int) -> None:
+    """Every row has the header's number of fields. The CSV reader under ``datasets`` (pandas) takes a first row
+    with extra fields as an index and shifts every column of every row (ids become texts), and truncates
+    silently with other settings: a table whose rows do not line up is refused, naming the first bad line."""
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            for row in reader:
+                if row and len(row) != n_columns:
+                    raise IngestError(path, f"line {reader.line_num}: {len(row)} field(s) where the header has "
+                                            f"{n_columns}; quote values that hold commas or line breaks")
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as exc:
+        raise IngestError(path, f"cannot read as csv ({_explain(exc)})") from exc
 
 
 def _require_column(path: Path, columns: Iterable[str], text_column: str) -> None:
@@ -1043,14 +1060,35 @@ def _visible_files(folder: Path, follow_links: bool = False, _root: Path | None 
             yield Rejected(str(path), "not a regular file" if path.exists() else "a broken link (no such file)")
 
 
-def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str]) -> Iterator[Document | Rejected]:
+def _rows(rows: Iterable[Document | Rejected], metadata: dict[str, str],
+          source: str | None = None) -> Iterator[Document | Rejected]:
+    """A table's rows as documents; a bad row's reason names the table (``source``), so that with several tables
+    in one command the user can tell which file the row came from."""
+    where = f" (in {source})" if source else ""
     for doc in rows:
         if isinstance(doc, Rejected):
-            yield doc
+            yield Rejected(doc.id, doc.reason + where) if doc.id != source else doc
         elif not doc.text.strip():
-            yield Rejected(doc.id, "empty text")
+            yield Rejected(doc.id, "empty text" + where)
+        elif (value := _cell_value(doc.text)) is not None:
+            yield Rejected(doc.id, f"text is {value}, not a document{where}")
         else:
             yield _fill(doc, metadata)
+
+
+#: Whole cell values that spreadsheets and exports write for "no value" or a flag, never a document's text.
+_CELL_LITERALS = frozenset({"true", "false", "nan", "null", "none", "n/a", "na", "#n/a", "undefined"})
+
+
+def _cell_value(text: str) -> str | None:
+    """Why a table cell's text is a value rather than a document (a number, a flag, a "no value" marker, as a CSV
+    export holds them: JSON lines and Parquet refuse these by type), or None."""
+    stripped = text.strip()
+    if len(stripped) <= 12 and stripped.lower() in _CELL_LITERALS:
+        return f"the value {stripped!r}"
+    if len(stripped) <= 64 and not any(ch.isalpha() for ch in stripped):
+        return f"a number or code with no words ({stripped!r})"
+    return None
 
 
 def _read_stdin(stream: TextIO, metadata: dict[str, str]) -> Iterator[Document | Rejected]:
@@ -1236,7 +1274,7 @@ def _one_input(item: str | Path, stdin: TextIO | None, meta: dict[str, str], max
                 continue
             try:
                 if suffix in TABLE_SUFFIXES:
-                    yield from _rows(read_table(file, text_column=text_column), meta)
+                    yield from _rows(read_table(file, text_column=text_column), meta, str(file))
                 else:
                     yield _read_plain(file, file.relative_to(path).as_posix(), meta, max_bytes)
             except IngestError as exc:
@@ -1245,7 +1283,7 @@ def _one_input(item: str | Path, stdin: TextIO | None, meta: dict[str, str], max
     if not _utf8_name(path):
         raise IngestError(item, "the file name is not valid UTF-8; rename the file")
     if _suffix(path) in TABLE_SUFFIXES:
-        yield from _rows(read_table(path, text_column=text_column), meta)
+        yield from _rows(read_table(path, text_column=text_column), meta, str(item))
     else:
         yield _read_plain(path, str(item), meta, max_bytes)
 

@@ -149,3 +149,19 @@ def _parents():
 
     blank = argparse.ArgumentParser(add_help=False)
     return SimpleNamespace(common=blank, meta=blank, dask=blank, diagram=diagram_options())
+
+
+def test_cdpd_own_warnings_are_one_line(tmp_path):
+    """A warning of cdpd's own (here: an ACTIVE file naming no model) reads as one line, not Python's
+    file:line and source-line format (issue 15 robustness benchmark, finding 5)."""
+    import os
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ACTIVE").write_text("../../elsewhere@x\n")
+    env = {**os.environ, "CDPD_MODELS": str(models), "CDPD_LOG": str(tmp_path / "cdpd.log")}
+    proc = subprocess.run([sys.executable, "-m", "nlp", "models", "list"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 0 and lines and all(line.startswith("cdpd: warning: ") for line in lines), lines
+    assert "not a model; ignored" in lines[0] and "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr

@@ -130,8 +130,11 @@ def _route_library_noise() -> None:
     ours = Path(__file__).resolve().parent.parent  # the nlp package
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if ours in Path(filename).resolve().parents:
-            shown(message, category, filename, lineno, file, line)
+        if ours in Path(filename).resolve().parents:  # cdpd's own: one line for the user, as its errors are
+            if file is None or file is sys.stderr:
+                err(f"cdpd: warning: {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
         else:
             logging.getLogger("py.warnings").warning("%s:%s: %s: %s", filename, lineno, category.__name__, message)
 
