@@ -36,7 +36,8 @@ What it measures
     ``/dev/zero``, pickles named ``linear.safetensors``/``linear.skops``/``embedding.skops``, a ``meta.json`` naming
     ``../../x``, a model folder linked out of the registry, ``meta.json`` linked to ``/dev/zero``, an ACTIVE file
     naming ``../../x``), each loaded by ``cdpd classify --model NAME`` with "y" piped on stdin: marker files
-    created (code run), tracebacks, refusals that are not one line.
+    created (code run), tracebacks, refusals that are not one line (a one-line ``cdpd: warning:`` before the
+    refusal, such as an ignored ACTIVE file, is counted apart).
   * **Markup**: hostile titles/ids/urls/texts (Markdown images and links, ``<script>``, ``<img onerror>``, a url
     breaking out of a link) through the app's own renderers, no browser: ``nlp.app.common.md_text`` rendered as
     Markdown (markdown-it, HTML on, as permissive as Streamlit), ``highlight`` (with evidence sentences holding the
@@ -879,9 +880,12 @@ def model_probes(tmp: Path, good: Path) -> list[dict]:
         cmd = [PY, "-m", "nlp", "classify", "-q"] + (["--model", probe["name"]] if probe["name"] else []) + [str(good)]
         status, elapsed, rss, timed_out, out, err = run_child(cmd, env, ROOT, stdin_bytes=b"y\ny\ny\n")
         text = err.decode("utf-8", "replace")
-        lines = [ln for ln in text.splitlines() if ln.strip()]
+        # a one-line warning before the refusal ("cdpd: warning: ACTIVE names ..., ignored") is not the refusal
+        warned = [ln for ln in text.splitlines() if ln.startswith("cdpd: warning: ")]
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("cdpd: warning: ")]
         probe.update(rc=status, elapsed=elapsed, rss=rss, timed_out=timed_out, traceback="Traceback" in text,
-                     lines=len(lines), first=(lines[0][:160] if lines else ""), code_ran=marker.exists(),
+                     lines=len(lines), warnings=len(warned), first=(lines[0][:160] if lines else ""),
+                     code_ran=marker.exists(),
                      outputs=len(out.splitlines()))
         if marker.exists():
             marker.unlink()

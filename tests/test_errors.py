@@ -165,3 +165,4 @@ def test_cdpd_own_warnings_are_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 0 and lines and all(line.startswith("cdpd: warning: ") for line in lines), lines
     assert "not a model; ignored" in lines[0] and "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr
+    assert len(lines) == len(set(lines)) == 1  # said once, though two code paths read ACTIVE

@@ -128,11 +128,14 @@ def _route_library_noise() -> None:
     _NOISE_HANDLER = handler
     shown = warnings.showwarning
     ours = Path(__file__).resolve().parent.parent  # the nlp package
+    shown_once: set[str] = set()
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
         if ours in Path(filename).resolve().parents:  # cdpd's own: one line for the user, as its errors are
             if file is None or file is sys.stderr:
-                err(f"cdpd: warning: {message}")
+                if str(message) not in shown_once:  # the same warning reached from two call sites: said once
+                    shown_once.add(str(message))
+                    err(f"cdpd: warning: {message}")
             else:
                 shown(message, category, filename, lineno, file, line)
         else:
