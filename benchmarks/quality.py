@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/quality.py [--configs NAME,...] [--folds 5] [--out benchmarks/RESULTS.md]
     .venv/bin/python benchmarks/quality.py --configs A,B --save a.json --no-write   # (and C,D --save c.json)
     .venv/bin/python benchmarks/quality.py --merge a.json c.json                     # one table of both
+    .venv/bin/python benchmarks/quality.py --groups city ...   # CV folds keep each city's contract sections together
 
 Each configuration is a set of linear-tier parameters (and which annotation rounds it trains on). For each:
 
@@ -34,9 +35,12 @@ sys.path.insert(0, str(ROOT))
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
 
 SECTION = "## Quality decisions (benchmarks/quality.py)"
-#: The linear tier's settings before the scope features, threshold shrinkage and definition features became
-#: defaults (C=16, scope gate).
-PREVIOUS = {"scope": False, "scoped_seeds": False, "threshold_shrink": 0.0, "definitions": 0.0}
+#: The linear tier's settings before the scope features, threshold shrinkage, definition features and bagged
+#: thresholds became defaults (C=16, scope gate).
+PREVIOUS = {"scope": False, "scoped_seeds": False, "threshold_shrink": 0.0, "definitions": 0.0,
+            "threshold_bootstrap": 0}
+#: Stands for a copy of the shipped gazetteer whose "network" kind is folded into "intl_org" (as it was before).
+NO_NETWORK = "@no-network"
 #: name -> (description, linear parameters, rounds trained on: "all" or "round1")
 CONFIGS = {
     "round1-old": ("round 1 only, old defaults (C=4, no gate)", {**PREVIOUS, "C": 4.0, "gate": False}, "round1"),
@@ -51,19 +55,54 @@ CONFIGS = {
     "shrink30": ("gate + thresholds shrunk toward 0.5 (k=30)", {**PREVIOUS, "threshold_shrink": 30.0}, "all"),
     "scope-shrink30": ("scope features + scoped seeds + thresholds shrunk (k=30)", {"definitions": 0.0}, "all"),
     "definitions-1": ("scope-shrink30 + codebook-definition similarity, weight 1", {"definitions": 1.0}, "all"),
-    "default": ("scope-shrink30 + codebook-definition similarity, weight 3: the default", {}, "all"),
+    "default": ("scope-shrink30 + codebook-definition similarity, weight 3 + the gazetteer's network kind + "
+                "bagged thresholds: the default", {}, "all"),
     "definitions-8": ("scope-shrink30 + codebook-definition similarity, weight 8", {"definitions": 8.0}, "all"),
     "hurdle": ("gate, function classifiers fitted on in-scope units only", {**PREVIOUS, "hurdle": ["functions"]},
                "all"),
     "hurdle-default": ("the default + hurdle on functions", {"hurdle": ["functions"]}, "all"),
+    "no-network": ("the default with city networks counted as international organisations (before the "
+                   "'network' kind)", {"gazetteer": NO_NETWORK}, "all"),
+    "unbagged": ("the default with the single F1-optimal threshold (no bootstrap)", {"threshold_bootstrap": 0},
+                 "all"),
+    "previous-default": ("no network kind, no bagged thresholds: the default before both",
+                         {"gazetteer": NO_NETWORK, "threshold_bootstrap": 0}, "all"),
 }
 CITY_SOURCES = ("ccc", "nyc_council", "king_county")
+GROUPING = {"document": "document", "city": "document, climate-city-contract sections by city"}
 
 
-def evaluate_config(params: dict, rounds: str, folds: int, data) -> dict:
+def no_network_gazetteer() -> str:
+    """The shipped gazetteer with its city networks counted as international organisations, written to a temporary
+    file (what the ``no-network`` configurations fit with)."""
+    import tempfile
+
+    import yaml
+
+    from nlp.taggers.scope import DEFAULT_GAZETTEER
+
+    data = yaml.safe_load(DEFAULT_GAZETTEER.read_text(encoding="utf-8"))
+    data["kinds"]["intl_org"] = data["kinds"]["intl_org"] + data["kinds"].pop("network", [])
+    out = Path(tempfile.mkdtemp(prefix="cdpd-quality-")) / "no_network.yaml"
+    out.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return str(out)
+
+
+def group_of(ann, by: str) -> str:
+    """CV groups: the unit's document (``document``), or for climate-city-contract sections the city (``city``):
+    each section is its own document in the shipped rounds, so grouping by document puts sections of one city's
+    contract on both sides of a fold; grouping by city measures what a city the model never saw gets."""
+    from nlp.annotations import document_key, source_of
+
+    if by == "city" and source_of(ann) == "ccc":
+        return "city:" + str(ann.meta.get("city") or ann.meta.get("issuer") or document_key(ann))
+    return document_key(ann)
+
+
+def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "document") -> dict:
     import numpy as np
 
-    from nlp.annotations import EVALUATION_SAMPLES, document_key, source_of, stratified_folds
+    from nlp.annotations import EVALUATION_SAMPLES, source_of, stratified_folds
     from nlp.metrics import axis_report
     from nlp.taggers import get_tagger_class
     from nlp.training import evaluate_tagger
@@ -72,6 +111,8 @@ def evaluate_config(params: dict, rounds: str, folds: int, data) -> dict:
     if rounds == "round1":
         train_idx = [i for i in train_idx if annotations[i].id in round1]
     cls = get_tagger_class("linear")
+    if params.get("gazetteer") == NO_NETWORK:
+        params = {**params, "gazetteer": no_network_gazetteer()}
     sub = lambda idx: {a: v[idx] for a, v in y.items()}  # noqa: E731
     t0 = time.perf_counter()
     model = cls(codebook, **params).fit([units[i] for i in train_idx], sub(train_idx))
@@ -82,7 +123,7 @@ def evaluate_config(params: dict, rounds: str, folds: int, data) -> dict:
         train = [annotations[i] for i in train_idx]
         Y = sub(train_idx)
         pred = {a: np.zeros_like(v) for a, v in Y.items()}
-        for a, b in stratified_folds(Y, folds, 0, [document_key(x) for x in train]):
+        for a, b in stratified_folds(Y, folds, 0, [group_of(x, groups) for x in train]):
             fold = cls(codebook, **params).fit([units[train_idx[i]] for i in a], {ax: v[a] for ax, v in Y.items()})
             p = fold.predict([units[train_idx[i]] for i in b])
             for ax in Y:
@@ -124,10 +165,12 @@ def render(args, results: dict, mach: dict) -> str:
     sources = sorted(first["heldout"]["functions"].get("by_source", {}))
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out = [SECTION, "",
-           f"Run {now} with `python benchmarks/quality.py --configs {','.join(results)} --folds {args.folds}` at git "
-           f"{mach['git']}; {mach['nproc']} cores, {mach['cpu']}.", "",
+           f"Run {now} with `python benchmarks/quality.py --configs {','.join(results)} --folds {args.folds}"
+           f"{'' if args.groups == 'document' else ' --groups ' + args.groups}` at git {mach['git']}; "
+           f"{mach['nproc']} cores, {mach['cpu']}.", "",
            "Settings of the linear tier, chosen on cross-validation of the training part of the fixed split "
-           f"({args.folds} folds grouped by document, iteratively stratified, scored on random and cue units only); "
+           f"({args.folds} folds grouped by {GROUPING[args.groups]}, iteratively stratified, scored on random and "
+           "cue units only); "
            "the held-out columns (464 units of a quarter of the documents) say what a user gets and informed no "
            "choice. F: functions, D: domains; false on empty: of the units annotated with no function, the share "
            "given one; the source columns are functions micro-F1.", ""]
@@ -146,6 +189,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     p.add_argument("--folds", type=int, default=5, help="CV folds on the training part (0: held-out only)")
+    p.add_argument("--groups", choices=("document", "city"), default="document",
+                   help="CV groups: documents, or climate-city-contract sections grouped by their city (a city the "
+                        "model never saw)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--save", type=Path, metavar="JSON", help="also write the results of this run to JSON")
@@ -163,6 +209,7 @@ def main(argv=None) -> int:
             mach = saved["machine"]
         args.configs = ",".join(results)
         args.folds = saved["folds"]
+        args.groups = saved.get("groups", "document")
         return _finish(args, results, mach)
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
@@ -175,14 +222,15 @@ def main(argv=None) -> int:
         desc, params, rounds = CONFIGS[name]
         t0 = time.perf_counter()
         folds = args.folds if rounds == "all" else 0
-        results[name] = evaluate_config(params, rounds, folds, data)
+        results[name] = evaluate_config(params, rounds, folds, data, args.groups)
         f = results[name]["heldout"]["functions"]
         print(f"[{name}] {desc}: held-out functions micro-F1 {f['micro']['f1']:.3f} "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
     if args.save:
         import json
 
-        args.save.write_text(json.dumps({"results": results, "machine": mach, "folds": args.folds},
+        saved = {"results": results, "machine": mach, "folds": args.folds, "groups": args.groups}
+        args.save.write_text(json.dumps(saved,
                                         default=lambda o: o.item() if hasattr(o, "item") else str(o)),
                              encoding="utf-8")
     return _finish(args, results, mach)

@@ -31,8 +31,23 @@ def best_threshold(y_true: np.ndarray, scores: np.ndarray, default: float = 0.5)
     return float(min(cuts, key=lambda c: abs(c - default)))
 
 
-def tune_thresholds(y_true: np.ndarray, scores: np.ndarray, default: float = 0.5) -> np.ndarray:
-    return np.array([best_threshold(y_true[:, j], scores[:, j], default) for j in range(y_true.shape[1])])
+def tune_thresholds(y_true: np.ndarray, scores: np.ndarray, default: float = 0.5, *, bootstrap: int = 0,
+                    seed: int = 0) -> np.ndarray:
+    """Per label, :func:`best_threshold`; with ``bootstrap`` B > 0, the median of the F1-optimal thresholds of B
+    bootstrap resamples of the units instead (bagged thresholds).
+
+    Why: F1 over the threshold is flat near its top, so the single argmax moves by a tenth between two fits that
+    score the units almost alike (seen on the most frequent function: 0.25 and 0.36 for two gazetteers). The median
+    over resamples sits in the middle of the plateau and moves less from one training set to the next."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    labels = range(y_true.shape[1])
+    if bootstrap <= 0:
+        return np.array([best_threshold(y_true[:, j], scores[:, j], default) for j in labels])
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    draws = [rng.integers(0, n, n) for _ in range(int(bootstrap))]
+    return np.array([float(np.median([best_threshold(y_true[d, j], scores[d, j], default) for d in draws]))
+                     for j in labels])
 
 
 def micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -54,6 +54,7 @@ def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str
     if unknown:
         raise ConfigError(f"the {cls.name} tagger has no parameter {', '.join(map(repr, unknown))}; it takes "
                           f"{', '.join(cls._param_names) or 'none'}")
+    cls.check_params(settings)
     if "cache" in getattr(cls, "_runtime_names", ()) and "cache" not in settings:
         from .embeddings import default_cache_path
 

@@ -59,7 +59,7 @@ def test_longest_phrase_wins_and_domestic_only_sentences_are_marked(processor):
                                        "Cooperation with the city of Lyon and C40 on heat plans.")
     assert SCOPE_MARK + "domestic_only" in domestic
     assert not any(m.startswith(SCOPE_MARK + "in_scope:") for m in domestic)
-    assert {SCOPE_MARK + "world_city", SCOPE_MARK + "intl_org"} <= set(abroad)
+    assert {SCOPE_MARK + "world_city", SCOPE_MARK + "network"} <= set(abroad)
     assert any(m.startswith(SCOPE_MARK + "in_scope:") for m in abroad)
 
 
@@ -115,6 +115,55 @@ def test_hurdle_fits_labels_on_in_scope_units_and_thresholds_shrink_to_half(code
     assert all(np.allclose(a.coef_, b.coef_) for a, b in zip(hurdle.classifiers_["domains"].estimators_,
                                                               plain.classifiers_["domains"].estimators_)
                if hasattr(a, "coef_"))
+
+
+def test_city_networks_are_a_kind_apart_from_the_eu(processor):
+    """Taking part in a city network or an EU city programme is the codebook's cooperation through networks; the
+    EU's targets, cited by nearly every European plan, are not: the two get different kinds."""
+    gazetteer = shipped_gazetteer()
+    joins, targets = _sentence_marks(processor, gazetteer,
+                                     "The city joined NetZeroCities, the Covenant of Mayors and the EU Cities "
+                                     "Mission.\nOur targets follow the European Union and the Paris Agreement.",
+                                     seeds=False)
+    assert joins.count(SCOPE_MARK + "network") == 3 and SCOPE_MARK + "intl_org" not in joins
+    assert SCOPE_MARK + "network" not in targets and SCOPE_MARK + "intl_org" in targets
+    for name in ("C40", "ICLEI", "Eurocities", "Mayors for Peace", "Climate-Neutral and Smart Cities"):
+        assert "network" in gazetteer.match([t.lower() for s in processor.passages(name)[0].sentences
+                                             for t in s.tokens]), name
+
+
+def test_a_gazetteer_of_ones_own_makes_a_european_country_home(codebook, small_units, processor, tmp_path):
+    """``gazetteer``: a researcher of German cities lists Germany as domestic; the model is fitted with that file,
+    keeps it (a saved model scores the same when the file is gone), and a missing or malformed file is a one-line
+    configuration error before any fitting."""
+    from nlp.errors import ConfigError
+    from nlp.training import tagger_settings
+
+    own = tmp_path / "german_cities.yaml"
+    own.write_text("kinds:\n  country: [france, poland]\n  domestic: [germany, german, bavaria, bundestag]\n",
+                   encoding="utf-8")
+    units, y = small_units
+    tagger = LinearTagger(codebook, cv_folds=3, gazetteer=str(own)).fit(units, y)
+    assert tagger.get_params()["gazetteer"] == str(own)
+    sentence = [t for s in processor.passages("Cooperation with Bavaria and the Bundestag.")[0].sentences
+                for t in s.tokens]
+    assert tagger.scope_gazetteer_.match(sentence) == ["domestic", "domestic"]
+    assert shipped_gazetteer().match(sentence) != ["domestic", "domestic"]
+    info = save_model(tagger, "german", folder=tmp_path / "models")
+    own.unlink()
+    loaded, _ = load_model("german", codebook, folder=tmp_path / "models")
+    for axis, scores in tagger.predict_proba(units).items():
+        assert np.array_equal(loaded.predict_proba(units)[axis], scores)
+    assert (info.path / GAZETTEER_FILE).exists()
+    with pytest.raises(ConfigError, match="no such file"):
+        tagger_settings(LinearTagger, {"gazetteer": str(own)})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kinds: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        tagger_settings(LinearTagger, {"gazetteer": str(bad)})
+    bad.write_text("countries: [france]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="needs 'kinds'"):
+        tagger_settings(LinearTagger, {"gazetteer": str(bad)})
 
 
 @pytest.fixture(scope="module")

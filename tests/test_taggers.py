@@ -120,7 +120,7 @@ def test_parameters_and_their_errors(codebook):
     assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
                       "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False,
                       "scope": True, "scoped_seeds": True, "hurdle": False, "threshold_shrink": 30.0,
-                      "definitions": 3.0}
+                      "definitions": 3.0, "threshold_bootstrap": 50, "gazetteer": None}
     with pytest.raises(ValueError, match="no parameter 'alpha'"):
         tagger.set_params(alpha=1.0)
     lexicon = get_tagger_class("lexicon")(codebook)
@@ -550,3 +550,28 @@ def test_best_threshold_defaults_and_brute_force():
     Y = np.array([[1, 0], [0, 0], [1, 0]])
     S = np.array([[0.8, 0.1], [0.3, 0.9], [0.6, 0.2]])
     assert tune_thresholds(Y, S).tolist() == pytest.approx([0.45, 0.5])
+
+
+def test_bagged_thresholds_are_medians_of_resampled_optima_and_move_less():
+    """``bootstrap=B``: per label, the median of the F1-optimal cuts of B resamples of the units, the same for the
+    same seed; on a flat F1 curve it moves less than the single argmax when a few scores change."""
+    rng = np.random.default_rng(1)
+    y = (rng.random((400, 3)) < [0.3, 0.1, 0.0]).astype(int)
+    s = np.clip(0.35 * y + rng.random((400, 3)) * 0.65, 0, 1)
+    bagged = tune_thresholds(y, s, bootstrap=25, seed=7)
+    assert np.array_equal(bagged, tune_thresholds(y, s, bootstrap=25, seed=7))
+    assert bagged[2] == 0.5  # no positives: the default, as without bagging
+    draws = np.random.default_rng(7)
+    picks = [draws.integers(0, 400, 400) for _ in range(25)]
+    assert bagged[0] == pytest.approx(np.median([best_threshold(y[d, 0], s[d, 0]) for d in picks]))
+    assert np.array_equal(tune_thresholds(y, s, bootstrap=0), tune_thresholds(y, s))
+    # jitter a tenth of the scores: the bagged cut moves less, summed over 20 jitters, than the argmax
+    moved = {0: 0.0, 25: 0.0}
+    for k in range(20):
+        t = s.copy()
+        rows = np.random.default_rng(k).choice(400, 40, replace=False)
+        t[rows] = np.clip(t[rows] + np.random.default_rng(100 + k).normal(0, 0.05, (40, 3)), 0, 1)
+        for b in moved:
+            moved[b] += abs(tune_thresholds(y, t, bootstrap=b, seed=7)[0] - tune_thresholds(y, s, bootstrap=b,
+                                                                                           seed=7)[0])
+    assert moved[25] < moved[0]

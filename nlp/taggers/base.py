@@ -146,6 +146,11 @@ class Tagger:
             setattr(self, key, value)
         return self
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Refuse, as a :class:`~nlp.errors.ConfigError`, a parameter value that can be checked before any text is
+        processed (a file that is not there); called by :func:`nlp.training.tagger_settings`. Nothing by default."""
+
     # -- to implement ------------------------------------------------------------------------------------------
     def fit(self, units: Units, y: dict[str, np.ndarray]) -> "Tagger":
         raise NotImplementedError

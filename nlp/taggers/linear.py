@@ -16,8 +16,14 @@ a counterpart abroad): pseudo-tokens per sentence from a gazetteer of counterpar
 the scope rule is learnt from kinds of counterpart, not word by word. They are tokens like any other (TF-IDF,
 evidence); the gazetteer is saved with the model.
 
-Thresholds: each label's F1-optimal threshold on out-of-fold scores, shrunk toward 0.5 with ``threshold_shrink``
-(default 30 pseudo-examples): the rare labels' optimum on a few dozen positives is noise.
+``gazetteer`` (a YAML file of the shipped file's form) replaces the shipped gazetteer: a European city's
+researcher can list her own country and regions as ``domestic`` (the shipped file treats only the United States as
+home). The model keeps the gazetteer it was fitted with.
+
+Thresholds: each label's F1-optimal threshold on out-of-fold scores, bagged (the median of the optima of
+``threshold_bootstrap`` bootstrap resamples, default 50: the argmax of a flat F1 curve moves by a tenth between
+near-identical fits) and shrunk toward 0.5 with ``threshold_shrink`` (default 30 pseudo-examples): the rare labels'
+optimum on a few dozen positives is noise.
 
 Codebook definitions (``definitions``, default weight 3): while fitting, one more column per label, the unit's
 TF-IDF cosine similarity to the label's definition and include list; the column is linear in the TF-IDF columns,
@@ -42,7 +48,7 @@ from ..text import Passage
 from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, register_tagger
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
 from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
-from .scope import GAZETTEER_FILE, SCOPE_MARK, Gazetteer, shipped_gazetteer
+from .scope import GAZETTEER_FILE, SCOPE_MARK, Gazetteer, shipped_gazetteer, user_gazetteer
 from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
 
 # scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
@@ -67,15 +73,18 @@ class LinearTagger(Tagger):
     out_of_fold = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state", "gate",
                      "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink",
-                     "definitions")
+                     "definitions", "threshold_bootstrap", "gazetteer")
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
                  gate_C: float = 16.0, lead: bool = False, scope: bool = True, scoped_seeds: bool = True,
-                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0, definitions: float = 3.0):
+                 hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0, definitions: float = 3.0,
+                 threshold_bootstrap: int = 50, gazetteer: str | None = None):
         super().__init__(codebook)
         self.threshold_shrink = threshold_shrink
         self.definitions = definitions
+        self.threshold_bootstrap = threshold_bootstrap
+        self.gazetteer = None if gazetteer is None else str(gazetteer)
         self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
         self.lead = lead
         self.scope = scope
@@ -94,6 +103,12 @@ class LinearTagger(Tagger):
         self.vectorizer_: TfidfVectorizer | FittedTfidf | None = None  # FittedTfidf: read from a saved state
         self.classifiers_: dict[str, OneVsRestClassifier] = {}
         self.gates_: dict[str, tuple[np.ndarray, float]] = {}  # axis -> (weights, intercept) of the scope gate
+
+    @classmethod
+    def check_params(cls, params) -> None:
+        """A ``gazetteer`` that is missing or malformed is refused before any annotation is read."""
+        if params.get("gazetteer"):
+            user_gazetteer(params["gazetteer"])
 
     # -- features ------------------------------------------------------------------------------------------------
     def _new_vectorizer(self) -> TfidfVectorizer:
@@ -245,7 +260,7 @@ class LinearTagger(Tagger):
         if n < 2:
             raise DataError(f"linear tagger needs at least 2 annotated units, got {n}")
         if self._scoped:
-            self.scope_gazetteer_ = shipped_gazetteer()
+            self.scope_gazetteer_ = user_gazetteer(self.gazetteer) if self.gazetteer else shipped_gazetteer()
         tokens, seeds = self._unit_parts(units)
         self.vectorizer_ = self._new_vectorizer().fit([_joined(t) for t in tokens])
         definitions = self.__dict__["_definitions_fit"] = self._definition_matrix(self.vectorizer_)
@@ -268,7 +283,8 @@ class LinearTagger(Tagger):
                     passage_scores = passage_scores * self._gate_proba(gate, X_passages[in_test])
                 oof_passages[axis][in_test] = passage_scores
                 oof[axis][test_idx] = aggregate_max(passage_scores, owners[in_test], n)[test_idx]
-        self.thresholds_ = {axis: self._shrunk(tune_thresholds(Y[axis], oof[axis]), Y[axis].sum(0))
+        self.thresholds_ = {axis: self._shrunk(tune_thresholds(Y[axis], oof[axis], bootstrap=self.threshold_bootstrap,
+                                                                seed=self.random_state), Y[axis].sum(0))
                             for axis in self.labels}
         # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
         self.oof_passage_scores_ = oof_passages

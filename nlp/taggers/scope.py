@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 
 #: The shipped gazetteer, beside the codebook.
 DEFAULT_GAZETTEER = Path(__file__).resolve().parent.parent.parent / "corpora" / "scope_gazetteer.yaml"
@@ -126,6 +126,25 @@ class Gazetteer:
             elif "domestic" in kinds:
                 marks.append(SCOPE_MARK + "domestic_only")
         return marks
+
+
+def user_gazetteer(path: str | Path) -> Gazetteer:
+    """A gazetteer named by the user (the linear tier's ``gazetteer`` parameter): one-line errors for a missing,
+    unreadable or malformed file, before any fitting."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"gazetteer {path}: no such file (give a YAML file of kinds and phrases, like "
+                          f"{DEFAULT_GAZETTEER})")
+    try:
+        return Gazetteer.read(path)
+    except ModelError as err:
+        raise ConfigError(str(err)) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"gazetteer {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"gazetteer {path}: cannot be read ({err})") from None
 
 
 @lru_cache(maxsize=4)
