@@ -269,7 +269,9 @@ def worker_heldout(args) -> dict:
         tagger = cls(codebook, **tier_params(args, tier))
         out["params"] = tagger.get_params()
         t0 = time.perf_counter()
-        tagger.fit([units[i] for i in train_idx], sub(train_idx))  # the lexicon's learns nothing: its thresholds
+        fit_sources = {"sources": [source_of(annotations[i]) for i in train_idx]} if cls.fit_takes_sources else {}
+        # as `cdpd train` fits (sources for source_balance); the lexicon's learns nothing: its thresholds
+        tagger.fit([units[i] for i in train_idx], sub(train_idx), **fit_sources)
         out["fit_s"] = time.perf_counter() - t0 if cls.trainable else 0.0
         out["heldout"] = summary(evaluate_tagger(tagger, [units[i] for i in test_idx], sub(test_idx), codebook,
                                                  [source_of(annotations[i]) for i in test_idx]))

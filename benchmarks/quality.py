@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
 
 SECTION = "## Quality decisions (benchmarks/quality.py)"
-#: The linear tier's settings before the scope features, threshold shrinkage, definition features and bagged
-#: thresholds became defaults (C=16, scope gate).
+#: The linear tier's settings before the scope features, threshold shrinkage, definition features, bagged
+#: thresholds and source balance became defaults (C=16, scope gate).
 PREVIOUS = {"scope": False, "scoped_seeds": False, "threshold_shrink": 0.0, "definitions": 0.0,
-            "threshold_bootstrap": 0}
+            "threshold_bootstrap": 0, "source_balance": 0.0}
 #: Stands for a copy of the shipped gazetteer whose "network" kind is folded into "intl_org" (as it was before).
 NO_NETWORK = "@no-network"
 #: name -> (description, linear parameters, rounds trained on: "all" or "round1")
@@ -56,7 +56,7 @@ CONFIGS = {
     "scope-shrink30": ("scope features + scoped seeds + thresholds shrunk (k=30)", {"definitions": 0.0}, "all"),
     "definitions-1": ("scope-shrink30 + codebook-definition similarity, weight 1", {"definitions": 1.0}, "all"),
     "default": ("scope-shrink30 + codebook-definition similarity, weight 3 + the gazetteer's network kind + "
-                "bagged thresholds: the default", {}, "all"),
+                "bagged thresholds + source balance 0.5: the default", {}, "all"),
     "definitions-8": ("scope-shrink30 + codebook-definition similarity, weight 8", {"definitions": 8.0}, "all"),
     "hurdle": ("gate, function classifiers fitted on in-scope units only", {**PREVIOUS, "hurdle": ["functions"]},
                "all"),
@@ -65,8 +65,12 @@ CONFIGS = {
                    "'network' kind)", {"gazetteer": NO_NETWORK}, "all"),
     "unbagged": ("the default with the single F1-optimal threshold (no bootstrap)", {"threshold_bootstrap": 0},
                  "all"),
-    "previous-default": ("no network kind, no bagged thresholds: the default before both",
-                         {"gazetteer": NO_NETWORK, "threshold_bootstrap": 0}, "all"),
+    "unbalanced": ("the default with every unit weighing alike (no source balance)", {"source_balance": 0.0},
+                   "all"),
+    "balance-1": ("the default with every source weighing alike in total (source_balance 1)",
+                  {"source_balance": 1.0}, "all"),
+    "previous-default": ("no network kind, bagged thresholds or source balance: the default before all three",
+                         {"gazetteer": NO_NETWORK, "threshold_bootstrap": 0, "source_balance": 0.0}, "all"),
 }
 CITY_SOURCES = ("ccc", "nyc_council", "king_county")
 GROUPING = {"document": "document", "city": "document, climate-city-contract sections by city"}
@@ -115,7 +119,9 @@ def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "
         params = {**params, "gazetteer": no_network_gazetteer()}
     sub = lambda idx: {a: v[idx] for a, v in y.items()}  # noqa: E731
     t0 = time.perf_counter()
-    model = cls(codebook, **params).fit([units[i] for i in train_idx], sub(train_idx))
+    src = [source_of(a) for a in annotations]  # as `cdpd train` passes them (source_balance)
+    model = cls(codebook, **params).fit([units[i] for i in train_idx], sub(train_idx),
+                                        sources=[src[i] for i in train_idx])
     out = {"fit_s": time.perf_counter() - t0, "n_train": len(train_idx),
            "heldout": evaluate_tagger(model, [units[i] for i in test_idx], sub(test_idx), codebook,
                                       [source_of(annotations[i]) for i in test_idx])}
@@ -124,7 +130,8 @@ def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "
         Y = sub(train_idx)
         pred = {a: np.zeros_like(v) for a, v in Y.items()}
         for a, b in stratified_folds(Y, folds, 0, [group_of(x, groups) for x in train]):
-            fold = cls(codebook, **params).fit([units[train_idx[i]] for i in a], {ax: v[a] for ax, v in Y.items()})
+            fold = cls(codebook, **params).fit([units[train_idx[i]] for i in a], {ax: v[a] for ax, v in Y.items()},
+                                               sources=[src[train_idx[i]] for i in a])
             p = fold.predict([units[train_idx[i]] for i in b])
             for ax in Y:
                 pred[ax][b] = p[ax]

@@ -63,13 +63,17 @@ def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str
 
 
 def fit_tagger(cls: type[Tagger], codebook: Codebook, settings: dict[str, Any], units, y,
-               user_params: dict[str, Any] | None = None) -> Tagger:
-    """A new tagger of ``cls`` with ``settings``, fitted. When the user gave parameters (``user_params``) and the
-    tagger or the library under it refuses one of their values (scikit-learn's parameter validation raises a
-    ``ValueError``), that is a :class:`~nlp.errors.ConfigError` naming the parameters; without user parameters
-    the same failure is a bug and keeps its traceback."""
+               user_params: dict[str, Any] | None = None, sources: list[str] | None = None) -> Tagger:
+    """A new tagger of ``cls`` with ``settings``, fitted; ``sources`` (each unit's source) go to a tagger whose
+    ``fit`` takes them. When the user gave parameters (``user_params``) and the tagger or the library under it
+    refuses one of their values (scikit-learn's parameter validation raises a ``ValueError``), that is a
+    :class:`~nlp.errors.ConfigError` naming the parameters; without user parameters the same failure is a bug and
+    keeps its traceback."""
     try:
-        return cls(codebook, **settings).fit(units, y)
+        tagger = cls(codebook, **settings)
+        if sources is not None and cls.fit_takes_sources:
+            return tagger.fit(units, y, sources=sources)
+        return tagger.fit(units, y)
     except (TypeError, ValueError) as exc:
         if not user_params or isinstance(exc, CdpdError):
             raise
@@ -117,13 +121,14 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     progress(f"processed {sum(len(u) for u in units)} passages in {time.perf_counter() - t0:.1f}s")
     metrics: dict[str, Any] = {}
     train_idx, test_idx = heldout_split(annotations, holdout)
+    sources = [source_of(a) for a in annotations]
     if cls.trainable and test_idx:
         progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out units")
         model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
-                           {a: v[train_idx] for a, v in y.items()}, user_params)
+                           {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
         metrics = {"heldout": evaluate_tagger(model, [units[i] for i in test_idx],
                                               {a: v[test_idx] for a, v in y.items()}, codebook,
-                                              [source_of(annotations[i]) for i in test_idx]),
+                                              [sources[i] for i in test_idx]),
                    "heldout_units": len(test_idx), "heldout_fraction": holdout,
                    "heldout_ids_sha256": hashlib.sha256("\n".join(annotations[i].id for i in test_idx)
                                                         .encode("utf-8")).hexdigest()}
@@ -133,7 +138,7 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
                      + _empty_note(r))
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
-    model = fit_tagger(cls, codebook, params, units, y, user_params)
+    model = fit_tagger(cls, codebook, params, units, y, user_params, sources)
     fit_seconds = time.perf_counter() - t0
     training = {"path": source, "sha256": data_hash, "n_units": len(units), "fit_seconds": round(fit_seconds, 2)}
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
@@ -159,9 +164,10 @@ def out_of_fold_scores(annotations: list[Annotation], codebook: Codebook, *, tag
     user_params, params = params, tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     groups = [document_key(a) for a in annotations]
+    sources = [source_of(a) for a in annotations]
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
         model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
-                           {a: v[train_idx] for a, v in y.items()}, user_params)
+                           {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
         proba = model.predict_proba([units[i] for i in test_idx])
         for axis in y:
             scores[axis][test_idx] = proba[axis]
@@ -216,16 +222,16 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
     groups = [document_key(a) for a in annotations]
+    sources = [source_of(a) for a in annotations]
     for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
         model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
-                           {a: v[train_idx] for a, v in y.items()}, user_params)
+                           {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
         held = [units[i] for i in test_idx]
         proba = model.predict_proba(held)
         for axis in y:
             scores[axis][test_idx] = proba[axis]
             predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
         progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}")
-    sources = [source_of(a) for a in annotations]
     report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources)
               for axis in codebook.axis_names}
     for axis in report:

@@ -120,7 +120,8 @@ def test_parameters_and_their_errors(codebook):
     assert params == {"C": 2.5, "ngram_max": 2, "min_df": 3, "max_features": 60000, "seed_weight": 1.0,
                       "cv_folds": 5, "random_state": 0, "gate": True, "gate_C": 16.0, "lead": False,
                       "scope": True, "scoped_seeds": True, "hurdle": False, "threshold_shrink": 30.0,
-                      "definitions": 3.0, "threshold_bootstrap": 50, "gazetteer": None}
+                      "definitions": 3.0, "threshold_bootstrap": 50, "gazetteer": None,
+                      "source_balance": 0.5}
     with pytest.raises(ValueError, match="no parameter 'alpha'"):
         tagger.set_params(alpha=1.0)
     lexicon = get_tagger_class("lexicon")(codebook)
@@ -575,3 +576,56 @@ def test_bagged_thresholds_are_medians_of_resampled_optima_and_move_less():
             moved[b] += abs(tune_thresholds(y, t, bootstrap=b, seed=7)[0] - tune_thresholds(y, s, bootstrap=b,
                                                                                            seed=7)[0])
     assert moved[25] < moved[0]
+
+
+def test_source_weights_even_out_the_sources():
+    from nlp.taggers.shared import source_weights
+
+    sources = ["state"] * 6 + ["nyc"] * 2
+    assert np.allclose(source_weights(sources, 0.0), 1.0)
+    even = source_weights(sources, 1.0)
+    assert even[:6].sum() == pytest.approx(even[6:].sum())  # every source the same total weight
+    half = source_weights(sources, 0.5)
+    assert half.mean() == pytest.approx(1.0)
+    assert half[6] / half[0] == pytest.approx(np.sqrt(3.0))  # (6 / 2) ** 0.5
+    assert source_weights([], 0.5).shape == (0,)
+
+
+def test_linear_fit_weighs_units_by_source_as_sklearn_does(codebook, small_units, small_seed_rows):
+    """``fit(units, y, sources=...)``: each classifier is scikit-learn's logistic regression with the units
+    weighted by :func:`source_weights`; ``source_balance=0`` (or no sources) is the unweighted fit; a sources list
+    of the wrong length is refused."""
+    from sklearn.linear_model import LogisticRegression
+
+    from nlp.errors import DataError
+    from nlp.taggers.shared import source_weights
+
+    units, y = small_units
+    sources = ["round1" if k % 3 else "city" for k in range(len(units))]
+    weighted = LinearTagger(codebook, cv_folds=3, gate=False, scope=False, scoped_seeds=False,
+                            definitions=0.0).fit(units, y, sources=sources)
+    X = weighted._features(weighted.vectorizer_, *weighted._unit_parts(units))
+    j = int(np.argmax(y["domains"].sum(0)))
+    ref = LogisticRegression(C=16.0, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
+                             random_state=0).fit(X, y["domains"][:, j], sample_weight=source_weights(sources, 0.5))
+    assert np.allclose(weighted.classifiers_["domains"].estimators_[j].coef_, ref.coef_)
+    plain = LinearTagger(codebook, cv_folds=3).fit(units, y)
+    off = LinearTagger(codebook, cv_folds=3, source_balance=0.0).fit(units, y, sources=sources)
+    for axis, scores in plain.predict_proba(units).items():
+        assert np.array_equal(off.predict_proba(units)[axis], scores)
+    with pytest.raises(DataError, match="3 names for"):
+        LinearTagger(codebook).fit(units, y, sources=sources[:3])
+
+
+def test_fit_tagger_passes_sources_to_the_taggers_that_take_them(codebook, small_units):
+    from nlp.training import fit_tagger
+
+    units, y = small_units
+    sources = ["a" if k % 2 else "b" for k in range(len(units))]
+    sources[:5] = ["c"] * 5
+    fitted = fit_tagger(LinearTagger, codebook, {"cv_folds": 3}, units, y, sources=sources)
+    direct = LinearTagger(codebook, cv_folds=3).fit(units, y, sources=sources)
+    for axis, scores in direct.predict_proba(units).items():
+        assert np.array_equal(fitted.predict_proba(units)[axis], scores)
+    lexicon = fit_tagger(get_tagger_class("lexicon"), codebook, {}, units, y, sources=sources)
+    assert set(lexicon.thresholds_) == set(codebook.axis_names)

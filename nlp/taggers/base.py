@@ -121,6 +121,8 @@ class Tagger:
     #: (what the ensemble tier tunes its thresholds on).
     out_of_fold: ClassVar[bool] = False
     _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``fit`` takes ``sources=`` (one source name per unit), as the trainers pass where they know them.
+    fit_takes_sources: ClassVar[bool] = False
 
     thresholds_: dict[str, np.ndarray]  # fitted state: set by fit() or load_model(), never by __init__
 

@@ -8,6 +8,8 @@ What the contract says:
 
 * ``fit(units, y)`` returns the tagger, leaves ``y`` and the tagger's parameters as they were, and is
   deterministic: two fits with the same parameters (seeds included) give the same scores and thresholds.
+* A tagger whose ``fit`` takes ``sources=`` (``fit_takes_sources``: one source name per unit, for weighting) fits
+  with them deterministically, and when every unit has the same source it fits as without them.
 * Fitted state (``thresholds_``: per axis, one threshold in [0, 1] per label) exists only after ``fit`` or
   ``nlp.models.load_model``. A trainable tagger used before either raises :class:`NotFittedError`, a
   ``RuntimeError`` saying "not fitted". An untrainable one (the lexicon: ``trainable = False``, scikit-learn's
@@ -287,6 +289,23 @@ def check_other_codebook_refused_on_load(c: TaggerCheck) -> None:
             raise AssertionError(f"a codebook whose {axis!r} labels differ was accepted on load")
 
 
+def check_fit_with_sources(c: TaggerCheck) -> None:
+    """``fit_takes_sources``: ``fit(units, y, sources=...)`` works and is deterministic; one source for every unit
+    weighs them alike, so it fits as without sources. A tagger without it is not asked."""
+    tagger = c.factory()
+    if not type(tagger).fit_takes_sources:
+        return
+    n = len(c.units)
+    mixed = [f"s{k % 3}" for k in range(n)]
+    first = tagger.fit(c.units, c.y, sources=mixed).predict_proba(c.test_units)
+    second = c.factory().fit(c.units, c.y, sources=mixed).predict_proba(c.test_units)
+    same = c.factory().fit(c.units, c.y, sources=["one"] * n).predict_proba(c.test_units)
+    plain = c.fitted.predict_proba(c.test_units)
+    for axis in first:
+        assert np.array_equal(first[axis], second[axis]), f"{axis}: two fits with the same sources score differently"
+        assert np.allclose(same[axis], plain[axis]), f"{axis}: one source for every unit fits other than no sources"
+
+
 CHECKS: tuple[Callable[[TaggerCheck], None], ...] = (
     check_fit_returns_self_and_keeps_inputs,
     check_fitted_state_only_after_fit,
@@ -297,6 +316,7 @@ CHECKS: tuple[Callable[[TaggerCheck], None], ...] = (
     check_prediction_leaves_tagger_unchanged,
     check_params_round_trip,
     check_deterministic_fit,
+    check_fit_with_sources,
     check_save_load_round_trip,
     check_other_codebook_refused_on_load,
 )

@@ -60,6 +60,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 @register_tagger("ensemble")
 class EnsembleTagger(Tagger):
     _param_names = ("members", "weights", "member_params")
+    fit_takes_sources = True
     #: Settings of how to compute (not recorded in meta.json), passed on to the members that take them.
     _runtime_names = ("cache", "batch_size", "device")
 
@@ -145,7 +146,9 @@ class EnsembleTagger(Tagger):
             out[axis] = scores
         return out
 
-    def fit(self, units: Units, y: dict[str, np.ndarray]) -> "EnsembleTagger":
+    def fit(self, units: Units, y: dict[str, np.ndarray], sources=None) -> "EnsembleTagger":
+        """Fit every member (``sources`` to those that take them), then the combination's thresholds on the
+        members' out-of-fold scores."""
         n = len(units)
         if n < 2:
             raise DataError(f"ensemble tagger needs at least 2 annotated units, got {n}")
@@ -153,7 +156,11 @@ class EnsembleTagger(Tagger):
         owners = np.repeat(np.arange(n), [len(u) for u in units])
         oof: dict[str, dict[str, np.ndarray]] = {}
         for name, tagger in self.taggers_.items():
-            tagger.fit(units, y)  # an untrainable member learns nothing, but gets its thresholds (fitted state)
+            # an untrainable member learns nothing, but gets its thresholds (fitted state)
+            if sources is not None and tagger.fit_takes_sources:
+                tagger.fit(units, y, sources=sources)
+            else:
+                tagger.fit(units, y)
             if not tagger.trainable:
                 oof[name] = tagger.passage_proba(flat)  # not trained on these units: its scores are out-of-sample
                 continue

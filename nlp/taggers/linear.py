@@ -49,7 +49,7 @@ from .base import NotFittedError, ScoredBatch, Tagger, Units, aggregate_max, reg
 from .linear_state import LEGACY_STATE_FILE, STATE_FILE, FittedTfidf, read_legacy_state, read_state, write_state
 from .linear_state import TRUSTED_TYPES  # noqa: F401  (where it was defined before linear_state.py)
 from .scope import GAZETTEER_FILE, SCOPE_MARK, Gazetteer, shipped_gazetteer, user_gazetteer
-from .shared import seed_columns, seed_matrix, sigmoid, unit_seed_counts
+from .shared import seed_columns, seed_matrix, sigmoid, source_weights, unit_seed_counts
 
 # scikit-learn (and nlp.metrics, which imports it) is imported where a model is fitted, not here: importing it takes
 # ~1 s, and a saved model is read and scores without it (see linear_state.py).
@@ -71,20 +71,22 @@ def _joined(tokens: Sequence[str]) -> str:
 @register_tagger("linear")
 class LinearTagger(Tagger):
     out_of_fold = True
+    fit_takes_sources = True
     _param_names = ("C", "ngram_max", "min_df", "max_features", "seed_weight", "cv_folds", "random_state", "gate",
                      "gate_C", "lead", "scope", "scoped_seeds", "hurdle", "threshold_shrink",
-                     "definitions", "threshold_bootstrap", "gazetteer")
+                     "definitions", "threshold_bootstrap", "gazetteer", "source_balance")
 
     def __init__(self, codebook, *, C: float = 16.0, ngram_max: int = 1, min_df: int = 2, max_features: int = 60000,
                  seed_weight: float = 1.0, cv_folds: int = 5, random_state: int = 0, gate: bool = True,
                  gate_C: float = 16.0, lead: bool = False, scope: bool = True, scoped_seeds: bool = True,
                  hurdle: bool | Sequence[str] = False, threshold_shrink: float = 30.0, definitions: float = 3.0,
-                 threshold_bootstrap: int = 50, gazetteer: str | None = None):
+                 threshold_bootstrap: int = 50, gazetteer: str | None = None, source_balance: float = 0.5):
         super().__init__(codebook)
         self.threshold_shrink = threshold_shrink
         self.definitions = definitions
         self.threshold_bootstrap = threshold_bootstrap
         self.gazetteer = None if gazetteer is None else str(gazetteer)
+        self.source_balance = source_balance
         self.hurdle = list(hurdle) if isinstance(hurdle, (list, tuple)) else hurdle
         self.lead = lead
         self.scope = scope
@@ -213,16 +215,24 @@ class LinearTagger(Tagger):
         """Whether ``axis`` is fitted as a hurdle: ``hurdle`` True (every axis) or a list of axis names."""
         return bool(self.gate) and (self.hurdle is True or (isinstance(self.hurdle, list) and axis in self.hurdle))
 
-    def _fit_labels(self, X, Y: np.ndarray, axis: str) -> OneVsRestClassifier:
+    def _fit_labels(self, X, Y: np.ndarray, axis: str, sample_weight=None) -> OneVsRestClassifier:
         """One axis's label classifiers; for a hurdle axis (see :meth:`_hurdles`), fitted on the units that carry a
         label of the axis only: the gate says whether a unit is in scope, the labels which of them it is."""
         if self._hurdles(axis):
             inside = np.asarray(Y).sum(1) > 0
             if inside.sum() >= 2 and not inside.all():
-                return self._new_classifier().fit(X[inside], Y[inside])
-        return self._new_classifier().fit(X, Y)
+                X, Y = X[inside], Y[inside]
+                sample_weight = None if sample_weight is None else sample_weight[inside]
+        if sample_weight is None:
+            return self._new_classifier().fit(X, Y)
+        import sklearn
 
-    def _fit_gate(self, X, Y: np.ndarray) -> tuple[np.ndarray, float] | None:
+        with sklearn.config_context(enable_metadata_routing=True):
+            clf = self._new_classifier()
+            clf.estimator.set_fit_request(sample_weight=True)
+            return clf.fit(X, Y, sample_weight=sample_weight)
+
+    def _fit_gate(self, X, Y: np.ndarray, sample_weight=None) -> tuple[np.ndarray, float] | None:
         """The scope gate of one axis: P(the unit has at least one label), or None when every unit (or none) has."""
         from sklearn.linear_model import LogisticRegression
 
@@ -230,7 +240,7 @@ class LinearTagger(Tagger):
         if anything.min() == anything.max():
             return None
         clf = LogisticRegression(C=self.gate_C, class_weight="balanced", solver="liblinear", dual=True,
-                                 max_iter=1000, random_state=self.random_state).fit(X, anything)
+                                 max_iter=1000, random_state=self.random_state).fit(X, anything, sample_weight)
         return clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
 
     @staticmethod
@@ -240,18 +250,26 @@ class LinearTagger(Tagger):
             return np.ones((X.shape[0], 1))
         return sigmoid(np.asarray(X @ gate[0]).reshape(-1, 1) + gate[1])
 
-    def fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
+    def fit(self, units: Units, y: dict[str, np.ndarray], sources: Sequence[str] | None = None) -> "LinearTagger":
         """Fit on whole units; tune thresholds on out-of-fold, passage-aggregated document scores.
 
         The vocabulary and IDF are fitted once on all units (unsupervised); only the classifiers are refitted per
         fold. Out-of-fold scores are computed on each held-out unit's passages and aggregated by max, exactly as
         documents are scored at prediction time.
+
+        ``sources`` (one name per unit; the trainers pass each annotation's source) weighs the units so that each
+        source counts more evenly (``source_balance``, :func:`~nlp.taggers.shared.source_weights`); without it every
+        unit weighs alike.
         """
+        if sources is not None and len(sources) != len(units):
+            raise DataError(f"sources: {len(sources)} names for {len(units)} units")
+        sample_weight = (source_weights(sources, self.source_balance)
+                         if sources is not None and self.source_balance else None)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
-            return self._fit(units, y)
+            return self._fit(units, y, sample_weight)
 
-    def _fit(self, units: Units, y: dict[str, np.ndarray]) -> "LinearTagger":
+    def _fit(self, units: Units, y: dict[str, np.ndarray], sample_weight=None) -> "LinearTagger":
         from sklearn.model_selection import KFold
 
         from ..metrics import tune_thresholds
@@ -276,10 +294,11 @@ class LinearTagger(Tagger):
         for train_idx, test_idx in folds.split(np.arange(n)):
             in_test = np.isin(owners, test_idx)
             for axis in self.labels:
-                clf = self._fit_labels(X_units[train_idx], Y[axis][train_idx], axis)
+                w = None if sample_weight is None else np.asarray(sample_weight)[train_idx]
+                clf = self._fit_labels(X_units[train_idx], Y[axis][train_idx], axis, w)
                 passage_scores = _positive_proba(clf, X_passages[in_test])
                 if self.gate:
-                    gate = self._fit_gate(X_units[train_idx], Y[axis][train_idx])
+                    gate = self._fit_gate(X_units[train_idx], Y[axis][train_idx], w)
                     passage_scores = passage_scores * self._gate_proba(gate, X_passages[in_test])
                 oof_passages[axis][in_test] = passage_scores
                 oof[axis][test_idx] = aggregate_max(passage_scores, owners[in_test], n)[test_idx]
@@ -288,11 +307,11 @@ class LinearTagger(Tagger):
                             for axis in self.labels}
         # out-of-fold passage scores of the training units (not saved): what the ensemble tier stacks
         self.oof_passage_scores_ = oof_passages
-        self.classifiers_ = {axis: self._fit_labels(X_units, Y[axis], axis) for axis in self.labels}
+        self.classifiers_ = {axis: self._fit_labels(X_units, Y[axis], axis, sample_weight) for axis in self.labels}
         self.gates_ = {}
         if self.gate:
             for axis in self.labels:
-                gate = self._fit_gate(X_units, Y[axis])
+                gate = self._fit_gate(X_units, Y[axis], sample_weight)
                 if gate is not None:
                     self.gates_[axis] = (self._fold(gate[0]), gate[1])
         self._forget_caches()
