@@ -30,12 +30,16 @@ MAX_CHARS = 5_000_000
 
 
 #: One regular expression for the tokens cdpd needs, in order of precedence: URLs and e-mail addresses whole,
-#: abbreviations whole (so "U.S." and "Mr." never end a sentence), numbers with their separators, "n't" and "'s"
-#: split off as spaCy does, words, then any other character on its own and runs of whitespace.
+#: abbreviations whole (so "U.S." and "Mr." never end a sentence), a short capitalised prefix joined by a period to
+#: digits whole, as spaCy keeps it (bill and resolution numbers such as "S.1186", "A.8742", "Res.0423" do not end
+#: a sentence after "S."; a lower-case word before a footnote number, "targets.5", still does), numbers with their
+#: separators, "n't" and "'s" split off as spaCy does, words, then any other character on its own and runs of
+#: whitespace.
 _TOKEN = re.compile(
     r"""https?://[^\s<>"]*[^\s<>".,;:!?)\]'’”]"""
     r"""|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"""
     r"""|(?:[A-Za-z]\.){2,}"""
+    r"""|\b[A-Z][A-Za-z]{0,3}\.\d+(?:[.,/]\d+)*"""
     r"""|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Gen|Gov|Sen|Rep|Lt|Col|Prof|Rev|Hon|No|Nos|Inc|Ltd|Co|Corp|vs|etc|approx|"""
     r"""Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|Ave|Blvd|Dept|Gov't)\."""
     r"""|\d+(?:[.,/]\d+)*"""

@@ -194,3 +194,20 @@ def test_regex_tokenizer_keeps_abbreviations_and_splits_clitics():
     assert [t.text for t in doc][:8] == ["The", "U.S.", "and", "Mr.", "Smith", "'s", "team", "ca"]
     assert "n't" in [t.text for t in doc]
     assert [s.text for s in doc.sents] == ["The U.S. and Mr. Smith's team can't stay.", "They left."]
+
+
+def test_bill_numbers_stay_whole_and_do_not_end_a_sentence(processor):
+    """"S.1186" and "A.8742" (New York bills) are one token each, as spaCy's English tokenizer keeps them, so a
+    resolution's title is not cut after "S."; a lower-case word before a footnote number still ends its sentence."""
+    import spacy
+
+    title = "Resolution calling on Congress to pass S.1186 - Burma Human Rights and Freedom Act of 2019."
+    (sentence,) = sentences_of(processor, title)
+    assert "s.1186" in sentence.tokens and "burma" in sentence.tokens
+    english = [t.text for t in spacy.blank("en")("pass S.6570/A.8742 and Res.0423 now")]
+    from nlp.text import shared_pipeline
+
+    ours = [t.text for t in shared_pipeline()("pass S.6570/A.8742 and Res.0423 now")]
+    assert ours == english
+    footnote = sentences_of(processor, "The city will reach the targets.5 The plan follows.")
+    assert len(footnote) == 2
