@@ -195,7 +195,11 @@ def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: s
         Y, P = y[axis][:, present], np.clip(scores[axis][:, present], 1e-6, 1 - 1e-6)
         names = [lab for lab, keep in zip(labels, present) if keep]
         given = [list(np.flatnonzero(r)) for r in Y]
-        flagged = find_label_issues(given, P, multi_label=True, return_indices_ranked_by="self_confidence")
+        # n_jobs=1: cleanlab otherwise forks a multiprocessing pool from this (threaded) process, and a forked
+        # worker can deadlock on a lock another thread held at the fork (seen: `cdpd annotations issues` hanging
+        # in CI with the tqdm monitor thread alive); one process is fast enough for a few thousand units.
+        flagged = find_label_issues(given, P, multi_label=True, return_indices_ranked_by="self_confidence",
+                                    n_jobs=1)
         quality = get_label_quality_scores(given, P)
         for i in flagged:
             rows.append({"id": annotations[i].id, "axis": axis, "quality": float(quality[i]),

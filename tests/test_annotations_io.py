@@ -79,8 +79,15 @@ def test_cli_import_export_and_train_on_seed_plus_workspace(tmp_path, monkeypatc
     assert meta["training"]["n_units"] == len(merge_annotations(seed, []).merged) + 1  # one new text
 
 
-def test_a_planted_label_error_is_flagged(tmp_path, capsys, seed_rows):
-    """A climate-plan unit relabelled from environment to peace is among the most suspect units cleanlab finds."""
+def test_a_planted_label_error_is_flagged(tmp_path, capsys, seed_rows, monkeypatch):
+    """A climate-plan unit relabelled from environment to peace is among the most suspect units cleanlab finds,
+    in this process: a multiprocessing pool forked from a threaded process can deadlock (it hung CI once)."""
+    import multiprocessing.pool
+
+    def no_pool(*_args, **_kwargs):
+        raise AssertionError("label_issues forked a multiprocessing pool")
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", no_pool)
     pool = [dict(r) for r in seed_rows if r["sample"] == "random"]
     target = next(r for r in pool if r["domains"] == ["environment"] and r["text"].lower().count("climate") >= 3)
     rows = [r for r in pool if r is not target][:299] + [dict(target, domains=["peace"])]
