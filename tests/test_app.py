@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from nlp.app.common import MAX_UPLOAD_BYTES, documents_from_input, highlight
+from nlp.app.common import MAX_UPLOAD_BYTES, documents_from_input, highlight, label_colors, legend
 from nlp.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -62,6 +62,17 @@ def test_highlight_escapes_markup_and_marks_evidence():
     assert '<mark title="twinning">the mayor signed a twinning accord' in out
     assert 'title="&lt;b&gt;evil&lt;/b&gt;"' in out  # a label name cannot inject markup either
     assert out.count("<mark") == 2
+
+
+def test_legend_escapes_label_names_and_uses_only_its_own_colours():
+    """The evidence legend (rendered with unsafe_allow_html on Classify): a label name is codebook data and cannot
+    become markup; a colour that is not one of ours (here one that would close the style) is never written."""
+    hostile = '<script>alert("x")</script>'
+    colors = label_colors(["twinning", hostile])
+    out = legend(["twinning", hostile, "advocacy"], {**colors, "advocacy": 'red"><script>alert(1)</script>'})
+    assert "<script>" not in out
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in out
+    assert out.count("<span") == 2 and "advocacy" not in out
 
 
 def test_highlight_keeps_document_text_out_of_markdown():

@@ -118,9 +118,11 @@ def label_colors(labels: Sequence[str]) -> dict[str, str]:
 
 
 def legend(labels: Sequence[str], colors: dict[str, str]) -> str:
-    """Safe HTML: a swatch per label in its evidence colour, with the label's name as text."""
+    """Safe HTML: a swatch per label in its evidence colour, with the label's name as text (escaped: label names
+    are codebook data); as in :func:`highlight`, a colour that is not one of :data:`EVIDENCE_COLORS` is not used."""
     items = [f'<span style="background:{colors[label]};padding:0.1em 0.45em;border-radius:3px;margin-right:0.4em;'
-             f'white-space:nowrap">{html.escape(str(label))}</span>' for label in labels if label in colors]
+             f'white-space:nowrap">{html.escape(str(label))}</span>' for label in labels
+             if colors.get(label) in EVIDENCE_COLORS]
     return '<div class="cdpd-legend" style="line-height:2">' + "".join(items) + "</div>"
 
 
