@@ -25,3 +25,5 @@ MAX_HTML_TAGS = 200_000
 MAX_HTML_DEPTH = 200
 #: One file of a model's state (weights, vocabulary, meta.json) in the model registry.
 MAX_MODEL_FILE_BYTES = 2 * 1024 * MIB
+#: Documents one full-text search may return (``cdpd search --limit``, ``Workspace.search``).
+MAX_SEARCH_LIMIT = 10_000

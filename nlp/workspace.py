@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .errors import CdpdError
+from .limits import MAX_SEARCH_LIMIT
 from .normalise import detect_language, text_key
 from .schema import METADATA_FIELDS, Annotation, Document, text_for_tagging
 
@@ -32,8 +33,7 @@ if TYPE_CHECKING:  # imported where a table is built: pandas costs ~0.4 s, which
 
 SCHEMA_VERSION = 2  # v2: pre-aggregated label_counts and group_counts, kept by triggers
 DB_FILE = "cdpd.sqlite"
-#: Bounds of a full-text search (see :meth:`Workspace.search`).
-MAX_SEARCH_LIMIT = 10_000
+#: Bounds of a full-text search (see :meth:`Workspace.search`); the number of documents is in ``limits``.
 MAX_QUERY_TERMS = 100
 MAX_QUERY_CHARS = 2_000
 #: Groupings a user may ask summaries and tables by; also the only column names ever put into SQL text.

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._util import CLIError, codebook_of, err, names, open_workspace
+from ._util import CLIError, codebook_of, err, int_in_range, names, open_workspace
 
 
 def cmd_ca(args) -> int:
@@ -139,16 +139,6 @@ def cmd_diagram(args) -> int:
     return 0
 
 
-def _replicates(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 20 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: give 20 to 10000 replicates")
-    return value
-
-
 def _top(text: str) -> int:
     try:
         value = int(text)
@@ -178,7 +168,7 @@ def diagram_options() -> argparse.ArgumentParser:
                               "(default: city:issuer_type=city and state:issuer_type=national)")
     diagram.add_argument("--all-units", action="store_true",
                          help="read convergence over all units, not only diplomatic ones (at least one function)")
-    diagram.add_argument("--replicates", type=_replicates, default=200, metavar="N",
+    diagram.add_argument("--replicates", type=int_in_range(20, 10_000), default=200, metavar="N",
                          help="bootstrap replicates of the convergence intervals (default 200)")
     diagram.add_argument("--top", type=_top, default=15, metavar="N",
                          help="groups kept active in the biplot, the largest by mass (default 15; 0 keeps all); "

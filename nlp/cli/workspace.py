@@ -6,15 +6,15 @@ and print what the jobs report."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
 from . import _util
-from ._util import (EXIT_OK, EXIT_SKIPPED, CLIError, accepted_documents, codebook_of, dask_tagger, err, model_of,
-                    open_workspace, printable, progress_bar)
+from ..limits import MAX_SEARCH_LIMIT
+from ._util import (EXIT_OK, EXIT_SKIPPED, CLIError, accepted_documents, codebook_of, dask_tagger, err, int_in_range,
+                    model_of, open_workspace, printable, progress_bar)
 
 
 def cmd_ingest(args) -> int:
@@ -141,18 +141,6 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _search_limit(text: str) -> int:
-    from ..workspace import MAX_SEARCH_LIMIT
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_SEARCH_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_SEARCH_LIMIT}, got {text}")
-    return value
-
-
 def cmd_app(args) -> int:
     """Serve app.py with Streamlit (blocks until stopped with Ctrl-C)."""
     import subprocess
@@ -199,7 +187,7 @@ def register(sub, parents) -> None:
 
     s = sub.add_parser("search", parents=[parents.common], help="full-text search of the workspace (FTS5 syntax)")
     s.add_argument("query")
-    s.add_argument("--limit", type=_search_limit, default=20,
+    s.add_argument("--limit", type=int_in_range(1, MAX_SEARCH_LIMIT), default=20,
                    help="at most this many documents (1-10000; default 20)")
     s.add_argument("--sort", choices=("relevance", "date"), default="relevance",
                    help="relevance (default: FTS5 BM25, best first) or date (newest first)")
