@@ -802,6 +802,15 @@ def test_a_fifo_or_broken_link_in_a_folder_is_reported_not_silently_skipped(tmp_
                         str(folder / "gone.pdf"): "a broken link (no such file)"}
 
 
+def _assert_the_next_input_is_still_read(tmp_path, bad):
+    """``bad`` then a good file, skipping bad inputs: the good one is a document, the bad one its only refusal."""
+    good = tmp_path / "good.txt"
+    good.write_text("The mayor met the ambassador.", encoding="utf-8")
+    out = list(iter_documents([bad, good], skip_bad_inputs=True))
+    assert [d.id for d in out if isinstance(d, Document)] == [str(good)]
+    assert [r.id for r in out if isinstance(r, Rejected)] == [str(bad)]
+
+
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv.gz"])
 def test_corrupt_deflate_data_in_a_gzip_table_is_a_reason_not_a_traceback(tmp_path, suffix):
     """Issue 15 robustness benchmark: a .jsonl.gz/.csv.gz with a valid gzip header and corrupt deflate data (a
@@ -813,11 +822,7 @@ def test_corrupt_deflate_data_in_a_gzip_table_is_a_reason_not_a_traceback(tmp_pa
     bad.write_bytes(_gzip.compress(b"x")[:10] + b"\xff" * 20)  # BTYPE 11: "invalid block type"
     with pytest.raises(IngestError, match=r"flipped\.(jsonl|csv)\.gz: not a readable gzip file \(error: "):
         list(read_table(bad))
-    good = tmp_path / "good.txt"
-    good.write_text("The mayor met the ambassador.", encoding="utf-8")
-    out = list(iter_documents([bad, good], skip_bad_inputs=True))
-    assert [d.id for d in out if isinstance(d, Document)] == [str(good)]
-    assert [r.id for r in out if isinstance(r, Rejected)] == [str(bad)]
+    _assert_the_next_input_is_still_read(tmp_path, bad)
 
 
 def test_a_docx_zip_bomb_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
@@ -862,11 +867,7 @@ def test_a_parquet_string_column_with_bytes_that_are_not_utf8_refuses_the_file_o
     pq.write_table(pa.table({"id": ["a"], "text": column}), bad)
     with pytest.raises(IngestError, match=r"flipped\.parquet: row 1: cannot be read \(not UTF-8 text"):
         list(read_table(bad))
-    good = tmp_path / "good.txt"
-    good.write_text("The council agreed to a ceasefire.", encoding="utf-8")
-    out = list(iter_documents([bad, good], skip_bad_inputs=True))
-    assert [d.id for d in out if isinstance(d, Document)] == [str(good)]
-    assert [r.id for r in out if isinstance(r, Rejected)] == [str(bad)]
+    _assert_the_next_input_is_still_read(tmp_path, bad)
 
 
 def test_csv_rows_that_do_not_line_up_and_value_cells_are_refused(tmp_path):
