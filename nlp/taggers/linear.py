@@ -293,8 +293,8 @@ class LinearTagger(Tagger):
         folds = KFold(n_splits=min(self.cv_folds, n), shuffle=True, random_state=self.random_state)
         for train_idx, test_idx in folds.split(np.arange(n)):
             in_test = np.isin(owners, test_idx)
+            w = None if sample_weight is None else sample_weight[train_idx]
             for axis in self.labels:
-                w = None if sample_weight is None else np.asarray(sample_weight)[train_idx]
                 clf = self._fit_labels(X_units[train_idx], Y[axis][train_idx], axis, w)
                 passage_scores = _positive_proba(clf, X_passages[in_test])
                 if self.gate:

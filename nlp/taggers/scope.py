@@ -138,13 +138,20 @@ def user_gazetteer(path: str | Path) -> Gazetteer:
         raise ConfigError(f"gazetteer {path}: no such file (give a YAML file of kinds and phrases, like "
                           f"{DEFAULT_GAZETTEER})")
     try:
-        return Gazetteer.read(path)
+        stat = path.stat()
+        return _read_gazetteer(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     except ModelError as err:
         raise ConfigError(str(err)) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"gazetteer {path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"gazetteer {path}: cannot be read ({err})") from None
+
+
+@lru_cache(maxsize=4)
+def _read_gazetteer(path: str, _mtime_ns: int, _size: int) -> Gazetteer:
+    """Read once per version of the file: cross-validation fits a tagger per fold, each asking for it."""
+    return Gazetteer.read(path)
 
 
 @lru_cache(maxsize=4)
