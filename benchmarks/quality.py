@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/quality.py --configs A,B --save a.json --no-write   # (and C,D --save c.json)
     .venv/bin/python benchmarks/quality.py --merge a.json c.json                     # one table of both
     .venv/bin/python benchmarks/quality.py --groups city ...   # CV folds keep each city's contract sections together
+    .venv/bin/python benchmarks/quality.py --groups source ... # one fold per source: a source the model never met
 
 Each configuration is a set of linear-tier parameters (and which annotation rounds it trains on). For each:
 
@@ -41,7 +42,7 @@ PREVIOUS = {"scope": False, "scoped_seeds": False, "threshold_shrink": 0.0, "def
             "threshold_bootstrap": 0, "source_balance": 0.0}
 #: Stands for a copy of the shipped gazetteer whose "network" kind is folded into "intl_org" (as it was before).
 NO_NETWORK = "@no-network"
-#: name -> (description, linear parameters, rounds trained on: "all" or "round1")
+#: name -> (description, parameters, rounds trained on: "all" or "round1"[, tier: "linear" unless given])
 CONFIGS = {
     "round1-old": ("round 1 only, old defaults (C=4, no gate)", {**PREVIOUS, "C": 4.0, "gate": False}, "round1"),
     "old": ("both rounds, old defaults (C=4, no gate)", {**PREVIOUS, "C": 4.0, "gate": False}, "all"),
@@ -71,9 +72,21 @@ CONFIGS = {
                   {"source_balance": 1.0}, "all"),
     "previous-default": ("no network kind, bagged thresholds or source balance: the default before all three",
                          {"gazetteer": NO_NETWORK, "threshold_bootstrap": 0, "source_balance": 0.0}, "all"),
+    "no-scope": ("the default without the gazetteer's scope features and scoped seeds", {"scope": False,
+                 "scoped_seeds": False}, "all"),
+    "no-definitions": ("the default without the codebook-definition similarity", {"definitions": 0.0}, "all"),
+    "embedding": ("the embedding tier (static MiniLM table), its defaults", {}, "all", "embedding"),
+    "ensemble": ("the ensemble tier (linear + static embedding), its defaults", {}, "all", "ensemble"),
 }
 CITY_SOURCES = ("ccc", "nyc_council", "king_county")
-GROUPING = {"document": "document", "city": "document, climate-city-contract sections by city"}
+GROUPING = {"document": "document", "city": "document, climate-city-contract sections by city",
+            "source": "source"}
+
+
+def how_cv(args) -> str:
+    if args.groups == "source":
+        return "one fold per source, each scored by a model that never saw it"
+    return f"{args.folds} folds grouped by {GROUPING[args.groups]}, iteratively stratified"
 
 
 def no_network_gazetteer() -> str:
@@ -103,25 +116,37 @@ def group_of(ann, by: str) -> str:
     return document_key(ann)
 
 
-def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "document") -> dict:
+def cv_folds(train, Y, folds: int, groups: str):
+    """The CV folds of the training part: iteratively stratified over groups (``document``, ``city``), or
+    leave-one-source-out (``source``: as many folds as sources, whatever ``folds`` says), the nearest these
+    annotations come to a source the product has never met."""
+    from nlp.annotations import source_folds, source_of, stratified_folds
+
+    if groups == "source":
+        return source_folds([source_of(x) for x in train])
+    return stratified_folds(Y, folds, 0, [group_of(x, groups) for x in train])
+
+
+def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "document",
+                    tier: str = "linear") -> dict:
     import numpy as np
 
-    from nlp.annotations import EVALUATION_SAMPLES, source_of, stratified_folds
+    from nlp.annotations import EVALUATION_SAMPLES, source_of
     from nlp.metrics import axis_report
     from nlp.taggers import get_tagger_class
-    from nlp.training import evaluate_tagger
+    from nlp.training import evaluate_tagger, fit_tagger
 
     codebook, annotations, units, y, (train_idx, test_idx), round1 = data
     if rounds == "round1":
         train_idx = [i for i in train_idx if annotations[i].id in round1]
-    cls = get_tagger_class("linear")
+    cls = get_tagger_class(tier)
     if params.get("gazetteer") == NO_NETWORK:
         params = {**params, "gazetteer": no_network_gazetteer()}
     sub = lambda idx: {a: v[idx] for a, v in y.items()}  # noqa: E731
     t0 = time.perf_counter()
     src = [source_of(a) for a in annotations]  # as `cdpd train` passes them (source_balance)
-    model = cls(codebook, **params).fit([units[i] for i in train_idx], sub(train_idx),
-                                        sources=[src[i] for i in train_idx])
+    model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx], sub(train_idx),
+                       sources=[src[i] for i in train_idx])
     out = {"fit_s": time.perf_counter() - t0, "n_train": len(train_idx),
            "heldout": evaluate_tagger(model, [units[i] for i in test_idx], sub(test_idx), codebook,
                                       [source_of(annotations[i]) for i in test_idx])}
@@ -129,9 +154,9 @@ def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "
         train = [annotations[i] for i in train_idx]
         Y = sub(train_idx)
         pred = {a: np.zeros_like(v) for a, v in Y.items()}
-        for a, b in stratified_folds(Y, folds, 0, [group_of(x, groups) for x in train]):
-            fold = cls(codebook, **params).fit([units[train_idx[i]] for i in a], {ax: v[a] for ax, v in Y.items()},
-                                               sources=[src[train_idx[i]] for i in a])
+        for a, b in cv_folds(train, Y, folds, groups):
+            fold = fit_tagger(cls, codebook, params, [units[train_idx[i]] for i in a],
+                              {ax: v[a] for ax, v in Y.items()}, sources=[src[train_idx[i]] for i in a])
             p = fold.predict([units[train_idx[i]] for i in b])
             for ax in Y:
                 pred[ax][b] = p[ax]
@@ -176,8 +201,7 @@ def render(args, results: dict, mach: dict) -> str:
            f"{'' if args.groups == 'document' else ' --groups ' + args.groups}` at git {mach['git']}; "
            f"{mach['nproc']} cores, {mach['cpu']}.", "",
            "Settings of the linear tier, chosen on cross-validation of the training part of the fixed split "
-           f"({args.folds} folds grouped by {GROUPING[args.groups]}, iteratively stratified, scored on random and "
-           "cue units only); "
+           f"({how_cv(args)}, scored on random and cue units only); "
            "the held-out columns (464 units of a quarter of the documents) say what a user gets and informed no "
            "choice. F: functions, D: domains; false on empty: of the units annotated with no function, the share "
            "given one; the source columns are functions micro-F1.", ""]
@@ -196,9 +220,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     p.add_argument("--folds", type=int, default=5, help="CV folds on the training part (0: held-out only)")
-    p.add_argument("--groups", choices=("document", "city"), default="document",
-                   help="CV groups: documents, or climate-city-contract sections grouped by their city (a city the "
-                        "model never saw)")
+    p.add_argument("--groups", choices=tuple(GROUPING), default="document",
+                   help="CV groups: documents; climate-city-contract sections grouped by their city (a city the "
+                        "model never saw); or one fold per source (a source the model never met)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--save", type=Path, metavar="JSON", help="also write the results of this run to JSON")
@@ -226,10 +250,10 @@ def main(argv=None) -> int:
     data = load()
     results = {}
     for name in names:
-        desc, params, rounds = CONFIGS[name]
+        desc, params, rounds, *tier = CONFIGS[name]
         t0 = time.perf_counter()
         folds = args.folds if rounds == "all" else 0
-        results[name] = evaluate_config(params, rounds, folds, data, args.groups)
+        results[name] = evaluate_config(params, rounds, folds, data, args.groups, *tier)
         f = results[name]["heldout"]["functions"]
         print(f"[{name}] {desc}: held-out functions micro-F1 {f['micro']['f1']:.3f} "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)

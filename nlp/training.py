@@ -211,13 +211,21 @@ def label_issues(annotations: list[Annotation], codebook: Codebook, *, tagger: s
 
 def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger: str = "linear",
                    params: dict[str, Any] | None = None, k: int = 5, seed: int = 0,
-                   progress: Progress = _quiet, cache: str | Path | None = None) -> dict[str, Any]:
-    """K-fold cross-validation on iteratively stratified folds grouped by document: each unit is predicted by a
-    model that saw no part of its document; the report covers every unit once, overall and per source, with a
-    calibration table of the out-of-fold scores."""
-    from .annotations import stratified_folds
+                   progress: Progress = _quiet, cache: str | Path | None = None,
+                   by: str = "document") -> dict[str, Any]:
+    """Cross-validation: each unit is predicted by a model that saw no part of its document; the report covers
+    every unit once, overall and per source, with a calibration table of the out-of-fold scores.
+
+    ``by="document"``: ``k`` iteratively stratified folds grouped by document. ``by="source"``: one fold per
+    source (``k`` is not used), so each source is predicted by a model that never saw it, the figure to expect on a
+    source of one's own (:func:`~nlp.annotations.source_folds`)."""
+    from .annotations import source_folds, stratified_folds
     from .metrics import calibration_table, expected_calibration_error
 
+    if by not in ("document", "source"):
+        raise ConfigError(f"cross-validation by {by!r}: choose 'document' or 'source'")
+    sources = [source_of(a) for a in annotations]
+    folds = source_folds(sources) if by == "source" else None  # refused before any text is read
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
@@ -225,9 +233,10 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     user_params, params = params, tagger_settings(cls, params, cache)
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
-    groups = [document_key(a) for a in annotations]
-    sources = [source_of(a) for a in annotations]
-    for n, (train_idx, test_idx) in enumerate(stratified_folds(y, k, seed, groups), 1):
+    if folds is None:
+        folds = stratified_folds(y, k, seed, [document_key(a) for a in annotations])
+    k = len(folds)
+    for n, (train_idx, test_idx) in enumerate(folds, 1):
         model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
                            {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
         held = [units[i] for i in test_idx]
@@ -235,7 +244,8 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
         for axis in y:
             scores[axis][test_idx] = proba[axis]
             predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
-        progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}")
+        held_out = f" of {sources[test_idx[0]]}" if by == "source" else ""
+        progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}{held_out}")
     report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources)
               for axis in codebook.axis_names}
     for axis in report:

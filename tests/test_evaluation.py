@@ -78,3 +78,65 @@ def test_cli_cross_validation_with_reports(tmp_path, capsys, small_seed_rows, mo
                  "--report", str(tmp_path / "ev.html")]) == 0
     page = (tmp_path / "ev.html").read_text()
     assert "<table" in page and "calibration" in page.lower() and "<script>" not in page
+
+
+def test_source_folds_hold_out_one_whole_source_each():
+    from nlp.annotations import source_folds
+
+    sources = ["b", "a", "b", "c", "a", "b"]
+    folds = source_folds(sources)
+    assert [sorted({sources[i] for i in test}) for _, test in folds] == [["a"], ["b"], ["c"]]
+    for train, test in folds:
+        assert sorted([*train, *test]) == list(range(6))
+        assert not {sources[i] for i in train} & {sources[i] for i in test}
+    with pytest.raises(ValueError, match="at least two sources"):
+        source_folds(["a", "a"])
+
+
+def _rows_of_three_sources(seed_rows, n=12):
+    out = []
+    for source in ("nyc_council", "state_department", "ungdc"):
+        out += [r for r in seed_rows if r["corpus"] == source][:n]
+    return out
+
+
+def test_leave_one_source_out_fits_each_fold_without_the_source_it_scores(seed_rows, codebook, monkeypatch):
+    from nlp import training
+    from nlp.annotations import Annotation
+
+    rows = _rows_of_three_sources(seed_rows)
+    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"],
+                       {"corpus": r["corpus"]}) for r in rows]
+    seen = []
+    real_fit = training.fit_tagger
+
+    def spy(cls, codebook, settings, units, y, user_params=None, sources=None):
+        seen.append(set(sources))
+        return real_fit(cls, codebook, settings, units, y, user_params, sources)
+
+    monkeypatch.setattr(training, "fit_tagger", spy)
+    progress = []
+    report = training.cross_validate(anns, codebook, tagger="lexicon", by="source", progress=progress.append)
+    assert seen == [{"state_department", "ungdc"}, {"nyc_council", "ungdc"}, {"nyc_council", "state_department"}]
+    assert progress[0].startswith("fold 1/3") and progress[0].endswith("of nyc_council")
+    assert sorted(report["functions"]["by_source"]) == ["nyc_council", "state_department", "ungdc"]
+    assert sum(s["n_units"] for s in report["functions"]["by_source"].values()) == len(rows)
+    with pytest.raises(ValueError, match="choose 'document' or 'source'"):
+        training.cross_validate(anns, codebook, tagger="lexicon", by="city")
+    with pytest.raises(ValueError, match="at least two sources"):
+        training.cross_validate(anns[:5], codebook, tagger="lexicon", by="source")
+
+
+def test_cli_leave_source_out(tmp_path, capsys, seed_rows, monkeypatch):
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    ann = tmp_path / "three.jsonl"
+    rows = _rows_of_three_sources(seed_rows)
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-source-out",
+                 "--report", str(tmp_path / "loso.md")]) == 0
+    out, errors = capsys.readouterr()
+    assert out.startswith(f"leave-one-source-out cross-validation of lexicon (lexicon settings): {len(rows)} units")
+    assert "fold 3/3" in errors and "of ungdc" in errors
+    assert (tmp_path / "loso.md").read_text().startswith("# leave-one-source-out cross-validation of lexicon")
+    with pytest.raises(SystemExit):  # one way of cross-validating at a time
+        main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-source-out", "--cv", "3"])

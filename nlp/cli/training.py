@@ -54,15 +54,17 @@ def cmd_evaluate(args) -> int:
         from ..annotations import EVALUATION_SAMPLES
 
         annotations = [a for a in annotations if a.sample in (*EVALUATION_SAMPLES, "")]
-    if args.cv:
+    if args.cv or args.leave_source_out:
         from ..models import read_meta
         from ..training import cross_validate
 
         name = args.model or active_ref() or "linear"
         meta = read_meta(name) if name != "lexicon" else {"tagger": "lexicon", "params": {}, "name": "lexicon",
                                                            "version": "-"}
-        title = f"{args.cv}-fold cross-validation of {meta['tagger']} ({meta.get('name')} settings)"
-        report = cross_validate(annotations, codebook, tagger=meta["tagger"], params=meta.get("params"), k=args.cv,
+        how = "leave-one-source-out" if args.leave_source_out else f"{args.cv}-fold"
+        title = f"{how} cross-validation of {meta['tagger']} ({meta.get('name')} settings)"
+        report = cross_validate(annotations, codebook, tagger=meta["tagger"], params=meta.get("params"),
+                                k=args.cv or 5, by="source" if args.leave_source_out else "document",
                                 progress=(lambda _m: None) if args.quiet else err, cache=embedding_cache(args))
         model_ref = f"{meta['tagger']} (cross-validated)"
     else:
@@ -84,7 +86,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps({"model": model_ref, "n_units": len(annotations), "axes": report}, indent=2))
         return 0
-    print(f"{title}: {len(annotations)} units" if args.cv else
+    print(f"{title}: {len(annotations)} units" if args.cv or args.leave_source_out else
           f"model {model_ref} on {len(annotations)} units of {args.annotations}")
     for axis, r in report.items():
         print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
@@ -167,8 +169,12 @@ def register(sub, parents) -> None:
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--random-only", action="store_true",
                    help="only units drawn at random or by cue (sample 'random' or 'cue', or none)")
-    s.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation (iteratively stratified) of the "
-                   "model's tagger and settings, instead of evaluating the trained model")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation (iteratively stratified, grouped "
+                     "by document) of the model's tagger and settings, instead of evaluating the trained model")
+    how.add_argument("--leave-source-out", action="store_true",
+                     help="cross-validation with one fold per source: each source predicted by a model fitted on "
+                          "the others only (what to expect on a source of your own)")
     s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")
     s.set_defaults(func=cmd_evaluate)
 
