@@ -264,6 +264,17 @@ def model_card(meta: dict[str, Any]) -> str:
             lines.append("")
     else:
         lines += ["## Metrics", "", "No held-out evaluation was recorded for this model.", ""]
+    unseen = meta.get("metrics", {}).get("leave_source_out")
+    if unseen:
+        lines += ["## On a source it never saw (leave-one-source-out)", "",
+                  "Each source's units (drawn at random or by cue) predicted by the same settings fitted on the "
+                  "other sources only: what to expect on documents of a new source or genre. Held-out figures "
+                  "above come from sources the model was trained on and run higher.", ""]
+        lines += [f"- {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}"
+                  + ("" if r.get("false_on_empty") is None else
+                     f", {r['false_on_empty']:.1%} of the {r['empty_units']} units without a label given one")
+                  for axis, r in unseen.items()]
+        lines += [""] + _source_lines(unseen)
     lines += ["## Limits", ""]
     lines += [f"- {line}" for line in TIER_LIMITS.get(meta.get("tagger", ""), [])]
     zero_shot = sorted(lab for labels in meta.get("zero_shot", {}).values() for lab in labels)

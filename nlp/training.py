@@ -92,8 +92,13 @@ def annotations_sha256(annotations: list[Annotation]) -> str:
 def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *, tagger: str = "linear",
           name: str | None = None, params: dict[str, Any] | None = None, holdout: float = HELDOUT_FRACTION,
           models_folder: Path | None = None, progress: Progress = _quiet,
-          source: str | None = None, cache: str | Path | None = None) -> tuple[ModelInfo, dict[str, Any]]:
+          source: str | None = None, cache: str | Path | None = None,
+          leave_source_out: bool = False) -> tuple[ModelInfo, dict[str, Any]]:
     """Train without the held-out documents, report on them (overall and per source), then refit on all units.
+
+    ``leave_source_out`` also records what a source the model never saw gets (``metrics["leave_source_out"]``):
+    each source's units predicted by a model fitted on the other sources only, scored on the units the held-out
+    set would score (drawn at random or by cue). One more fit per source.
 
     The held-out set is the fixed split of :func:`nlp.annotations.heldout_split` (a quarter of the documents, by a
     hash of their key; only units drawn at random or by cue are scored), so every model trained on the same
@@ -114,6 +119,11 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
         progress(f"read {len(annotations)} annotated units from {annotations_path}")
     cls = get_tagger_class(tagger)
     user_params, params = params, tagger_settings(cls, params, cache)  # a bad parameter fails before any work
+    sources = [source_of(a) for a in annotations]
+    if leave_source_out and cls.trainable:
+        from .annotations import source_folds
+
+        source_folds(sources)  # one source only: refused before any work
     processor = TextProcessor(codebook)
     t0 = time.perf_counter()
     units = annotation_units(annotations, processor)
@@ -121,7 +131,6 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     progress(f"processed {sum(len(u) for u in units)} passages in {time.perf_counter() - t0:.1f}s")
     metrics: dict[str, Any] = {}
     train_idx, test_idx = heldout_split(annotations, holdout)
-    sources = [source_of(a) for a in annotations]
     if cls.trainable and test_idx:
         progress(f"fitting {tagger} on {len(train_idx)} units, evaluating on {len(test_idx)} held-out units")
         model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
@@ -136,6 +145,9 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
             r = metrics["heldout"][axis]
             progress(f"  held-out {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}"
                      + _empty_note(r))
+    if leave_source_out and cls.trainable:
+        metrics["leave_source_out"] = _leave_source_out_report(cls, codebook, params, user_params, annotations,
+                                                               units, y, sources, progress)
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
     model = fit_tagger(cls, codebook, params, units, y, user_params, sources)
@@ -144,6 +156,23 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
     info = save_model(model, name or tagger, training=training, metrics=metrics, folder=models_folder)
     progress(f"saved model {info.ref} ({fit_seconds:.1f}s to fit)")
     return info, metrics
+
+
+def _leave_source_out_report(cls, codebook, params, user_params, annotations, units, y, sources, progress):
+    from .annotations import EVALUATION_SAMPLES, source_folds
+
+    folds = source_folds(sources)
+    progress(f"leave-one-source-out: {len(folds)} fits of {cls.name}, each without one source")
+    _, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress, True)
+    pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
+    keep = np.array([a.sample in pool for a in annotations])
+    kept_sources = [s for s, k in zip(sources, keep) if k]
+    report = {axis: axis_report(y[axis][keep], predicted[axis][keep], codebook.labels(axis), kept_sources)
+              for axis in codebook.axis_names}
+    for axis, r in report.items():
+        progress(f"  {axis}, each source unseen: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}"
+                 + _empty_note(r))
+    return report
 
 
 def _empty_note(r: dict[str, Any]) -> str:
@@ -231,21 +260,10 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     y = label_matrix(annotations, codebook)
     cls = get_tagger_class(tagger)
     user_params, params = params, tagger_settings(cls, params, cache)
-    scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
-    predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
     if folds is None:
         folds = stratified_folds(y, k, seed, [document_key(a) for a in annotations])
-    k = len(folds)
-    for n, (train_idx, test_idx) in enumerate(folds, 1):
-        model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
-                           {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
-        held = [units[i] for i in test_idx]
-        proba = model.predict_proba(held)
-        for axis in y:
-            scores[axis][test_idx] = proba[axis]
-            predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
-        held_out = f" of {sources[test_idx[0]]}" if by == "source" else ""
-        progress(f"fold {n}/{k}: fitted on {len(train_idx)} units, predicted {len(test_idx)}{held_out}")
+    scores, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress,
+                                       by == "source")
     report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources)
               for axis in codebook.axis_names}
     for axis in report:
@@ -253,6 +271,25 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
         report[axis]["calibration"] = table
         report[axis]["ece"] = expected_calibration_error(table)
     return report
+
+
+def _predict_folds(cls: type[Tagger], codebook: Codebook, params: dict[str, Any], user_params, units, y, sources,
+                   folds, progress: Progress, by_source: bool = False
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Out-of-fold (scores, 0/1 predictions at each fold model's thresholds) per axis: every unit scored by the
+    model fitted on the folds that do not hold it."""
+    scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
+    predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
+    for n, (train_idx, test_idx) in enumerate(folds, 1):
+        model = fit_tagger(cls, codebook, params, [units[i] for i in train_idx],
+                           {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
+        proba = model.predict_proba([units[i] for i in test_idx])
+        for axis in y:
+            scores[axis][test_idx] = proba[axis]
+            predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
+        held_out = f" of {sources[test_idx[0]]}" if by_source else ""
+        progress(f"fold {n}/{len(folds)}: fitted on {len(train_idx)} units, predicted {len(test_idx)}{held_out}")
+    return scores, predicted
 
 
 def report_markdown(report: dict[str, Any], title: str) -> str:

@@ -140,3 +140,28 @@ def test_cli_leave_source_out(tmp_path, capsys, seed_rows, monkeypatch):
     assert (tmp_path / "loso.md").read_text().startswith("# leave-one-source-out cross-validation of lexicon")
     with pytest.raises(SystemExit):  # one way of cross-validating at a time
         main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-source-out", "--cv", "3"])
+
+
+def test_train_records_what_a_source_never_seen_gets_on_the_model_card(tmp_path, seed_rows, capsys, monkeypatch):
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    from nlp.models import model_card, read_meta
+
+    ann = tmp_path / "three.jsonl"
+    rows = _rows_of_three_sources(seed_rows, n=25)
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["train", "--annotations", str(ann), "--name", "unseen", "--leave-source-out"]) == 0
+    ref = capsys.readouterr().out.strip()
+    unseen = read_meta(ref)["metrics"]["leave_source_out"]
+    for axis in ("functions", "domains"):
+        by = unseen[axis]["by_source"]
+        assert sorted(by) == ["nyc_council", "state_department", "ungdc"]
+        scored = sum(r["sample"] in ("random", "cue") for r in rows)
+        assert sum(s["n_units"] for s in by.values()) == unseen[axis]["n_units"] == scored
+        assert 0 <= unseen[axis]["micro"]["f1"] <= 1
+    card = model_card(read_meta(ref))
+    assert "## On a source it never saw (leave-one-source-out)" in card and "| nyc\\_council |" in card
+    # one source only: refused before any fit, with the reason
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps(r) + "\n" for r in rows if r["corpus"] == "ungdc"), encoding="utf-8")
+    assert main(["train", "--annotations", str(one), "--leave-source-out", "-q"]) == 2
+    assert "at least two sources" in capsys.readouterr().err

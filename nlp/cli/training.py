@@ -26,7 +26,7 @@ def cmd_train(args) -> int:
     if data is None:
         data, source = _seed_and_workspace_annotations(args, codebook, say)
     info, metrics = train(data, codebook, tagger=args.model, name=args.name, params=params, progress=say,
-                          source=source, cache=embedding_cache(args))
+                          source=source, cache=embedding_cache(args), leave_source_out=args.leave_source_out)
     print(info.ref)
     if previous and previous != info.ref and not args.quiet:
         _print_comparison(read_meta(previous), info.meta)
@@ -160,6 +160,9 @@ def register(sub, parents) -> None:
     s.add_argument("--name", help="model name to save under (default: the tagger's name)")
     s.add_argument("--params", help='tagger parameters as JSON, e.g. \'{"C": 4}\'')
     s.add_argument("--activate", action="store_true", help="make the new model the active one")
+    s.add_argument("--leave-source-out", action="store_true",
+                   help="also record, on the model card, what a source the model never saw gets (one more fit per "
+                        "source)")
     s.set_defaults(func=cmd_train)
 
 
