@@ -241,6 +241,33 @@ def _source_lines(heldout: dict[str, Any]) -> list[str]:
                         "handful of units says little.", ""]
 
 
+#: The row of :func:`model_quality` that says what a source the model never saw gets.
+UNSEEN_SOURCE_ROW = "a source never seen (leave-one-source-out)"
+
+
+def model_quality(ref: str, folder: Path | None = None):
+    """The model's quality per source as a report shows it: the held-out figures of each annotated source and of
+    them all (:func:`~nlp.metrics.quality_by_source`), then, where the model card has one
+    (``cdpd train --leave-source-out``), a row :data:`UNSEEN_SOURCE_ROW` with what a source left out of training
+    gets: the figure to read a source without annotations against. ``None`` when the registry has no held-out
+    figures for ``ref`` (the lexicon, a model trained elsewhere)."""
+    import pandas as pd
+
+    from .metrics import quality_by_source
+
+    try:
+        metrics = read_meta(ref, folder)["metrics"]
+        frame = quality_by_source(metrics["heldout"])
+    except (ValueError, OSError, KeyError, TypeError):  # ModelError is a ValueError
+        return None
+    unseen = metrics.get("leave_source_out")
+    if unseen and not frame.empty:
+        row = quality_by_source(unseen).loc[["all"]].rename(index={"all": UNSEEN_SOURCE_ROW})
+        frame = pd.concat([frame, row.reindex(columns=frame.columns)])
+        frame.index.name = "source"
+    return frame
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A markdown card: what the model is, what it was trained on, how good it is per label, its limits."""
     training = meta.get("training", {})

@@ -526,6 +526,29 @@ def test_cli_report_html_and_pdf_say_what_was_compared_and_how(planted, tmp_path
     assert "written as .html or .pdf" in capsys.readouterr().err
 
 
+def test_report_says_how_to_read_a_source_without_annotations(planted, codebook):
+    """With the model's leave-one-source-out row, the report says to read unannotated sources against it."""
+    import pandas as pd
+
+    from nlp.analysis.report import research_report
+    from nlp.models import UNSEEN_SOURCE_ROW
+
+    d = build_diagram(planted, codebook, MODEL, by="source", replicates=20)
+    columns = pd.MultiIndex.from_tuples([("functions", "micro-F1"), ("functions", "units")])
+    held = pd.DataFrame([[0.8, 100], [0.7, 40]], index=["all", "ccc"], columns=columns)
+    page = research_report(d, quality=held, codebook=codebook)
+    assert "How good the tags are" in page and UNSEEN_SOURCE_ROW not in page
+    both = pd.concat([held, pd.DataFrame([[0.69, 90]], index=[UNSEEN_SOURCE_ROW], columns=columns)])
+    page = research_report(d, quality=both, codebook=codebook)
+    assert f"The row '{UNSEEN_SOURCE_ROW}'" in html_unescape(page) and "0.69" in page
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
 def html_escape(text: str) -> str:
     import html
 

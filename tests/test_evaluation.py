@@ -160,6 +160,15 @@ def test_train_records_what_a_source_never_seen_gets_on_the_model_card(tmp_path,
         assert 0 <= unseen[axis]["micro"]["f1"] <= 1
     card = model_card(read_meta(ref))
     assert "## On a source it never saw (leave-one-source-out)" in card and "| nyc\\_council |" in card
+    # the report's quality table: held-out rows, then the never-seen row with the leave-one-source-out figures
+    from nlp.models import UNSEEN_SOURCE_ROW, model_quality
+
+    table = model_quality(ref)
+    assert table.index[-1] == UNSEEN_SOURCE_ROW and "all" in table.index
+    assert table.loc[UNSEEN_SOURCE_ROW, ("functions", "micro-F1")] == pytest.approx(unseen["functions"]["micro"]["f1"])
+    assert table.loc["all", ("functions", "micro-F1")] == pytest.approx(
+        read_meta(ref)["metrics"]["heldout"]["functions"]["micro"]["f1"])
+    assert model_quality("no-such-model") is None
     # one source only: refused before any fit, with the reason
     one = tmp_path / "one.jsonl"
     one.write_text("".join(json.dumps(r) + "\n" for r in rows if r["corpus"] == "ungdc"), encoding="utf-8")

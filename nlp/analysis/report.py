@@ -305,7 +305,7 @@ def research_report(diagram, *, quality: pd.DataFrame | None = None, codebook=No
         parts.append("<h2>How good the tags are</h2><p>The model's held-out quality per source (units of a quarter "
                      "of the annotated documents, never trained on): micro- and macro-F1, and on units annotated "
                      "with no label the share given one (false on empty). Readings rest on these tags: where a "
-                     "source's F1 is low, read its side's shares with care.</p>"
+                     "source's F1 is low, read its side's shares with care." + _unseen_note(quality) + "</p>"
                      + shown.round(3).to_html(escape=True, border=0))
     style = ("body{font-family:sans-serif;margin:2em;max-width:75em} table{border-collapse:collapse;font-size:12px;"
              "margin:0.5em 0} td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #eee} "
@@ -360,6 +360,17 @@ def _table_page(pdf, title: str, frame: pd.DataFrame) -> None:
         plt.close(fig)
 
 
+def _unseen_note(quality: pd.DataFrame) -> str:
+    """What the last row of the quality table means, where the model card has it."""
+    from ..models import UNSEEN_SOURCE_ROW
+
+    if UNSEEN_SOURCE_ROW not in quality.index:
+        return ""
+    return (f" The row '{UNSEEN_SOURCE_ROW}' is what each annotated source gets from the same settings fitted on "
+            "the other sources only: read a source that has no annotations (your own documents, a new period or "
+            "genre) against that row, not against the held-out ones.")
+
+
 def research_report_pdf(diagram, out: str | Path, *, quality: pd.DataFrame | None = None, codebook=None,
                         generated: str = "") -> Path:
     """The report as a PDF (vector figures, text as text): the same sections as :func:`research_report`, one
@@ -405,7 +416,11 @@ def research_report_pdf(diagram, out: str | Path, *, quality: pd.DataFrame | Non
                 shown = quality.copy()
                 if isinstance(shown.columns, pd.MultiIndex):
                     shown.columns = [" ".join(map(str, c)) for c in shown.columns]
-                _table_page(pdf, "The model's held-out quality per source", shown.round(3))
+                from ..models import UNSEEN_SOURCE_ROW
+
+                title = "The model's held-out quality per source" + (
+                    "; last row: on a source it never saw" if UNSEEN_SOURCE_ROW in quality.index else "")
+                _table_page(pdf, title, shown.round(3))
 
     _atomic_write(out, write)
     return out

@@ -94,13 +94,10 @@ def cmd_report(args) -> int:
     if Path(args.out).suffix.lower() not in REPORT_FORMATS:
         raise CLIError(f"{args.out}: the report is written as .html or .pdf")
     d, codebook = _diagram_of(args)
-    quality = None
-    try:
-        from ..metrics import quality_by_source
-        from ..models import read_meta
+    from ..models import model_quality
 
-        quality = quality_by_source(read_meta(d.model)["metrics"]["heldout"])
-    except (ValueError, OSError, KeyError, TypeError):  # no registry entry or no held-out figures: say so
+    quality = model_quality(d.model)
+    if quality is None:  # no registry entry or no held-out figures: say so
         err(f"no held-out figures for {d.model} in the model registry: the report leaves out the model's quality")
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = write_report(d, args.out, quality=quality, codebook=codebook, generated=generated)

@@ -187,13 +187,9 @@ st.caption("Figures carry the caption above (model, held-out F1, unit, sides, N)
 
 
 def model_quality():
-    from nlp.metrics import quality_by_source
-    from nlp.models import read_meta
+    from nlp.models import model_quality
 
-    try:
-        return quality_by_source(read_meta(d.model)["metrics"]["heldout"])
-    except (ValueError, OSError, KeyError, TypeError):
-        return None
+    return model_quality(d.model)
 
 
 def generated() -> str:
