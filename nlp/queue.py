@@ -84,12 +84,22 @@ def _one_per_cluster(tagger, pool_passages, pool, margin, n, seed) -> np.ndarray
 
 
 def workspace_queue(ws, tagger: Tagger, codebook, n: int, *, strategy: str = "uncertainty",
-                    axes: Sequence[str] | None = None, pool: int = 2000, seed: int = 0) -> list[Candidate]:
+                    axes: Sequence[str] | None = None, pool: int = 2000, seed: int = 0,
+                    source: str | None = None) -> list[Candidate]:
     """The ``n`` workspace passages to annotate next (none whose text is annotated already), most useful first,
-    with the model's scores and suggested labels. Used by `cdpd queue` and the app's Annotate page."""
+    with the model's scores and suggested labels. Used by `cdpd queue` and the app's Annotate page.
+
+    ``source`` draws from that source's documents only: the way to teach the model a source it never saw (a city
+    office's own releases). On the shipped city sources, a model that never saw a source gains most from that
+    source's own units, and a queue chosen by uncertainty did no better than a random one
+    (benchmarks/RESULTS.md, "A new source")."""
     from .text import Passage, TextProcessor
 
-    rows = ws.candidate_passages(limit=pool, seed=seed)
+    if source is not None:
+        known = list(ws.documents_per_source().index.unique())
+        if source not in known:
+            raise ConfigError(f"no source {source!r} in the workspace; its sources: {', '.join(known) or 'none'}")
+    rows = ws.candidate_passages(limit=pool, seed=seed, source=source)
     if not rows:
         return []
     processor = TextProcessor(codebook, passage_words=10**9)  # a stored passage stays one passage

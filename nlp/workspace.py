@@ -740,17 +740,21 @@ class Workspace:
         with self.transaction() as conn:
             return conn.execute("DELETE FROM annotations WHERE annotation_id = ?", (int(annotation_id),)).rowcount == 1
 
-    def candidate_passages(self, limit: int = 2000, seed: int = 0) -> list[tuple[int, str, int, int, str]]:
-        """Up to ``limit`` passages of English documents, none whose text is annotated already, drawn at random
-        (seeded): (passage_id, document id, start, end, tagged text). Offsets refer to the tagged text (title and
-        body, as :func:`nlp.schema.text_for_tagging` builds it)."""
+    def candidate_passages(self, limit: int = 2000, seed: int = 0,
+                           source: str | None = None) -> list[tuple[int, str, int, int, str]]:
+        """Up to ``limit`` passages of English documents (of ``source`` only, when given), none whose text is
+        annotated already, drawn at random (seeded): (passage_id, document id, start, end, tagged text). Offsets
+        refer to the tagged text (title and body, as :func:`nlp.schema.text_for_tagging` builds it)."""
         annotated = {text_key(r[0]) for r in self.conn.execute("SELECT text FROM annotations")}
+        of_source = "" if source is None else (
+            "JOIN documents sd ON sd.doc_id = passages.doc_id WHERE sd.source = ? ")
         rows = self.conn.execute(
             "SELECT p.passage_id, d.id, p.start, p.end, d.title, d.text FROM passages p "
             "JOIN documents d ON d.doc_id = p.doc_id "
             "WHERE d.lang IN ('en', 'und') AND p.passage_id IN "
-            "(SELECT passage_id FROM passages ORDER BY (passage_id * 2654435761 + ?) % 4294967291 LIMIT ?)",
-            (seed, limit + len(annotated))).fetchall()
+            f"(SELECT passage_id FROM passages {of_source}"
+            "ORDER BY (passage_id * 2654435761 + ?) % 4294967291 LIMIT ?)",
+            (*(() if source is None else (source,)), seed, limit + len(annotated))).fetchall()
         out = []
         for pid, doc, start, end, title, body in rows:
             text = text_for_tagging(Document(id=doc, text=body, title=title))
@@ -812,16 +816,20 @@ class Workspace:
     def annotation_units(self, codebook) -> list:
         """Workspace annotations as :class:`nlp.schema.Annotation`, oldest first (a later one wins a merge):
         per annotator and unit only the latest version (:meth:`latest_annotations`), so an edit replaces the
-        decision it corrects in exports and training, and two annotators of one text both stay."""
+        decision it corrects in exports and training, and two annotators of one text both stay. Each carries its
+        document's source (``meta["source"]``) where the document is still in the workspace, so that training
+        balances and reports it as the source it is (a city office's own releases are a source of their own)."""
         out = []
         for row in self.latest_annotations():
             labels = {axis: list(row["labels"].get(axis, [])) for axis in codebook.axis_names}
-            out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels,
-                                  meta={"annotator": row["annotator"], "document": row["document"]}))
+            meta = {"annotator": row["annotator"], "document": row["document"]}
+            if row.get("source"):
+                meta["source"] = row["source"]
+            out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels, meta=meta))
         return out
 
     def annotations(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT a.*, d.id AS document FROM annotations a "
+        rows = self.conn.execute("SELECT a.*, d.id AS document, d.source AS source FROM annotations a "
                                  "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
 

@@ -421,6 +421,22 @@ def test_annotate_labels_toggle_save_undo_skip(app_home, codebook):
     assert at.session_state["queue_pos"] == 0 and at.button(key="annotate_undo").proto.disabled
 
 
+def test_annotate_queue_from_one_source(app_home):
+    """"Passages from" a source: the queue holds that source's passages only, rebuilt when the choice changes."""
+    at = page("annotate")
+    box = at.selectbox(key="annotate_source")
+    assert box.value == "every source" and len(box.options) >= 3
+    with Workspace(app_home) as ws:
+        source_of_doc = dict(ws.conn.execute("SELECT id, source FROM documents").fetchall())
+    mixed = {source_of_doc[cand.document] for cand in at.session_state["queue"]}
+    city = box.options[1]
+    box.select(city).run()
+    assert not at.exception, [e.value for e in at.exception]
+    queue = at.session_state["queue"]
+    assert queue and {source_of_doc[cand.document] for cand in queue} == {city}
+    assert len(mixed) > 1  # the default draws from every source
+
+
 def test_annotate_history_edit_is_a_new_row_and_export_takes_the_latest(app_home, codebook):
     from nlp.annotations import export_annotations
 

@@ -69,3 +69,35 @@ def test_cli_queue_on_a_workspace(tmp_path, capsys, classify_workspace, state_de
     assert rows[0]["passage_id"] not in [r["passage_id"] for r in again]
     assert main(["queue", "--workspace", str(tmp_path / "none")]) == 2
     assert "no workspace" in capsys.readouterr().err
+
+
+def test_cli_queue_from_one_source_and_its_annotations_keep_the_source(tmp_path, capsys, classify_workspace,
+                                                                        state_department, king_county, codebook):
+    """`cdpd queue --source`: passages of that source's documents only, the way to teach the model a source it never
+    saw; what is annotated from them trains (and is reported) as that source."""
+    home = tmp_path / "ws"
+    docs = [Document.from_record(r) for r in state_department.head(20).to_dict("records")]
+    docs += [Document.from_record(r) for r in king_county.head(20).to_dict("records")]
+    city = str(king_county.source.iloc[0])
+    with Workspace(home) as ws:
+        ws.add_documents(docs)
+    classify_workspace(home)
+    out = tmp_path / "queue.jsonl"
+    assert main(["queue", "--workspace", str(home), "-n", "8", "--model", "linear", "--source", city,
+                 "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    city_ids = set(king_county.head(20).id)
+    assert len(rows) == 8 and {r["document"] for r in rows} <= city_ids
+    with Workspace(home) as ws:
+        doc_id, passage_id = ws.conn.execute(
+            "SELECT p.doc_id, p.passage_id FROM passages p WHERE p.passage_id = ?", (rows[0]["passage_id"],)).fetchone()
+        ws.add_annotation(rows[0]["text"], {"functions": [], "domains": []}, "tester", doc_id=doc_id,
+                          passage_id=passage_id)
+        ws.add_annotation("A text annotated by hand, from no document.", {"functions": [], "domains": []}, "tester")
+        units = ws.annotation_units(codebook)
+    from nlp.annotations import source_of
+
+    assert [source_of(u) for u in units] == [city, "unknown"]
+    assert main(["queue", "--workspace", str(home), "--model", "linear", "--source", "Atlantis news"]) == 2
+    err = capsys.readouterr().err
+    assert "no source 'Atlantis news' in the workspace" in err and city in err

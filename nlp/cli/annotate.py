@@ -52,9 +52,11 @@ def cmd_queue(args) -> int:
     tagger, info = model_of(args, codebook)
     with open_workspace(args, create=False) as ws:
         picked = workspace_queue(ws, tagger, codebook, args.n, strategy=args.strategy, axes=args.axis,
-                                 pool=args.pool, seed=args.seed)
+                                 pool=args.pool, seed=args.seed, source=args.source)
     if not picked:
-        raise CLIError("no unannotated passage in the workspace: run `cdpd run` (or ingest and classify) first")
+        where = f"of source {args.source!r} " if args.source else ""
+        raise CLIError(f"no unannotated passage {where}in the workspace: run `cdpd run` (or ingest and classify) "
+                       "first")
     with atomic_output(args.output) as out:
         for cand in picked:
             record = {"passage_id": cand.passage_id, "document": cand.document, "text": cand.text,
@@ -85,6 +87,8 @@ def register(sub, parents) -> None:
     s.add_argument("--axis", action="append", help="only this axis's labels count for uncertainty (repeatable)")
     s.add_argument("--model", help="model name or NAME@VERSION (default: the active model)")
     s.add_argument("--pool", type=int, default=2000, help="candidate passages drawn from the workspace")
+    s.add_argument("--source", help="only passages of this source's documents (e.g. your own releases, to teach the "
+                                    "model a source it never saw)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", "-o", metavar="FILE", help="JSON lines here instead of stdout")
     s.set_defaults(func=cmd_queue)

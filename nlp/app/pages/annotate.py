@@ -17,12 +17,16 @@ import pandas as pd
 import streamlit as st
 
 from nlp.agreement import agreement_table
+from nlp.browse import filter_values
 from nlp.annotations import export_annotations
 from nlp.app import common as c
 from nlp.app.annotating import (ACTION_KEYS, Action, closest_call, key_name, label_hotkeys, labels_summary,
                                 normalized, snippet, undo_plan, why_chosen)
 from nlp.queue import STRATEGIES, workspace_queue
 from nlp.workspace import latest_per_annotator_and_unit, unit_key
+
+#: The queue's choice of "draw from every source".
+EVERY_SOURCE = "every source"
 
 st.title("Annotate")
 st.caption("Label workspace passages by the codebook. The queue puts first the passages the model is least sure "
@@ -43,29 +47,37 @@ with st.sidebar:
                                                       "random sample (for unbiased evaluation); diversity: one per "
                                                       "cluster of uncertain passages")
     size = st.number_input("Queue size", 5, 200, 20, step=5, key="annotate_size")
+    with c.workspace() as ws:
+        sources = filter_values(ws, "source")
+    source = st.selectbox(
+        "Passages from", [EVERY_SOURCE, *sources], key="annotate_source",
+        help="One source's documents only: the way to teach the model a source it never saw (your own releases). "
+             "A model gains most on a new source from a hundred or two of its own annotated passages; chosen by "
+             "uncertainty they did no better than at random (benchmarks/RESULTS.md, 'A new source').")
+    source = None if source == EVERY_SOURCE else source
     ref = st.selectbox("Suggestions from", c.model_refs(), key="annotate_model")
 
 
 @st.cache_data(show_spinner="Choosing passages ...", max_entries=8)
-def build_queue(home: str, ref: str, strategy: str, size: int, stamp: str):
+def build_queue(home: str, ref: str, strategy: str, size: int, stamp: str, source: str | None = None):
     """Scored once per model, strategy, size and workspace state, then shared by every session; also the model's
     thresholds per label (to say in words why a passage was chosen). The pool is sampled at random (seeded) and
     scaled to the queue size: scoring 2,000 passages took 4 s a view."""
     tagger, _info = c.model(ref)
     with c.workspace() as ws:
-        queue = workspace_queue(ws, tagger, cb, size, strategy=strategy, pool=max(400, 20 * size))
+        queue = workspace_queue(ws, tagger, cb, size, strategy=strategy, pool=max(400, 20 * size), source=source)
     thresholds = {axis: {lab: float(t) for lab, t in zip(labs, tagger.thresholds_[axis])}
                   for axis, labs in tagger.labels.items()}
     return queue, thresholds
 
 
-wanted = (ref, strategy, int(size))
+wanted = (ref, strategy, int(size), source)
 if state.get("queue_key") != wanted:
     try:
         with c.workspace() as ws:
             stamp = ws.state_stamp()
         state["queue"], state["queue_thresholds"] = build_queue(str(c.default_home()), ref, strategy, int(size),
-                                                                stamp)
+                                                                stamp, source)
         state["queue_key"], state["queue_pos"], state["queue_saved"] = wanted, 0, []
         state["annotate_sel"], state["annotate_done"], state["annotate_actions"] = {}, {}, []
         state["annotate_editing"] = None
