@@ -21,8 +21,9 @@ SEED_FILES = (SEED_FOLDER / "seed.jsonl", SEED_FOLDER / "round2.jsonl")
 #: Round 1 alone (kept for callers that name one file).
 SEED_ANNOTATIONS = SEED_FILES[0]
 #: Samples an evaluation may use: drawn at random, or at random among documents with international cue words.
-#: Keyword-enriched units (``enriched``) would flatter the rare labels; annotations made in the app (no sample)
-#: were chosen by the model's uncertainty and would flatter or sink it.
+#: Keyword-enriched units (``enriched``) would flatter the rare labels; annotations made in the app carry the
+#: queue's strategy (``uncertainty``, ``diversity``: chosen by the model, they would flatter or sink it) unless the
+#: queue was random (``random``: they count), and older ones none.
 EVALUATION_SAMPLES = ("random", "cue")
 #: Share of documents held out by :func:`heldout_split`.
 HELDOUT_FRACTION = 0.25

@@ -252,7 +252,8 @@ def import_annotations(ws: Workspace, annotations: Sequence[Annotation], codeboo
     for ann in annotations:
         if ann.id in known:
             continue
-        _, new = ws.insert_annotation(ann.text, ann.labels, annotator or ann.meta.get("annotator") or "import")
+        _, new = ws.insert_annotation(ann.text, ann.labels, annotator or ann.meta.get("annotator") or "import",
+                                      sample=ann.sample)
         report.added += new
         report.present += not new
     return report

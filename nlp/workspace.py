@@ -114,7 +114,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     labels        TEXT NOT NULL,
     annotator     TEXT NOT NULL,
     created_at    TEXT NOT NULL,
-    dedup_key     TEXT
+    dedup_key     TEXT,
+    sample        TEXT NOT NULL DEFAULT ''
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     title, text, content='documents', content_rowid='doc_id', tokenize='porter unicode61'
@@ -419,9 +420,20 @@ class Workspace:
                     conn.execute("UPDATE annotations SET dedup_key = ? WHERE annotation_id = ?", (key, annotation_id))
             conn.execute("CREATE UNIQUE INDEX annotations_dedup ON annotations(dedup_key)")
 
+    def _annotation_samples(self) -> None:
+        """The ``annotations.sample`` column (how the unit was drawn: ``random`` from a random queue, else the queue's
+        strategy or nothing), added to schema v2 without a version bump, like ``dedup_key``: a workspace made
+        before it gets the column, every old row ``''`` (drawn by no known rule, so never scored as random)."""
+        if "sample" in {row[1] for row in self.conn.execute("PRAGMA table_info(annotations)")}:
+            return
+        with self.transaction() as conn:
+            if "sample" not in {row[1] for row in conn.execute("PRAGMA table_info(annotations)")}:
+                conn.execute("ALTER TABLE annotations ADD COLUMN sample TEXT NOT NULL DEFAULT ''")
+
     def _migrate(self) -> None:
         self._migrate_schema()
         self._annotation_keys()
+        self._annotation_samples()
 
     def _migrate_schema(self) -> None:
         row = None
@@ -713,23 +725,28 @@ class Workspace:
 
     # -- annotations -------------------------------------------------------------------------------------------
     def add_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
-                       doc_id: int | None = None, passage_id: int | None = None) -> int:
+                       doc_id: int | None = None, passage_id: int | None = None, sample: str = "") -> int:
         """Committed at once: an annotation is never lost to a crash after this returns."""
-        annotation_id, _ = self.insert_annotation(text, labels, annotator, doc_id=doc_id, passage_id=passage_id)
+        annotation_id, _ = self.insert_annotation(text, labels, annotator, doc_id=doc_id, passage_id=passage_id,
+                                                  sample=sample)
         return annotation_id
 
     def insert_annotation(self, text: str, labels: dict[str, list[str]], annotator: str, *,
-                          doc_id: int | None = None, passage_id: int | None = None) -> tuple[int, bool]:
+                          doc_id: int | None = None, passage_id: int | None = None,
+                          sample: str = "") -> tuple[int, bool]:
         """(id, whether it is new): an annotation with the same normalised text, labels and annotator is stored
-        once, by a UNIQUE constraint, so two imports at once cannot both add it; the existing one's id otherwise."""
+        once, by a UNIQUE constraint, so two imports at once cannot both add it; the existing one's id otherwise.
+        ``sample`` says how the unit was drawn (``random``: from a random queue, so it may be scored as a random
+        unit, :data:`nlp.annotations.EVALUATION_SAMPLES`)."""
         if not annotator.strip():
             raise WorkspaceError("an annotation needs the annotator's name")
         key = annotation_key(text, labels, annotator.strip())
         with self.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at, dedup_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
-                (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now(), key))
+                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at, dedup_key, "
+                "sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+                (doc_id, passage_id, text, json.dumps(labels, ensure_ascii=False), annotator.strip(), _now(), key,
+                 str(sample or "")))
             if cur.rowcount == 1:
                 return int(cur.lastrowid), True
             row = conn.execute("SELECT annotation_id FROM annotations WHERE dedup_key = ?", (key,)).fetchone()
@@ -769,8 +786,8 @@ class Workspace:
         A), whatever deduplication imports apply. Raises KeyError for an unknown id."""
         with self.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at) "
-                "SELECT doc_id, passage_id, text, ?, annotator, ? FROM annotations WHERE annotation_id = ?",
+                "INSERT INTO annotations (doc_id, passage_id, text, labels, annotator, created_at, sample) "
+                "SELECT doc_id, passage_id, text, ?, annotator, ?, sample FROM annotations WHERE annotation_id = ?",
                 (json.dumps(labels, ensure_ascii=False), _now(), int(annotation_id)))
             if cur.rowcount != 1:
                 raise KeyError(f"no annotation {annotation_id}")
@@ -825,7 +842,8 @@ class Workspace:
             meta = {"annotator": row["annotator"], "document": row["document"]}
             if row.get("source"):
                 meta["source"] = row["source"]
-            out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels, meta=meta))
+            out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels,
+                                  sample=row.get("sample") or "", meta=meta))
         return out
 
     def annotations(self) -> list[dict[str, Any]]:

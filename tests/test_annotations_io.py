@@ -191,3 +191,31 @@ def test_two_imports_interleaved_in_threads_store_each_annotation_once(tmp_path,
     assert errors == []
     with Workspace(tmp_path / "ws") as ws:
         assert len(ws.annotations()) == len(merge_annotations(annotations).merged)
+
+
+def test_how_a_unit_was_drawn_is_kept_and_random_units_can_be_held_out(tmp_path, codebook):
+    """An annotation remembers how its passage was drawn (a random queue's: ``random``), through edits and on a
+    workspace made before the column existed; random workspace units take part in the held-out split, others not."""
+    import sqlite3
+
+    from nlp.annotations import heldout_split
+    from nlp.workspace import Workspace
+
+    with Workspace(tmp_path) as ws:
+        ws.add_annotation("An old unit.", {"functions": []}, "alice")
+    conn = sqlite3.connect(tmp_path / "cdpd.sqlite")
+    conn.execute("ALTER TABLE annotations DROP COLUMN sample")  # as a workspace made before it
+    conn.commit()
+    conn.close()
+    texts = [f"The mayor of town {i} met a delegation from Lyon." for i in range(40)]
+    with Workspace(tmp_path) as ws:
+        ids = [ws.add_annotation(t, {"functions": ["representation_protocol"], "domains": []}, "bob",
+                                 sample="random" if i % 2 else "uncertainty") for i, t in enumerate(texts)]
+        edited = ws.edit_annotation(ids[1], {"functions": [], "domains": []})
+        units = {u.text: u for u in ws.annotation_units(codebook)}
+    assert units["An old unit."].sample == ""
+    assert [units[t].sample for t in texts[:4]] == ["uncertainty", "random", "uncertainty", "random"]
+    assert units[texts[1]].id == f"workspace:{edited}" and units[texts[1]].labels["functions"] == []
+    anns = list(units.values())
+    _, test = heldout_split(anns, 0.5)
+    assert test and all(anns[i].sample == "random" for i in test)  # only random units are ever scored

@@ -435,6 +435,17 @@ def test_annotate_queue_from_one_source(app_home):
     queue = at.session_state["queue"]
     assert queue and {source_of_doc[cand.document] for cand in queue} == {city}
     assert len(mixed) > 1  # the default draws from every source
+    # a unit saved from a random queue is recorded as drawn at random (so it can be scored as one)
+    at.radio(key="annotate_strategy").set_value("random").run()
+    at.text_input(key="annotator").input("rosa").run()
+    first = at.session_state["queue"][0]
+    assert source_of_doc[first.document] == city
+    at.button(key="annotate_save").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Workspace(app_home) as ws:
+        saved = ws.conn.execute("SELECT sample FROM annotations WHERE annotator = 'rosa' AND passage_id = ?",
+                                (first.passage_id,)).fetchall()
+    assert [tuple(r) for r in saved] == [("random",)]
 
 
 def test_annotate_history_edit_is_a_new_row_and_export_takes_the_latest(app_home, codebook):

@@ -147,7 +147,10 @@ def _save() -> None:
             else:
                 info = ws.document_info(item.document)
                 doc_id = info["doc_id"] if info else None
-                new = ws.add_annotation(item.text, labels, annotator, doc_id=doc_id, passage_id=item.passage_id)
+                # how the passage was drawn (the queue is rebuilt whenever the strategy changes): a random
+                # queue's units may be scored as random ones
+                new = ws.add_annotation(item.text, labels, annotator, doc_id=doc_id, passage_id=item.passage_id,
+                                        sample=state["queue_key"][1])
                 state["annotate_actions"].append(Action("save", pos, new, None, item.passage_id, labels))
                 state["queue_saved"].append(new)
                 done[item.passage_id] = new
