@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nlp.annotations import (AnnotationError, export_annotations, import_annotations, merge_annotations,
-                             read_annotations, read_seed_annotations, SEED_ANNOTATIONS)
+                             read_seed_annotations)
 from nlp.cli import main
 
 
