@@ -100,6 +100,28 @@ def source_of(ann: Annotation) -> str:
     return str(ann.meta.get("corpus") or ann.meta.get("source") or "unknown")
 
 
+def shipped_source_keys(seed: list[Annotation], corpora: Path = SEED_FOLDER.parent) -> dict[str, str]:
+    """The shipped corpora's source names as the workspace stores them ("New York City Council resolutions
+    (Legistar)") -> the key the shipped annotation rounds give the same source (``nyc_council``), found through the
+    documents both name (the rounds' ``doc_id`` is a document ``id`` in ``corpora/*.parquet``). A unit annotated
+    in the app on a shipped document is then the same source as the shipped units, for source balance, per-source
+    figures and leave-one-source-out; a source no shipped unit comes from (your own) keeps its name."""
+    import pyarrow.parquet as pq
+
+    key_of_doc = {str(a.meta["doc_id"]): source_of(a) for a in seed if a.meta.get("doc_id")}
+    out: dict[str, str] = {}
+    for path in sorted(Path(corpora).glob("*.parquet")):
+        try:
+            table = pq.read_table(path, columns=["id", "source"])
+        except (OSError, KeyError, ValueError):  # not a corpus table of ours: nothing to learn from it
+            continue
+        for doc, name in zip(table.column("id").to_pylist(), table.column("source").to_pylist()):
+            key = key_of_doc.get(str(doc))
+            if key is not None and name:
+                out.setdefault(str(name), key)
+    return out
+
+
 def label_matrix(annotations: list[Annotation], codebook: Codebook) -> dict[str, np.ndarray]:
     """Per axis, a (n_units, n_labels) 0/1 matrix in codebook order."""
     out = {}

@@ -352,7 +352,7 @@ def seed_and_workspace_annotations(codebook: Codebook, home: str | Path | None =
                                    say: Callable[[str], None] = _quiet) -> tuple[list[Annotation], str]:
     """The shipped annotation rounds merged with the workspace's (deduplicated by text; a conflict is reported and the
     workspace's label wins), and a one-line description of that training source."""
-    from .annotations import merge_annotations, read_seed_annotations
+    from .annotations import merge_annotations, read_seed_annotations, shipped_source_keys
     from .workspace import DB_FILE, Workspace, default_home
 
     seed = read_seed_annotations(codebook)
@@ -361,6 +361,11 @@ def seed_and_workspace_annotations(codebook: Codebook, home: str | Path | None =
     if (folder / DB_FILE).exists():
         with Workspace(folder, create=False) as ws:
             own = ws.annotation_units(codebook)
+    if any(a.meta.get("source") for a in own):  # shipped sources under the rounds' keys (one source, one name)
+        keys = shipped_source_keys(seed)
+        for a in own:
+            if a.meta.get("source") in keys:
+                a.meta["source"] = keys[a.meta["source"]]
     report = merge_annotations(seed, own)
     for kept, new, old_labels, new_labels in report.conflicts:
         say(f"conflict: {new} relabels the text of {kept} ({old_labels} -> {new_labels}); using {new}")

@@ -98,6 +98,19 @@ def test_cli_queue_from_one_source_and_its_annotations_keep_the_source(tmp_path,
     from nlp.annotations import source_of
 
     assert [source_of(u) for u in units] == [city, "unknown"]
+    # for training, a shipped source is named as the shipped rounds name it; a source of one's own keeps its name
+    from nlp.training import seed_and_workspace_annotations
+
+    with Workspace(home) as ws:
+        ws.add_documents([Document(id="seoul-1", text="The Mayor of Seoul met a delegation from Lyon.",
+                                   source="Seoul press releases", issuer_type="city")])
+        seoul = ws.document_info("seoul-1")["doc_id"]
+        ws.add_annotation("The Mayor of Seoul met a delegation from Lyon.",
+                          {"functions": ["representation_protocol"], "domains": []}, "tester", doc_id=seoul)
+    merged, _ = seed_and_workspace_annotations(codebook, home)
+    mine = {u.text: source_of(u) for u in merged if u.id.startswith("workspace:")}
+    assert mine[rows[0]["text"]] == "king_county"
+    assert mine["The Mayor of Seoul met a delegation from Lyon."] == "Seoul press releases"
     assert main(["queue", "--workspace", str(home), "--model", "linear", "--source", "Atlantis news"]) == 2
     err = capsys.readouterr().err
     assert "no source 'Atlantis news' in the workspace" in err and city in err
