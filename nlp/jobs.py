@@ -242,7 +242,9 @@ def import_annotations(ws: Workspace, annotations: Sequence[Annotation], codeboo
                        annotator: str | None = None) -> AnnotationImport:
     """Store annotations in the workspace, each (text, labels, annotator) once: the workspace's UNIQUE key makes
     two imports running at once add it once. The annotator is ``annotator``, else the unit's own, else
-    ``"import"``. A unit relabelling a text already annotated is stored and reported as a conflict."""
+    ``"import"``. A unit relabelling a text already annotated is stored and reported as a conflict. A unit that
+    names a workspace document (``document``, as `cdpd queue` writes it) is linked to it, so it trains as that
+    document's source; its ``sample`` (a random queue's ``random``) is kept."""
     from .annotations import merge_annotations
 
     merged = merge_annotations(ws.annotation_units(codebook), annotations)
@@ -252,8 +254,10 @@ def import_annotations(ws: Workspace, annotations: Sequence[Annotation], codeboo
     for ann in annotations:
         if ann.id in known:
             continue
+        document = ann.meta.get("document")
+        info = ws.document_info(str(document)) if isinstance(document, str) and document else None
         _, new = ws.insert_annotation(ann.text, ann.labels, annotator or ann.meta.get("annotator") or "import",
-                                      sample=ann.sample)
+                                      doc_id=info["doc_id"] if info else None, sample=ann.sample)
         report.added += new
         report.present += not new
     return report

@@ -60,7 +60,8 @@ def test_cli_queue_on_a_workspace(tmp_path, capsys, classify_workspace, state_de
     assert main(["queue", "--workspace", str(home), "-n", "5", "--model", "linear", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and rows == sorted(rows, key=lambda r: r["margin"])
-    assert set(rows[0]) == {"passage_id", "document", "text", "margin", "suggested", "model"}
+    assert set(rows[0]) == {"passage_id", "document", "text", "margin", "suggested", "model", "sample"}
+    assert rows[0]["sample"] == "uncertainty"
     # annotate the most uncertain passage: it is not proposed again
     with Workspace(home) as ws:
         ws.add_annotation(rows[0]["text"], {"functions": [], "domains": []}, "tester")
@@ -114,3 +115,29 @@ def test_cli_queue_from_one_source_and_its_annotations_keep_the_source(tmp_path,
     assert main(["queue", "--workspace", str(home), "--model", "linear", "--source", "Atlantis news"]) == 2
     err = capsys.readouterr().err
     assert "no source 'Atlantis news' in the workspace" in err and city in err
+
+
+def test_cli_random_queue_of_a_source_labelled_and_imported_counts_as_that_source(tmp_path, capsys,
+                                                                                 classify_workspace, king_county,
+                                                                                 codebook):
+    """The app-free path: `cdpd queue --source S --strategy random`, labels added to its lines, `cdpd annotations
+    import`: the units are linked to their documents (source S) and recorded as drawn at random."""
+    from nlp.annotations import source_of
+
+    home = tmp_path / "ws"
+    with Workspace(home) as ws:
+        ws.add_documents([Document.from_record(r) for r in king_county.head(15).to_dict("records")])
+    classify_workspace(home)
+    city = str(king_county.source.iloc[0])
+    out = tmp_path / "queue.jsonl"
+    assert main(["queue", "--workspace", str(home), "-n", "4", "--model", "linear", "--source", city,
+                 "--strategy", "random", "-o", str(out)]) == 0
+    labelled = tmp_path / "labelled.jsonl"
+    rows = [dict(json.loads(line), functions=[], domains=["health"]) for line in out.read_text().splitlines()]
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["annotations", "import", str(labelled), "--workspace", str(home), "--annotator", "kim"]) == 0
+    with Workspace(home) as ws:
+        units = ws.annotation_units(codebook)
+    assert len(units) == 4
+    assert {source_of(u) for u in units} == {city} and {u.sample for u in units} == {"random"}
+    assert {u.meta["document"] for u in units} == {r["document"] for r in rows}

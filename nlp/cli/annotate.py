@@ -60,7 +60,8 @@ def cmd_queue(args) -> int:
     with atomic_output(args.output) as out:
         for cand in picked:
             record = {"passage_id": cand.passage_id, "document": cand.document, "text": cand.text,
-                      "margin": cand.margin, "suggested": cand.suggested, "model": info.ref}
+                      "margin": cand.margin, "suggested": cand.suggested, "model": info.ref,
+                      "sample": args.strategy}  # kept by `cdpd annotations import` (random units can be scored)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     err(f"{len(picked)} passage(s) chosen by {args.strategy} (pool of up to {args.pool} candidates; {info.ref})")
     return 0
