@@ -89,15 +89,24 @@ def read_seed_annotations(codebook: Codebook) -> list[Annotation]:
     return out
 
 
+def meta_value(ann: Annotation, key: str) -> Any:
+    """``key`` of the unit's metadata: at the top of its record, or under ``metadata`` (where our JSONL export
+    writes a workspace unit's ``document`` and ``source``), so that an export read back keeps them."""
+    value = ann.meta.get(key)
+    if value is None and isinstance(ann.meta.get("metadata"), dict):
+        value = ann.meta["metadata"].get(key)
+    return value
+
+
 def document_key(ann: Annotation) -> str:
     """The document a unit was cut from: ``doc_id`` in the shipped rounds, ``document`` for workspace annotations,
     else the unit's own id. Splits keep every unit of one document on one side."""
-    return str(ann.meta.get("doc_id") or ann.meta.get("document") or ann.id)
+    return str(meta_value(ann, "doc_id") or meta_value(ann, "document") or ann.id)
 
 
 def source_of(ann: Annotation) -> str:
     """The unit's source (``corpus`` in the shipped rounds, ``source`` elsewhere), for per-source figures."""
-    return str(ann.meta.get("corpus") or ann.meta.get("source") or "unknown")
+    return str(meta_value(ann, "corpus") or meta_value(ann, "source") or "unknown")
 
 
 def shipped_source_keys(seed: list[Annotation], corpora: Path = SEED_FOLDER.parent) -> dict[str, str]:

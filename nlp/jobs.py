@@ -245,7 +245,7 @@ def import_annotations(ws: Workspace, annotations: Sequence[Annotation], codeboo
     ``"import"``. A unit relabelling a text already annotated is stored and reported as a conflict. A unit that
     names a workspace document (``document``, as `cdpd queue` writes it) is linked to it, so it trains as that
     document's source; its ``sample`` (a random queue's ``random``) is kept."""
-    from .annotations import merge_annotations
+    from .annotations import merge_annotations, meta_value
 
     merged = merge_annotations(ws.annotation_units(codebook), annotations)
     report = AnnotationImport(conflicts=list(merged.conflicts))
@@ -254,7 +254,7 @@ def import_annotations(ws: Workspace, annotations: Sequence[Annotation], codeboo
     for ann in annotations:
         if ann.id in known:
             continue
-        document = ann.meta.get("document")
+        document = meta_value(ann, "document")
         info = ws.document_info(str(document)) if isinstance(document, str) and document else None
         _, new = ws.insert_annotation(ann.text, ann.labels, annotator or ann.meta.get("annotator") or "import",
                                       doc_id=info["doc_id"] if info else None, sample=ann.sample)
