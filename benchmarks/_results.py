@@ -77,6 +77,17 @@ def replace_section(text: str, section: str, heading: str | None = None) -> str:
     return text.rstrip("\n") + "\n"
 
 
+def publish(section: str, out: str | Path | None, heading: str | None = None) -> None:
+    """A script's ending: the section on stdout, and unless ``out`` is None (``--no-write``) into that file, said
+    on stderr."""
+    import sys
+
+    print(section)
+    if out is not None:
+        write_section(out, section, heading)
+        print(f"wrote {out}", file=sys.stderr)
+
+
 def write_section(path: str | Path, section: str, heading: str | None = None) -> None:
     """Replace (or add) one section of the results file ``path``, keeping every other section as it is."""
     path = Path(path)

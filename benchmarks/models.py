@@ -52,6 +52,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import; main() sets them again)
+from _results import publish  # noqa: E402
 
 SECTION = "## Models (benchmarks/models.py)"
 TIERS = ("lexicon", "linear", "embedding", "ensemble", "transformer", "spacy")
@@ -725,11 +726,7 @@ def main(argv=None) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps({"results": results, "encode": encode, "retrain": retrain,
                                              "machine": mach, "gpu": gpu}, indent=1, default=float))
-    section = render(args, mach, results, encode, retrain, gpu)
-    print(section)
-    if not args.no_write:
-        _tagging.write_section(args.out, section, heading=SECTION)
-        print(f"wrote {args.out}", file=sys.stderr)
+    publish(render(args, mach, results, encode, retrain, gpu), None if args.no_write else args.out, SECTION)
     return 0
 
 

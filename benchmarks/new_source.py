@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
+from _results import publish  # noqa: E402
 
 SECTION = "## A new source (benchmarks/new_source.py)"
 #: Share of a target source's documents in the test half (by a hash of the document key).
@@ -173,11 +174,7 @@ def main(argv=None) -> int:
 
 
 def _finish(args, results: dict, mach: dict) -> int:
-    section = render(args, results, mach)
-    print(section)
-    if not args.no_write:
-        _tagging.write_section(args.out, section, heading=SECTION)
-        print(f"wrote {args.out}", file=sys.stderr)
+    publish(render(args, results, mach), None if args.no_write else args.out, SECTION)
     return 0
 
 

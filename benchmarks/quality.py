@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import tagging as _tagging  # noqa: E402  (sets thread variables to 1 on import)
+from _results import publish  # noqa: E402
 
 SECTION = "## Quality decisions (benchmarks/quality.py)"
 #: The linear tier's settings before the scope features, threshold shrinkage, definition features, bagged
@@ -271,11 +272,7 @@ def _finish(args, results: dict, mach: dict) -> int:
     unknown = [name for name in results if name not in CONFIGS]
     if unknown:
         raise SystemExit(f"saved results of configs this script no longer has: {', '.join(unknown)}")
-    section = render(args, results, mach)
-    print(section)
-    if not args.no_write:
-        _tagging.write_section(args.out, section, heading=SECTION)
-        print(f"wrote {args.out}", file=sys.stderr)
+    publish(render(args, results, mach), None if args.no_write else args.out, SECTION)
     return 0
 
 
