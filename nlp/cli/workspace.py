@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
             raise
         names = " + ".join(p.name for p in SEED_FILES)
         err(f"no trained {DEFAULT_MODEL!r} model yet: training it on {names}")
-        # the shipped model's card says what a source it never saw gets (about a minute more, once)
+        # the shipped model's card says what a source it never saw gets (six more fits, about two minutes, once)
         info, _ = train(read_seed_annotations(codebook), codebook, tagger=DEFAULT_TAGGER, name=DEFAULT_MODEL,
                         progress=err, source=f"shipped annotations ({names})", leave_source_out=True)
         if active_ref() is None:
