@@ -204,12 +204,19 @@ def heldout_split(annotations: list[Annotation], fraction: float = HELDOUT_FRACT
     """
     if not 0 <= fraction < 1:
         raise ConfigError(f"held-out fraction must be in [0, 1), got {fraction}")
-    pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
+    scored = scorable(annotations)
     keys = [document_key(a) for a in annotations]
-    held = {k for k, a in zip(keys, annotations) if a.sample in pool and heldout_share(k) < fraction}
+    held = {k for k, ok in zip(keys, scored) if ok and heldout_share(k) < fraction}
     train = [i for i, k in enumerate(keys) if k not in held]
-    test = [i for i, (k, a) in enumerate(zip(keys, annotations)) if k in held and a.sample in pool]
+    test = [i for i, (k, ok) in enumerate(zip(keys, scored)) if k in held and ok]
     return train, test
+
+
+def scorable(annotations: list[Annotation]) -> list[bool]:
+    """Per unit, whether an evaluation may score it: drawn at random or by cue (:data:`EVALUATION_SAMPLES`), or,
+    in a set where no unit says how it was drawn, every unit (taken as drawn at random)."""
+    pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
+    return [a.sample in pool for a in annotations]
 
 
 # -- import, export and merging ------------------------------------------------------------------------------------

@@ -145,9 +145,18 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
             r = metrics["heldout"][axis]
             progress(f"  held-out {axis}: micro-F1 {r['micro']['f1']:.3f}, macro-F1 {r['macro_f1']:.3f}"
                      + _empty_note(r))
+    elif cls.trainable and holdout:
+        from .annotations import scorable
+
+        progress("no held-out evaluation: " + (
+            "too few documents for the held-out share" if any(scorable(annotations)) else
+            "no unit was drawn at random or by cue (units from an uncertainty or diversity queue train the model "
+            "but are never scored)"))
     if leave_source_out and cls.trainable:
-        metrics["leave_source_out"] = _leave_source_out_report(cls, codebook, params, user_params, annotations,
-                                                               units, y, sources, progress)
+        unseen = _leave_source_out_report(cls, codebook, params, user_params, annotations, units, y, sources,
+                                          progress)
+        if unseen is not None:
+            metrics["leave_source_out"] = unseen
     progress(f"fitting {tagger} on all {len(units)} units")
     t0 = time.perf_counter()
     model = fit_tagger(cls, codebook, params, units, y, user_params, sources)
@@ -159,13 +168,15 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
 
 
 def _leave_source_out_report(cls, codebook, params, user_params, annotations, units, y, sources, progress):
-    from .annotations import EVALUATION_SAMPLES, source_folds
+    from .annotations import scorable, source_folds
 
+    keep = np.array(scorable(annotations))
+    if not keep.any():
+        progress("leave-one-source-out: skipped, no unit was drawn at random or by cue to score")
+        return None
     folds = source_folds(sources)
     progress(f"leave-one-source-out: {len(folds)} fits of {cls.name}, each without one source")
     _, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress, True)
-    pool = EVALUATION_SAMPLES if any(a.sample for a in annotations) else ("",)
-    keep = np.array([a.sample in pool for a in annotations])
     kept_sources = [s for s, k in zip(sources, keep) if k]
     report = {axis: axis_report(y[axis][keep], predicted[axis][keep], codebook.labels(axis), kept_sources)
               for axis in codebook.axis_names}

@@ -174,3 +174,19 @@ def test_train_records_what_a_source_never_seen_gets_on_the_model_card(tmp_path,
     one.write_text("".join(json.dumps(r) + "\n" for r in rows if r["corpus"] == "ungdc"), encoding="utf-8")
     assert main(["train", "--annotations", str(one), "--leave-source-out", "-q"]) == 2
     assert "at least two sources" in capsys.readouterr().err
+
+
+def test_train_says_why_units_chosen_by_the_model_are_not_scored(tmp_path, seed_rows, capsys, monkeypatch):
+    """Units from an uncertainty queue train but are never held out nor scored: `cdpd train` says so instead of
+    leaving the card silently without figures, and skips the leave-one-source-out fits."""
+    monkeypatch.setenv("CDPD_MODELS", str(tmp_path / "models"))
+    from nlp.models import read_meta
+
+    rows = [dict(r, sample="uncertainty") for r in _rows_of_three_sources(seed_rows, n=15)]
+    ann = tmp_path / "chosen.jsonl"
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["train", "--annotations", str(ann), "--name", "chosen", "--leave-source-out"]) == 0
+    out, errors = capsys.readouterr()
+    assert "no held-out evaluation: no unit was drawn at random or by cue" in errors
+    assert "leave-one-source-out: skipped" in errors and "fold 1/" not in errors
+    assert read_meta(out.strip())["metrics"] == {}
