@@ -566,7 +566,9 @@ def _is_json_array(path: Path) -> bool:
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(where, value) for every record, streaming for JSON lines; a bad line stops with its number."""
+    """(where, value) for every record, streaming for JSON lines. A line that does not parse is an
+    :class:`_Unparsable` record (its row is rejected, the others are read), unless it is the first: a file whose
+    first line is not JSON is not a table of JSON lines, and is refused whole."""
     try:
         if _suffix(path) == ".json" and _is_json_array(path):
             _check_size(path, MAX_DECOMPRESSED_BYTES)  # one JSON array is parsed in memory
@@ -598,8 +600,11 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
                     if first and _suffix(path) == ".json":
                         yield "item 1", _one_json_object(path)  # a pretty-printed single document
                         return
-                    reason = f"line {number}: malformed JSON ({exc.msg}); fix or remove the line"
-                    raise IngestError(path, reason) from exc
+                    if first:  # not a table of JSON lines at all: refuse the file, do not reject every line
+                        reason = f"line {number}: malformed JSON ({exc.msg}); not JSON lines? fix the file"
+                        raise IngestError(path, reason) from exc
+                    # one bad line (a truncated last line, a stray edit) costs that line only, as on stdin
+                    value = _Unparsable(f"malformed JSON ({exc.msg}); fix or remove the line")
                 first = False
                 yield f"line {number}", value
     except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
@@ -647,8 +652,6 @@ def _scan_json(path: Path, text_column: str = "text") -> dict[str, str]:
     seen: dict[str, set[str]] = {}
     rows = 0
     for where, record in _json_records(path):
-        if not isinstance(record, dict):
-            raise IngestError(path, f"{where}: expected a JSON object, got {type(record).__name__}")
         rows += 1
         if _record_problem(record, text_column):
             seen.setdefault(_REJECT, set()).add("string")
@@ -679,9 +682,9 @@ def _json_rows(path: str, modes: dict[str, str], text_column: str = "text") -> I
         problem = _record_problem(record, text_column)
         if problem:
             row = dict.fromkeys(modes)
-            if isinstance(record.get("id"), str) and not _has_surrogate(record["id"]) or \
-                    isinstance(record.get("id"), int):
-                row["id"] = str(record["id"])
+            record_id = record.get("id") if isinstance(record, dict) else None
+            if isinstance(record_id, str) and not _has_surrogate(record_id) or isinstance(record_id, int):
+                row["id"] = str(record_id)
             row[_REJECT] = f"{where}: {problem}"
             yield row
             continue
@@ -762,8 +765,8 @@ def _nesting_problem(value: Any) -> str | None:
 
 
 class _Unparsable(dict):
-    """A JSON line that could be read but not parsed (nested past Python's recursion limit): a record that
-    carries its reason, rejected by :func:`_record_problem`."""
+    """A JSON line that could not be parsed (malformed, nested past Python's recursion limit, over the size limit
+    for one document): a record that carries its reason, rejected by :func:`_record_problem` as that row only."""
 
     def __init__(self, reason: str):
         super().__init__()
@@ -774,6 +777,8 @@ def _record_problem(record: dict[str, Any], text_column: str) -> str | None:
     """Why one record of a JSON table or of stdin is refused; None when it is fine."""
     if isinstance(record, _Unparsable):
         return record.reason
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {_kind(record)}"
     if text_column in record:
         _, problem = _row_text(record[text_column])
         if problem:

@@ -754,3 +754,19 @@ def test_sigterm_unwinds_the_cli_but_forked_children_die_at_once(monkeypatch):
         assert exited.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_ingest_keeps_the_rows_around_a_broken_jsonl_line(capsys, tmp_path, sample_docs):
+    """A table whose writer crashed mid-line (or was edited by hand) loses that line, not its other rows."""
+    table = tmp_path / "releases.jsonl"
+    rows = [json.dumps({"id": d.id, "text": d.text}) for d in sample_docs[:3]]
+    table.write_text(f"{rows[0]}\n{rows[1][:40]}\n{rows[2]}\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    code, out, err = run_cli(capsys, "ingest", table, "--workspace", ws, "-q")
+    assert code == 1, err
+    assert out[0].startswith("added 2 document(s)") and "1 rejected" in out[0]
+    assert err[0].startswith("skipped releases:2: line 2: malformed JSON (")
+    assert err[0].endswith(f"fix or remove the line (in {table})")
+    with Workspace(ws) as w:
+        assert w.count_documents() == 2 and w.get_document(sample_docs[1].id) is None
+        assert w.get_document(sample_docs[2].id).text == sample_docs[2].text

@@ -376,13 +376,23 @@ def test_size_limit(tmp_path):
     assert read_document(path, max_bytes=4000).text.startswith("word word")
 
 
-def test_malformed_jsonl_names_the_line(tmp_path):
+def test_a_bad_jsonl_line_costs_that_line_only(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_text('{"id": "a", "text": "fine"}\n\n{"id": "b", "text": "broken\n', encoding="utf-8")
-    with pytest.raises(IngestError, match=r"rows\.jsonl: line 3: malformed JSON"):
-        list(read_table(path))
-    path.write_text('{"id": "a", "text": "fine"}\n["a list"]\n', encoding="utf-8")
-    with pytest.raises(IngestError, match="line 2: expected a JSON object"):
+    path.write_text('{"id": "a", "text": "fine"}\n\n{"id": "b", "text": "broken\n["a list"]\n'
+                    '{"id": "c", "text": "also fine"}\n{"id": "d", "text": "cut off by a crash', encoding="utf-8")
+    out = list(read_table(path))
+    assert [(d.id, d.text) for d in out if not isinstance(d, Rejected)] == [("a", "fine"), ("c", "also fine")]
+    assert [r.reason for r in out if isinstance(r, Rejected)] == [
+        "line 3: malformed JSON (Invalid control character at); fix or remove the line",
+        "line 4: expected a JSON object, got list",
+        "line 6: malformed JSON (Unterminated string starting at); fix or remove the line",
+    ]
+
+
+def test_a_file_whose_first_line_is_not_json_is_not_a_jsonl_table(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('id,text\n{"id": "a", "text": "fine"}\n', encoding="utf-8")
+    with pytest.raises(IngestError, match=r"rows\.jsonl: line 1: malformed JSON .*not JSON lines"):
         list(read_table(path))
 
 
