@@ -109,6 +109,18 @@ def source_of(ann: Annotation) -> str:
     return str(meta_value(ann, "corpus") or meta_value(ann, "source") or "unknown")
 
 
+#: What :func:`period_of` calls a unit without a readable year.
+UNDATED = "undated"
+
+
+def period_of(ann: Annotation) -> str:
+    """The decade of the unit's date ("1990s"), or "undated", for per-period figures. Trends over years are only as
+    good as the tags in each year: a tagger that reads the 1960s' UN speeches worse than the 2010s' draws a trend
+    of its own errors. The shipped rounds carry the document's ``date``; workspace units carry none."""
+    date = str(meta_value(ann, "date") or "")
+    return f"{date[:3]}0s" if len(date) >= 4 and date[:4].isdigit() else UNDATED
+
+
 def shipped_source_keys(seed: list[Annotation], corpora: Path = SEED_FOLDER.parent) -> dict[str, str]:
     """The shipped corpora's source names as the workspace stores them ("New York City Council resolutions
     (Legistar)") -> the key the shipped annotation rounds give the same source (``nyc_council``), found through the

@@ -63,13 +63,14 @@ def micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def axis_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str],
-                sources: Sequence[str] | None = None) -> dict:
+                sources: Sequence[str] | None = None, periods: Sequence[str] | None = None) -> dict:
     """Micro and macro F1 and per-label precision, recall, F1 and support for one axis.
 
     Also the **false-label rate on empty units**: of the units whose gold has no label on this axis (on the
     functions axis: domestic business, which has no diplomacy function), the share given at least one label
     (``empty_units``, ``false_on_empty``). With ``sources`` (one name per unit), the same summary per source under
-    ``by_source``: the product is weakest on some sources, and an overall figure hides them.
+    ``by_source``: the product is weakest on some sources, and an overall figure hides them. With ``periods`` (one
+    per unit, see :func:`~nlp.annotations.period_of`), the same per period under ``by_period``.
     """
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
@@ -81,12 +82,17 @@ def axis_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str],
         for j, label in enumerate(labels)
     }
     if sources is not None:
-        sources = np.asarray(sources, dtype=str)
-        if len(sources) != len(y_true):
-            raise ValueError(f"{len(sources)} sources for {len(y_true)} units")
-        report["by_source"] = {src: _summary(y_true[sources == src], y_pred[sources == src])
-                               for src in sorted(set(sources.tolist()))}
+        report["by_source"] = _by_group(y_true, y_pred, sources, "sources")
+    if periods is not None:
+        report["by_period"] = _by_group(y_true, y_pred, periods, "periods")
     return report
+
+
+def _by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: Sequence[str], what: str) -> dict:
+    groups = np.asarray(groups, dtype=str)
+    if len(groups) != len(y_true):
+        raise ValueError(f"{len(groups)} {what} for {len(y_true)} units")
+    return {g: _summary(y_true[groups == g], y_pred[groups == g]) for g in sorted(set(groups.tolist()))}
 
 
 def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .annotations import (HELDOUT_FRACTION, Annotation, document_key, heldout_split, label_matrix,
+from .annotations import (HELDOUT_FRACTION, Annotation, document_key, heldout_split, label_matrix, period_of,
                           read_annotations, source_of)
 from .codebook import Codebook
 from .errors import CdpdError, ConfigError
@@ -33,11 +33,13 @@ def annotation_units(annotations: list[Annotation], processor: TextProcessor) ->
 
 
 def evaluate_tagger(tagger: Tagger, units, y: dict[str, np.ndarray], codebook: Codebook,
-                    sources: list[str] | None = None) -> dict[str, Any]:
+                    sources: list[str] | None = None, periods: list[str] | None = None) -> dict[str, Any]:
     """Micro/macro F1, per-label P/R/F1/support and the false-label rate on empty units per axis, on
-    document-level (passage-aggregated) predictions; per source too when ``sources`` names each unit's."""
+    document-level (passage-aggregated) predictions; per source too when ``sources`` names each unit's, per period
+    when ``periods`` does (:func:`~nlp.annotations.period_of`)."""
     pred = tagger.predict(units)
-    return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis), sources) for axis in codebook.axis_names}
+    return {axis: axis_report(y[axis], pred[axis], codebook.labels(axis), sources, periods)
+            for axis in codebook.axis_names}
 
 
 def tagger_settings(cls: type[Tagger], params: dict[str, Any] | None, cache: str | Path | None = None
@@ -137,7 +139,8 @@ def train(annotations_path: str | Path | list[Annotation], codebook: Codebook, *
                            {a: v[train_idx] for a, v in y.items()}, user_params, [sources[i] for i in train_idx])
         metrics = {"heldout": evaluate_tagger(model, [units[i] for i in test_idx],
                                               {a: v[test_idx] for a, v in y.items()}, codebook,
-                                              [sources[i] for i in test_idx]),
+                                              [sources[i] for i in test_idx],
+                                              [period_of(annotations[i]) for i in test_idx]),
                    "heldout_units": len(test_idx), "heldout_fraction": holdout,
                    "heldout_ids_sha256": hashlib.sha256("\n".join(annotations[i].id for i in test_idx)
                                                         .encode("utf-8")).hexdigest()}
@@ -275,7 +278,8 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
         folds = stratified_folds(y, k, seed, [document_key(a) for a in annotations])
     scores, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress,
                                        by == "source")
-    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources)
+    periods = [period_of(a) for a in annotations]
+    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources, periods)
               for axis in codebook.axis_names}
     for axis in report:
         table = calibration_table(y[axis], scores[axis])
@@ -303,15 +307,47 @@ def _predict_folds(cls: type[Tagger], codebook: Codebook, params: dict[str, Any]
     return scores, predicted
 
 
+#: The breakdowns of an axis report (:func:`~nlp.metrics.axis_report`) that evaluation output shows, with the
+#: heading of their first column.
+BREAKDOWNS = (("by_source", "source"), ("by_period", "period"))
+
+
+def group_rows(r: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """One axis report's breakdown ``key`` (``by_source``, ``by_period``) as rows: group, units, micro-F1,
+    macro-F1, false on empty and its base; empty when there are fewer than two groups (nothing to break down)."""
+    groups = r.get(key) or {}
+    if len(groups) < 2:
+        return []
+    return [{"group": name, "units": g["n_units"], "micro_f1": g["micro"]["f1"], "macro_f1": g["macro_f1"],
+             "false_on_empty": g.get("false_on_empty"), "empty_units": g.get("empty_units", 0)}
+            for name, g in groups.items()]
+
+
+def _false_on_empty_sentence(r: dict[str, Any]) -> str:
+    if r.get("false_on_empty") is None:
+        return ""
+    return f"{r['false_on_empty']:.1%} of the {r['empty_units']} units without a label were given one."
+
+
 def report_markdown(report: dict[str, Any], title: str) -> str:
-    """An evaluation report as markdown: per axis, the summary, per-label table and calibration table."""
+    """An evaluation report as markdown: per axis, the summary, the false-label rate on units without a label,
+    per-source and per-period tables, per-label table and calibration table."""
     lines = [f"# {title}", ""]
     for axis, r in report.items():
         lines += [f"## {axis}", "",
                   f"micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} F1 {r['micro']['f1']:.3f}; "
                   f"macro F1 {r['macro_f1']:.3f}; samples F1 {r.get('samples_f1', float('nan')):.3f}; "
-                  f"{r['n_units']} units", "",
-                  "| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+                  f"{r['n_units']} units. {_false_on_empty_sentence(r)}".rstrip(), ""]
+        for key, what in BREAKDOWNS:
+            rows = group_rows(r, key)
+            if rows:
+                lines += [f"| {what} | units | micro F1 | macro F1 | false on empty |",
+                          "| --- | ---: | ---: | ---: | ---: |"]
+                lines += [f"| {g['group']} | {g['units']} | {g['micro_f1']:.3f} | {g['macro_f1']:.3f} | "
+                          + ("-" if g["false_on_empty"] is None else
+                             f"{g['false_on_empty']:.1%} of {g['empty_units']}") + " |" for g in rows]
+                lines.append("")
+        lines += ["| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {lab} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
                   for lab, m in r["labels"].items()]
         if r.get("calibration"):
@@ -332,7 +368,13 @@ def report_html(report: dict[str, Any], title: str) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for axis, r in report.items():
         parts.append(f"<h2>{html.escape(axis)}</h2><p>micro F1 {r['micro']['f1']:.3f}, macro F1 {r['macro_f1']:.3f}, "
-                     f"samples F1 {r.get('samples_f1', float('nan')):.3f}, {r['n_units']} units</p>")
+                     f"samples F1 {r.get('samples_f1', float('nan')):.3f}, {r['n_units']} units. "
+                     f"{html.escape(_false_on_empty_sentence(r))}</p>")
+        for key, what in BREAKDOWNS:
+            rows = group_rows(r, key)
+            if rows:
+                parts.append(pd.DataFrame(rows).rename(columns={"group": what}).round(3)
+                             .to_html(escape=True, index=False))
         parts.append(pd.DataFrame(r["labels"]).T.round(3).to_html(escape=True))
         if r.get("calibration"):
             parts.append(f"<p>Calibration (ECE {r['ece']:.3f})</p>"
@@ -349,8 +391,9 @@ def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) 
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
     proba = tagger.predict_proba(units)  # scored once: the predictions are these scores at the thresholds
-    sources = [source_of(a) for a in annotations]
-    report = {axis: axis_report(y[axis], proba[axis] >= tagger.thresholds_[axis], codebook.labels(axis), sources)
+    sources, periods = [source_of(a) for a in annotations], [period_of(a) for a in annotations]
+    report = {axis: axis_report(y[axis], proba[axis] >= tagger.thresholds_[axis], codebook.labels(axis), sources,
+                                periods)
               for axis in codebook.axis_names}
     for axis in report:
         table = calibration_table(y[axis], proba[axis])

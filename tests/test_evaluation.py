@@ -46,6 +46,23 @@ def test_false_labels_on_empty_units_and_per_source_figures_by_hand():
     assert axis_report(y[:1], p[:1], ["a", "b"])["false_on_empty"] is None  # no empty unit: no rate
     with pytest.raises(ValueError, match="sources"):
         axis_report(y, p, ["a", "b"], sources=["x"])
+    by_period = axis_report(y, p, ["a", "b"], periods=["1990s", "1990s", "2020s", "2020s", "undated"])["by_period"]
+    assert list(by_period) == ["1990s", "2020s", "undated"]
+    assert by_period["1990s"]["micro"]["precision"] == pytest.approx(0.5) and by_period["1990s"]["n_units"] == 2
+    assert by_period["2020s"]["micro"]["f1"] == 1.0 and by_period["undated"]["false_on_empty"] == 1.0
+    with pytest.raises(ValueError, match="1 periods for 5 units"):
+        axis_report(y, p, ["a", "b"], periods=["1990s"])
+
+
+def test_a_units_period_is_the_decade_of_its_date():
+    from nlp.annotations import Annotation, period_of
+
+    def unit(**meta):
+        return Annotation("u", "text", {}, "", "random", meta)
+
+    assert period_of(unit(date="1995-10-02")) == "1990s" and period_of(unit(date="2024")) == "2020s"
+    assert period_of(unit(metadata={"date": "1961-01-01"})) == "1960s"  # an exported workspace unit
+    assert {period_of(unit()), period_of(unit(date="")), period_of(unit(date="n.d."))} == {"undated"}
 
 
 def test_samples_f1_and_calibration_by_hand():
@@ -74,10 +91,18 @@ def test_cli_cross_validation_with_reports(tmp_path, capsys, small_seed_rows, mo
         assert 0 <= r["ece"] <= 1 and 0 <= r["samples_f1"] <= 1
     md = (tmp_path / "cv.md").read_text()
     assert md.startswith("# 3-fold cross-validation of lexicon") and "| advocacy |" in md
+    # what the console shows is in the file too: per source, per period (decade of the date), false on empty
+    functions = report["axes"]["functions"]
+    assert f"{functions['false_on_empty']:.1%} of the {functions['empty_units']} units without a label" in md
+    for key, head in (("by_source", "| source | units |"), ("by_period", "| period | units |")):
+        assert len(functions[key]) >= 2 and head in md
+        name, first = next(iter(functions[key].items()))
+        assert f"| {name} | {first['n_units']} | {first['micro']['f1']:.3f} |" in md
     assert main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "-q",
                  "--report", str(tmp_path / "ev.html")]) == 0
     page = (tmp_path / "ev.html").read_text()
     assert "<table" in page and "calibration" in page.lower() and "<script>" not in page
+    assert "<th>source</th>" in page and "<th>period</th>" in page and "units without a label" in page
 
 
 def test_source_folds_hold_out_one_whole_source_each():

@@ -97,7 +97,7 @@ def cmd_evaluate(args) -> int:
         print(f"  {'label':28s} {'P':>6s} {'R':>6s} {'F1':>6s} {'support':>8s}")
         for label, m in r["labels"].items():
             print(f"  {label:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['support']:8d}")
-        _print_sources(r)
+        _print_breakdowns(r)
     return 0
 
 
@@ -114,9 +114,17 @@ def _print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
     _print_side_by_side(ref_a, ha, ref_b, hb, "the same held-out units")
 
 
-def _print_sources(r: dict[str, Any], other: dict[str, Any] | None = None) -> None:
-    """Per-source micro/macro F1 and false-label rate on empty units of one axis (two reports: side by side)."""
-    sources = r.get("by_source") or {}
+def _print_breakdowns(r: dict[str, Any], other: dict[str, Any] | None = None) -> None:
+    """Per-source and per-period micro/macro F1 and false-label rate on empty units of one axis (two reports: side
+    by side)."""
+    from ..training import BREAKDOWNS
+
+    for key, what in BREAKDOWNS:
+        _print_groups(r, key, what, other)
+
+
+def _print_groups(r: dict[str, Any], key: str, what: str, other: dict[str, Any] | None = None) -> None:
+    sources = r.get(key) or {}
     if len(sources) < 2:
         return
 
@@ -127,11 +135,11 @@ def _print_sources(r: dict[str, Any], other: dict[str, Any] | None = None) -> No
         return f"{s['micro']['f1']:7.3f} {s['macro_f1']:7.3f} {rate:>12s}"
 
     head = f"{'micro':>7s} {'macro':>7s} {'fp-empty/n':>12s}"
-    print(f"  {'source':28s} {'units':>6s} {head}" + (f" | {head}" if other is not None else ""))
+    print(f"  {what:28s} {'units':>6s} {head}" + (f" | {head}" if other is not None else ""))
     for source, s in sources.items():
         line = f"  {source:28s} {s['n_units']:6d} {cells(s)}"
         if other is not None:
-            line += " | " + cells((other.get("by_source") or {}).get(source))
+            line += " | " + cells((other.get(key) or {}).get(source))
         print(line)
 
 
@@ -142,7 +150,7 @@ def _print_side_by_side(ref_a: str, ra: dict, ref_b: str, rb: dict, what: str) -
             continue
         print(f"\n{axis}: micro-F1 {ra[axis]['micro']['f1']:.3f} vs {rb[axis]['micro']['f1']:.3f}; "
               f"macro-F1 {ra[axis]['macro_f1']:.3f} vs {rb[axis]['macro_f1']:.3f}")
-        _print_sources(ra[axis], rb[axis])
+        _print_breakdowns(ra[axis], rb[axis])
         print(f"  {'label':28s} {'A':>6s} {'B':>6s} {'B-A':>7s} {'support':>8s}")
         for label, m in ra[axis]["labels"].items():
             other = rb[axis]["labels"].get(label)
