@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/quality.py --merge a.json c.json                     # one table of both
     .venv/bin/python benchmarks/quality.py --groups city ...   # CV folds keep each city's contract sections together
     .venv/bin/python benchmarks/quality.py --groups source ... # one fold per source: a source the model never met
+    .venv/bin/python benchmarks/quality.py --groups period ... # one fold per decade of a source that spans decades
 
 Each configuration is a set of linear-tier parameters (and which annotation rounds it trains on). For each:
 
@@ -81,12 +82,15 @@ CONFIGS = {
 }
 CITY_SOURCES = ("ccc", "nyc_council", "king_county")
 GROUPING = {"document": "document", "city": "document, climate-city-contract sections by city",
-            "source": "source"}
+            "source": "source", "period": "period"}
 
 
 def how_cv(args) -> str:
     if args.groups == "source":
         return "one fold per source, each scored by a model that never saw it"
+    if args.groups == "period":
+        return ("one fold per decade of each source dated in two decades or more (UN speeches, NYC Council), each "
+                "scored by a model that saw every other unit; only those units are scored")
     return f"{args.folds} folds grouped by {GROUPING[args.groups]}, iteratively stratified"
 
 
@@ -121,10 +125,12 @@ def cv_folds(train, Y, folds: int, groups: str):
     """The CV folds of the training part: iteratively stratified over groups (``document``, ``city``), or
     leave-one-source-out (``source``: as many folds as sources, whatever ``folds`` says), the nearest these
     annotations come to a source the product has never met."""
-    from nlp.annotations import source_folds, source_of, stratified_folds
+    from nlp.annotations import period_folds, period_of, source_folds, source_of, stratified_folds
 
     if groups == "source":
         return source_folds([source_of(x) for x in train])
+    if groups == "period":
+        return period_folds([source_of(x) for x in train], [period_of(x) for x in train])
     return stratified_folds(Y, folds, 0, [group_of(x, groups) for x in train])
 
 
@@ -155,13 +161,15 @@ def evaluate_config(params: dict, rounds: str, folds: int, data, groups: str = "
         train = [annotations[i] for i in train_idx]
         Y = sub(train_idx)
         pred = {a: np.zeros_like(v) for a, v in Y.items()}
+        scored = np.zeros(len(train), dtype=bool)  # every unit, but by period
         for a, b in cv_folds(train, Y, folds, groups):
+            scored[b] = True
             fold = fit_tagger(cls, codebook, params, [units[train_idx[i]] for i in a],
                               {ax: v[a] for ax, v in Y.items()}, sources=[src[train_idx[i]] for i in a])
             p = fold.predict([units[train_idx[i]] for i in b])
             for ax in Y:
                 pred[ax][b] = p[ax]
-        keep = np.array([x.sample in EVALUATION_SAMPLES for x in train])
+        keep = np.array([x.sample in EVALUATION_SAMPLES for x in train]) & scored
         sources = [source_of(x) for x, k in zip(train, keep) if k]
         out["cv"] = {ax: axis_report(Y[ax][keep], pred[ax][keep], codebook.labels(ax), sources) for ax in Y}
     return out
@@ -223,7 +231,8 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, default=5, help="CV folds on the training part (0: held-out only)")
     p.add_argument("--groups", choices=tuple(GROUPING), default="document",
                    help="CV groups: documents; climate-city-contract sections grouped by their city (a city the "
-                        "model never saw); or one fold per source (a source the model never met)")
+                        "model never saw); one fold per source (a source the model never met); or one fold per "
+                        "decade of the sources that span decades (years the model never met)")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--save", type=Path, metavar="JSON", help="also write the results of this run to JSON")

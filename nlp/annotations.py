@@ -169,6 +169,29 @@ def source_folds(sources: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.flatnonzero(src != s), np.flatnonzero(src == s)) for s in names]
 
 
+def period_folds(sources: list[str], periods: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-period-out folds within each source: for every source whose units are dated in two periods or more
+    (:func:`period_of`), one fold per (source, period), in sorted order. Its units are predicted by a model fitted
+    on every other unit, the same source's other periods included. This is what the tags of years one has not
+    annotated get, for a source one has: a trend drawn over them is only as good as that. Units of a source with
+    one period only, and undated units, are never predicted (they train every fold)."""
+    src, per = np.asarray(sources, dtype=str), np.asarray(periods, dtype=str)
+    if len(src) != len(per):
+        raise ValueError(f"{len(src)} sources for {len(per)} periods")
+    folds = []
+    for source in sorted(set(src.tolist())):
+        dated = sorted(set(per[(src == source) & (per != UNDATED)].tolist()))
+        if len(dated) < 2:
+            continue
+        for period in dated:
+            held = (src == source) & (per == period)
+            folds.append((np.flatnonzero(~held), np.flatnonzero(held)))
+    if not folds:
+        raise ConfigError("leave-one-period-out needs a source whose units are dated in two decades or more; "
+                          "none is (units need a 'date')")
+    return folds
+
+
 def stratified_folds(y: dict[str, np.ndarray], k: int = 5, seed: int = 0,
                      groups: list[str] | np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """K multi-label folds by iterative stratification (Sechidis et al. 2011, ``iterative-stratification``):

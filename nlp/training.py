@@ -179,7 +179,7 @@ def _leave_source_out_report(cls, codebook, params, user_params, annotations, un
         return None
     folds = source_folds(sources)
     progress(f"leave-one-source-out: {len(folds)} fits of {cls.name}, each without one source")
-    _, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress, True)
+    _, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress, sources)
     kept_sources = [s for s, k in zip(sources, keep) if k]
     report = {axis: axis_report(y[axis][keep], predicted[axis][keep], codebook.labels(axis), kept_sources)
               for axis in codebook.axis_names}
@@ -261,14 +261,18 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
 
     ``by="document"``: ``k`` iteratively stratified folds grouped by document. ``by="source"``: one fold per
     source (``k`` is not used), so each source is predicted by a model that never saw it, the figure to expect on a
-    source of one's own (:func:`~nlp.annotations.source_folds`)."""
-    from .annotations import source_folds, stratified_folds
+    source of one's own (:func:`~nlp.annotations.source_folds`). ``by="period"``: one fold per decade of each
+    source dated in two decades or more (:func:`~nlp.annotations.period_folds`); the report covers those units
+    only."""
+    from .annotations import period_folds, source_folds, stratified_folds
     from .metrics import calibration_table, expected_calibration_error
 
-    if by not in ("document", "source"):
-        raise ConfigError(f"cross-validation by {by!r}: choose 'document' or 'source'")
+    if by not in ("document", "source", "period"):
+        raise ConfigError(f"cross-validation by {by!r}: choose 'document', 'source' or 'period'")
     sources = [source_of(a) for a in annotations]
-    folds = source_folds(sources) if by == "source" else None  # refused before any text is read
+    periods = [period_of(a) for a in annotations]
+    # refused before any text is read
+    folds = source_folds(sources) if by == "source" else period_folds(sources, periods) if by == "period" else None
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
@@ -276,9 +280,12 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     user_params, params = params, tagger_settings(cls, params, cache)
     if folds is None:
         folds = stratified_folds(y, k, seed, [document_key(a) for a in annotations])
+    names = {"source": sources, "period": [f"{s} {p}" for s, p in zip(sources, periods)]}.get(by)
     scores, predicted = _predict_folds(cls, codebook, params, user_params, units, y, sources, folds, progress,
-                                       by == "source")
-    periods = [period_of(a) for a in annotations]
+                                       names)
+    scored = np.sort(np.concatenate([test for _, test in folds]))  # every unit, but by period
+    y, scores, predicted = ({axis: v[scored] for axis, v in m.items()} for m in (y, scores, predicted))
+    sources, periods = [sources[i] for i in scored], [periods[i] for i in scored]
     report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources, periods)
               for axis in codebook.axis_names}
     for axis in report:
@@ -289,10 +296,10 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
 
 
 def _predict_folds(cls: type[Tagger], codebook: Codebook, params: dict[str, Any], user_params, units, y, sources,
-                   folds, progress: Progress, by_source: bool = False
+                   folds, progress: Progress, names: list[str] | None = None
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Out-of-fold (scores, 0/1 predictions at each fold model's thresholds) per axis: every unit scored by the
-    model fitted on the folds that do not hold it."""
+    model fitted on the folds that do not hold it. ``names`` (one per unit): what a fold holds out, for progress."""
     scores = {axis: np.zeros(v.shape) for axis, v in y.items()}
     predicted = {axis: np.zeros(v.shape, dtype=int) for axis, v in y.items()}
     for n, (train_idx, test_idx) in enumerate(folds, 1):
@@ -302,7 +309,7 @@ def _predict_folds(cls: type[Tagger], codebook: Codebook, params: dict[str, Any]
         for axis in y:
             scores[axis][test_idx] = proba[axis]
             predicted[axis][test_idx] = proba[axis] >= model.thresholds_[axis]
-        held_out = f" of {sources[test_idx[0]]}" if by_source else ""
+        held_out = f" of {names[test_idx[0]]}" if names is not None else ""
         progress(f"fold {n}/{len(folds)}: fitted on {len(train_idx)} units, predicted {len(test_idx)}{held_out}")
     return scores, predicted
 

@@ -146,7 +146,7 @@ def test_leave_one_source_out_fits_each_fold_without_the_source_it_scores(seed_r
     assert progress[0].startswith("fold 1/3") and progress[0].endswith("of nyc_council")
     assert sorted(report["functions"]["by_source"]) == ["nyc_council", "state_department", "ungdc"]
     assert sum(s["n_units"] for s in report["functions"]["by_source"].values()) == len(rows)
-    with pytest.raises(ValueError, match="choose 'document' or 'source'"):
+    with pytest.raises(ValueError, match="choose 'document', 'source' or 'period'"):
         training.cross_validate(anns, codebook, tagger="lexicon", by="city")
     with pytest.raises(ValueError, match="at least two sources"):
         training.cross_validate(anns[:5], codebook, tagger="lexicon", by="source")
@@ -165,6 +165,13 @@ def test_cli_leave_source_out(tmp_path, capsys, seed_rows, monkeypatch):
     assert (tmp_path / "loso.md").read_text().startswith("# leave-one-source-out cross-validation of lexicon")
     with pytest.raises(SystemExit):  # one way of cross-validating at a time
         main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-source-out", "--cv", "3"])
+
+    assert main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-period-out"]) == 0
+    out, errors = capsys.readouterr()
+    assert out.startswith("leave-one-period-out cross-validation of lexicon (lexicon settings): ")
+    assert "\n  period " in out and "of ungdc " in errors
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--annotations", str(ann), "--model", "lexicon", "--leave-period-out", "--cv", "3"])
 
 
 def test_train_records_what_a_source_never_seen_gets_on_the_model_card(tmp_path, seed_rows, capsys, monkeypatch):
@@ -215,3 +222,46 @@ def test_train_says_why_units_chosen_by_the_model_are_not_scored(tmp_path, seed_
     assert "no held-out evaluation: no unit was drawn at random or by cue" in errors
     assert "leave-one-source-out: skipped" in errors and "fold 1/" not in errors
     assert read_meta(out.strip())["metrics"] == {}
+
+
+def test_period_folds_hold_out_one_decade_of_one_source_each():
+    from nlp.annotations import period_folds
+
+    sources = ["un", "un", "un", "city", "city", "un", "plans"]
+    periods = ["1960s", "2010s", "1960s", "2020s", "2020s", "undated", "undated"]
+    folds = period_folds(sources, periods)
+    # only the UN is dated in two decades: one fold per decade; the city (one decade) and undated units always train
+    assert [sorted(test.tolist()) for _, test in folds] == [[0, 2], [1]]
+    for train, test in folds:
+        assert sorted([*train, *test]) == list(range(7))
+        assert {3, 4, 5, 6} <= set(train.tolist())
+    with pytest.raises(ValueError, match="two decades or more"):
+        period_folds(["city", "city"], ["2020s", "undated"])
+
+
+def test_leave_one_period_out_scores_the_decades_of_sources_that_span_them(seed_rows, codebook, monkeypatch):
+    from nlp import training
+    from nlp.annotations import Annotation, period_of
+
+    rows = _rows_of_three_sources(seed_rows, n=30)
+    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"],
+                       {"corpus": r["corpus"], "date": r["date"]}) for r in rows]
+    spanning = {(a.meta["corpus"], period_of(a)) for a in anns}
+    un_decades = sorted(p for s, p in spanning if s == "ungdc")
+    assert len(un_decades) >= 2  # the UN General Debate spans decades; State Department units do not
+    seen = []
+    real_fit = training.fit_tagger
+
+    def spy(cls, codebook, settings, units, y, user_params=None, sources=None):
+        seen.append(len(units))
+        return real_fit(cls, codebook, settings, units, y, user_params, sources)
+
+    monkeypatch.setattr(training, "fit_tagger", spy)
+    progress = []
+    report = training.cross_validate(anns, codebook, tagger="lexicon", by="period", progress=progress.append)
+    scored = [a for a in anns if a.meta["corpus"] in {s for s, p in spanning
+                                                      if sum(s2 == s for s2, _ in spanning) >= 2}]
+    assert report["functions"]["n_units"] == len(scored) == sum(len(anns) - n for n in seen)
+    assert "state_department" not in report["functions"]["by_source"]
+    assert sum(m.endswith(f"of ungdc {un_decades[0]}") for m in progress) == 1
+    assert sorted(report["functions"]["by_period"]) == sorted({period_of(a) for a in scored})

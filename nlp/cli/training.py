@@ -54,17 +54,19 @@ def cmd_evaluate(args) -> int:
         from ..annotations import EVALUATION_SAMPLES
 
         annotations = [a for a in annotations if a.sample in (*EVALUATION_SAMPLES, "")]
-    if args.cv or args.leave_source_out:
+    by = "source" if args.leave_source_out else "period" if args.leave_period_out else "document"
+    crossed = bool(args.cv) or by != "document"
+    if crossed:
         from ..models import read_meta
         from ..training import cross_validate
 
         name = args.model or active_ref() or "linear"
         meta = read_meta(name) if name != "lexicon" else {"tagger": "lexicon", "params": {}, "name": "lexicon",
                                                            "version": "-"}
-        how = "leave-one-source-out" if args.leave_source_out else f"{args.cv}-fold"
+        how = {"source": "leave-one-source-out", "period": "leave-one-period-out"}.get(by, f"{args.cv}-fold")
         title = f"{how} cross-validation of {meta['tagger']} ({meta.get('name')} settings)"
         report = cross_validate(annotations, codebook, tagger=meta["tagger"], params=meta.get("params"),
-                                k=args.cv or 5, by="source" if args.leave_source_out else "document",
+                                k=args.cv or 5, by=by,
                                 progress=(lambda _m: None) if args.quiet else err, cache=embedding_cache(args))
         model_ref = f"{meta['tagger']} (cross-validated)"
     else:
@@ -84,9 +86,10 @@ def cmd_evaluate(args) -> int:
             fh.write(text)
         err(f"wrote {args.report}")
     if args.json:
-        print(json.dumps({"model": model_ref, "n_units": len(annotations), "axes": report}, indent=2))
+        print(json.dumps({"model": model_ref, "n_units": next(iter(report.values()))["n_units"], "axes": report},
+                         indent=2))
         return 0
-    print(f"{title}: {len(annotations)} units" if args.cv or args.leave_source_out else
+    print(f"{title}: {next(iter(report.values()))['n_units']} units" if crossed else
           f"model {model_ref} on {len(annotations)} units of {args.annotations}")
     for axis, r in report.items():
         print(f"\n{axis}: micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} "
@@ -186,6 +189,10 @@ def register(sub, parents) -> None:
     how.add_argument("--leave-source-out", action="store_true",
                      help="cross-validation with one fold per source: each source predicted by a model fitted on "
                           "the others only (what to expect on a source of your own)")
+    how.add_argument("--leave-period-out", action="store_true",
+                     help="cross-validation with one fold per decade of each source dated in two decades or more: "
+                          "those units predicted by a model that saw every other unit (what the years you have not "
+                          "annotated get)")
     s.add_argument("--report", metavar="FILE", help="also write the report as markdown (.md) or HTML (.html)")
     s.set_defaults(func=cmd_evaluate)
 
