@@ -125,24 +125,38 @@ def _rows_of_three_sources(seed_rows, n=12):
     return out
 
 
-def test_leave_one_source_out_fits_each_fold_without_the_source_it_scores(seed_rows, codebook, monkeypatch):
-    from nlp import training
+def _annotations_of(rows, codebook, *keys):
     from nlp.annotations import Annotation
 
-    rows = _rows_of_three_sources(seed_rows)
-    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"],
-                       {"corpus": r["corpus"]}) for r in rows]
+    return [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"],
+                       {k: r[k] for k in keys}) for r in rows]
+
+
+def _spy_on_fits(monkeypatch) -> list[tuple[int, set[str]]]:
+    """(units, sources) of every fit cross-validation makes, in order."""
+    from nlp import training
+
     seen = []
     real_fit = training.fit_tagger
 
     def spy(cls, codebook, settings, units, y, user_params=None, sources=None):
-        seen.append(set(sources))
+        seen.append((len(units), set(sources)))
         return real_fit(cls, codebook, settings, units, y, user_params, sources)
 
     monkeypatch.setattr(training, "fit_tagger", spy)
+    return seen
+
+
+def test_leave_one_source_out_fits_each_fold_without_the_source_it_scores(seed_rows, codebook, monkeypatch):
+    from nlp import training
+
+    rows = _rows_of_three_sources(seed_rows)
+    anns = _annotations_of(rows, codebook, "corpus")
+    seen = _spy_on_fits(monkeypatch)
     progress = []
     report = training.cross_validate(anns, codebook, tagger="lexicon", by="source", progress=progress.append)
-    assert seen == [{"state_department", "ungdc"}, {"nyc_council", "ungdc"}, {"nyc_council", "state_department"}]
+    assert [sources for _, sources in seen] == [{"state_department", "ungdc"}, {"nyc_council", "ungdc"},
+                                                 {"nyc_council", "state_department"}]
     assert progress[0].startswith("fold 1/3") and progress[0].endswith("of nyc_council")
     assert sorted(report["functions"]["by_source"]) == ["nyc_council", "state_department", "ungdc"]
     assert sum(s["n_units"] for s in report["functions"]["by_source"].values()) == len(rows)
@@ -241,27 +255,18 @@ def test_period_folds_hold_out_one_decade_of_one_source_each():
 
 def test_leave_one_period_out_scores_the_decades_of_sources_that_span_them(seed_rows, codebook, monkeypatch):
     from nlp import training
-    from nlp.annotations import Annotation, period_of
+    from nlp.annotations import period_of
 
-    rows = _rows_of_three_sources(seed_rows, n=30)
-    anns = [Annotation(r["id"], r["text"], {a: r[a] for a in codebook.axis_names}, r["title"], r["sample"],
-                       {"corpus": r["corpus"], "date": r["date"]}) for r in rows]
+    anns = _annotations_of(_rows_of_three_sources(seed_rows, n=30), codebook, "corpus", "date")
     spanning = {(a.meta["corpus"], period_of(a)) for a in anns}
     un_decades = sorted(p for s, p in spanning if s == "ungdc")
     assert len(un_decades) >= 2  # the UN General Debate spans decades; State Department units do not
-    seen = []
-    real_fit = training.fit_tagger
-
-    def spy(cls, codebook, settings, units, y, user_params=None, sources=None):
-        seen.append(len(units))
-        return real_fit(cls, codebook, settings, units, y, user_params, sources)
-
-    monkeypatch.setattr(training, "fit_tagger", spy)
+    seen = _spy_on_fits(monkeypatch)
     progress = []
     report = training.cross_validate(anns, codebook, tagger="lexicon", by="period", progress=progress.append)
     scored = [a for a in anns if a.meta["corpus"] in {s for s, p in spanning
                                                       if sum(s2 == s for s2, _ in spanning) >= 2}]
-    assert report["functions"]["n_units"] == len(scored) == sum(len(anns) - n for n in seen)
+    assert report["functions"]["n_units"] == len(scored) == sum(len(anns) - n for n, _ in seen)
     assert "state_department" not in report["functions"]["by_source"]
     assert sum(m.endswith(f"of ungdc {un_decades[0]}") for m in progress) == 1
     assert sorted(report["functions"]["by_period"]) == sorted({period_of(a) for a in scored})
