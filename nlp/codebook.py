@@ -119,6 +119,26 @@ def _as_str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in value if str(v).strip())
 
 
+def _rejoin_parentheses(items: tuple[str, ...]) -> tuple[str, ...]:
+    """Items of a YAML flow list written with commas inside parentheses, made whole again.
+
+    ``include: [city networks (C40, ICLEI, UCLG), joint projects]`` is, to YAML, four items: "city networks (C40",
+    "ICLEI", "UCLG)" and "joint projects". The codebook's authors meant two, and the guidelines shown to annotators
+    should read as they wrote them. An item that opens more parentheses than it closes takes the items after it,
+    joined by ", ", until they balance (or the list ends)."""
+    out: list[str] = []
+    pending: list[str] = []
+    for item in items:
+        pending.append(item)
+        joined = ", ".join(pending)
+        if joined.count("(") <= joined.count(")"):
+            out.append(joined)
+            pending = []
+    if pending:
+        out.append(", ".join(pending))
+    return tuple(out)
+
+
 def parse_codebook(data: Any, source: str = "<codebook>") -> Codebook:
     """Validate a parsed YAML mapping and build a :class:`Codebook`."""
     if not isinstance(data, dict):
@@ -157,8 +177,8 @@ def parse_codebook(data: Any, source: str = "<codebook>") -> Codebook:
                     axis=key,
                     definition=entry["definition"].strip(),
                     seeds=_as_str_list(entry["seeds"], f"{where}: key 'seeds'"),
-                    include=_as_str_list(entry.get("include"), f"{where}: key 'include'"),
-                    exclude=_as_str_list(entry.get("exclude"), f"{where}: key 'exclude'"),
+                    include=_rejoin_parentheses(_as_str_list(entry.get("include"), f"{where}: key 'include'")),
+                    exclude=_rejoin_parentheses(_as_str_list(entry.get("exclude"), f"{where}: key 'exclude'")),
                     attributes={k: v for k, v in entry.items() if k not in known},
                 )
             )

@@ -73,6 +73,21 @@ def test_shipped_codebook_loads_with_14_functions_and_6_domains(codebook):
         codebook.label("nope")
 
 
+def test_include_and_exclude_items_with_commas_in_parentheses_read_as_written(codebook):
+    """YAML splits a flow list at every comma, including those inside parentheses; the guidelines shown to
+    annotators keep the authors' items whole."""
+    networks = codebook.label("collaboration_networks")
+    assert networks.include[0] == "city networks (C40, ICLEI, Eurocities, Covenant of Mayors, UCLG, Mayors for Peace)"
+    assert networks.include[1] == "multilateral fora and summits as venues of cooperation"
+    assert codebook.label("culture").exclude == ("rights claims of these communities (human_rights, tag both if both)",)
+    every = [item for axis in codebook.axis_names for lab in codebook.labels(axis)
+             for item in (*codebook.label(lab).include, *codebook.label(lab).exclude)]
+    assert all(item.count("(") == item.count(")") for item in every)
+    data = yaml.safe_load("functions:\n  - {id: a, definition: d, seeds: [s], include: [x (y, z, w]}\n"
+                          "domains:\n  - {id: b, definition: d, seeds: [s]}\n")
+    assert parse_codebook(data).label("a").include == ("x (y, z, w",)  # never balanced: one item, nothing lost
+
+
 def test_fingerprint_is_stable_and_tracks_what_a_model_depends_on(codebook, tmp_path):
     assert codebook.fingerprint() == SHIPPED_FINGERPRINT
     assert load_codebook(DEFAULT_CODEBOOK).fingerprint() == SHIPPED_FINGERPRINT
