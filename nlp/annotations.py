@@ -116,7 +116,7 @@ UNDATED = "undated"
 def period_of(ann: Annotation) -> str:
     """The decade of the unit's date ("1990s"), or "undated", for per-period figures. Trends over years are only as
     good as the tags in each year: a tagger that reads the 1960s' UN speeches worse than the 2010s' draws a trend
-    of its own errors. The shipped rounds carry the document's ``date``; workspace units carry none."""
+    of its own errors. The shipped rounds carry the document's ``date``, workspace units their document's."""
     date = str(meta_value(ann, "date") or "")
     return f"{date[:3]}0s" if len(date) >= 4 and date[:4].isdigit() else UNDATED
 

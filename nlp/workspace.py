@@ -835,19 +835,21 @@ class Workspace:
         per annotator and unit only the latest version (:meth:`latest_annotations`), so an edit replaces the
         decision it corrects in exports and training, and two annotators of one text both stay. Each carries its
         document's source (``meta["source"]``) where the document is still in the workspace, so that training
-        balances and reports it as the source it is (a city office's own releases are a source of their own)."""
+        balances and reports it as the source it is (a city office's own releases are a source of their own), and
+        its date (``meta["date"]``), so that evaluations report it per period."""
         out = []
         for row in self.latest_annotations():
             labels = {axis: list(row["labels"].get(axis, [])) for axis in codebook.axis_names}
             meta = {"annotator": row["annotator"], "document": row["document"]}
-            if row.get("source"):
-                meta["source"] = row["source"]
+            for key in ("source", "date"):
+                if row.get(key):
+                    meta[key] = row[key]
             out.append(Annotation(f"workspace:{row['annotation_id']}", row["text"], labels,
                                   sample=row.get("sample") or "", meta=meta))
         return out
 
     def annotations(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT a.*, d.id AS document, d.source AS source FROM annotations a "
+        rows = self.conn.execute("SELECT a.*, d.id AS document, d.source AS source, d.date AS date FROM annotations a "
                                  "LEFT JOIN documents d ON d.doc_id = a.doc_id ORDER BY annotation_id").fetchall()
         return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]
 

@@ -221,19 +221,21 @@ def test_how_a_unit_was_drawn_is_kept_and_random_units_can_be_held_out(tmp_path,
     assert test and all(anns[i].sample == "random" for i in test)  # only random units are ever scored
 
 
-def test_an_exported_workspace_unit_read_back_keeps_its_document_source_and_sample(tmp_path, codebook):
-    from nlp.annotations import document_key, read_annotations, source_of
+def test_an_exported_workspace_unit_read_back_keeps_its_document_source_date_and_sample(tmp_path, codebook):
+    from nlp.annotations import document_key, period_of, read_annotations, source_of
     from nlp.schema import Document
     from nlp.workspace import Workspace
 
     with Workspace(tmp_path / "ws") as ws:
         ws.add_documents([Document(id="seoul-7", text="The Mayor of Seoul hosted the Consul General of Peru.",
-                                   source="Seoul press releases")])
+                                   source="Seoul press releases", date="2019-05-02")])
         doc_id = ws.document_info("seoul-7")["doc_id"]
         ws.add_annotation("The Mayor of Seoul hosted the Consul General of Peru.",
                           {"functions": ["representation_protocol"], "domains": []}, "kim", doc_id=doc_id,
                           sample="random")
         units = ws.annotation_units(codebook)
+    assert [period_of(u) for u in units] == ["2010s"]  # evaluations report a workspace's units per period too
     path = export_annotations(units, tmp_path / "out.jsonl", codebook, "jsonl")
     back = read_annotations(path, codebook)
-    assert [(source_of(a), document_key(a), a.sample) for a in back] == [("Seoul press releases", "seoul-7", "random")]
+    assert [(source_of(a), document_key(a), a.sample, period_of(a)) for a in back] == [
+        ("Seoul press releases", "seoul-7", "random", "2010s")]
