@@ -24,7 +24,7 @@ Speed
   Differences to ``tagger fp32`` (max |Δp| over all passages and labels) show what the faster paths change in the
   scores of an untrained head; ``--train`` measures what they change in held-out F1.
 
-Training (``--train``)
+Training (``--train``, with ``--params JSON`` for other tagger parameters than the defaults)
   The tagger with default parameters fitted on the standard split (``heldout_split(annotations)``:
   train on the other 1,296 units, of which the tagger keeps 15% for validation), its wall time, and micro/macro F1
   on the 464 held-out units (random and cue units of a quarter of the documents) for each inference path, next to the linear tagger fitted on the same units.
@@ -162,8 +162,10 @@ def run_speed(tagger, passages, threads: list[int], repeat: int, progress=print)
 
 
 # -- training ----------------------------------------------------------------------------------------------------
-def run_training(codebook, progress=print) -> dict:
-    from nlp.annotations import heldout_split, label_matrix, read_seed_annotations
+def run_training(codebook, progress=print, params: dict | None = None) -> dict:
+    """Fit on the training part of the fixed split with ``params`` (defaults otherwise), score the held-out units
+    under each inference path, beside the linear tier fitted on the same units."""
+    from nlp.annotations import heldout_split, label_matrix, read_seed_annotations, source_of
     from nlp.taggers.linear import LinearTagger
     from nlp.taggers.transformer import TransformerTagger
     from nlp.text import TextProcessor
@@ -178,28 +180,31 @@ def run_training(codebook, progress=print) -> dict:
     train_units = [units[i] for i in train_idx]
     y_train = {a: v[train_idx] for a, v in y.items()}
     test_units, y_test = [units[i] for i in test_idx], {a: v[test_idx] for a, v in y.items()}
+    test_sources = [source_of(annotations[i]) for i in test_idx]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    tagger = TransformerTagger(codebook, progress=progress).fit(train_units, y_train)
+    tagger = TransformerTagger(codebook, progress=progress, **(params or {})).fit(train_units, y_train)
     fit_seconds = time.perf_counter() - t0
     out = {"fit_seconds": fit_seconds, "load": [load_before, os.getloadavg()], "params": tagger.get_params(),
+           "device": str(tagger._torch_device()),
            "history": tagger.history_, "train_units": len(train_idx), "test_units": len(test_idx),
            "train_passages": sum(len(u) for u in train_units), "results": {}}
     for mode, params in (("fp32", dict(precision="fp32")), ("bf16", dict(precision="bf16")),
                          ("int8", dict(quantize=True))):
         tagger.set_params(**{"precision": "auto", "quantize": False, **params})
         t0 = time.perf_counter()
-        report = evaluate_tagger(tagger, test_units, y_test, codebook)
+        report = evaluate_tagger(tagger, test_units, y_test, codebook, test_sources)
         out["results"][mode] = _brief(report) | {"seconds": time.perf_counter() - t0}
         progress(f"  held-out, {mode}: " + ", ".join(f"{a} micro-F1 {r['micro']['f1']:.3f}"
                                                      for a, r in report.items()))
     linear = LinearTagger(codebook).fit(train_units, y_train)
-    out["results"]["linear"] = _brief(evaluate_tagger(linear, test_units, y_test, codebook))
+    out["results"]["linear"] = _brief(evaluate_tagger(linear, test_units, y_test, codebook, test_sources))
     return out
 
 
 def _brief(report: dict) -> dict:
-    return {axis: {"micro": r["micro"], "macro_f1": r["macro_f1"],
+    return {axis: {"micro": r["micro"], "macro_f1": r["macro_f1"], "false_on_empty": r.get("false_on_empty"),
+                   "by_source": {s: g["micro"]["f1"] for s, g in (r.get("by_source") or {}).items()},
                    "labels": {k: v["f1"] for k, v in r["labels"].items()}} for axis, r in report.items()}
 
 
@@ -263,10 +268,11 @@ def render_training(train: dict) -> list[str]:
                      f" ({h['seconds']:.0f} s)" for h in train["history"])
     settings = ", ".join(f"{k}={v}" for k, v in p.items())
     lines = ["### Training and held-out quality (`--train`)", "",
-             f"`TransformerTagger` with default parameters ({settings}) fitted on the {train['train_units']} units "
+             f"`TransformerTagger` with parameters {settings} fitted on the {train['train_units']} units "
              f"of `heldout_split(annotations)` ({train['train_passages']} passages; 15% of the units "
              f"kept for validation: early stopping and thresholds) in **{train['fit_seconds'] / 60:.1f} min** on "
-             f"{len(os.sched_getaffinity(0))} cores (load average {train['load'][0][0]:.2f} at the start, "
+             + (f"device {train['device']}, " if train.get("device", "cpu") != "cpu" else "")
+             + f"{len(os.sched_getaffinity(0))} cores (load average {train['load'][0][0]:.2f} at the start, "
              f"{train['load'][1][0]:.2f} at the end). {hist}.",
              "",
              "| model | inference | functions micro F1 | functions macro F1 | domains micro F1 | domains macro F1 |"
@@ -279,8 +285,20 @@ def render_training(train: dict) -> list[str]:
         lines.append(f"| {model} | {infer} | {res['functions']['micro']['f1']:.3f} | "
                      f"{res['functions']['macro_f1']:.3f} | {res['domains']['micro']['f1']:.3f} | "
                      f"{res['domains']['macro_f1']:.3f} | {secs} |")
-    lines += ["", f"Held-out: the {train['test_units']} random units of the split, scored as documents (max over "
-                  "passages) at the thresholds tuned on the validation units."]
+    sources = sorted({src for res in train["results"].values() for src in res["functions"].get("by_source", {})})
+    if sources:
+        lines += ["", "Functions micro-F1 per source (held-out), and the share of units without a function given one:",
+                  "", "| model | inference | " + " | ".join(sources) + " | false on empty |",
+                  "| --- | --- | " + " | ".join("---:" for _ in sources) + " | ---: |"]
+        for mode, res in train["results"].items():
+            f = res["functions"]
+            rate = "—" if f.get("false_on_empty") is None else f"{f['false_on_empty']:.1%}"
+            lines.append(f"| {'linear (default)' if mode == 'linear' else 'transformer'} | "
+                         f"{'—' if mode == 'linear' else mode} | "
+                         + " | ".join(f"{f['by_source'][s]:.3f}" if s in f["by_source"] else "—" for s in sources)
+                         + f" | {rate} |")
+    lines += ["", f"Held-out: the {train['test_units']} random and cue units of the split, scored as documents "
+                  "(max over passages) at the thresholds tuned on the validation units."]
     if train.get("source"):
         lines += ["", train["source"]]
     return lines
@@ -301,6 +319,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train", action="store_true", help="also fit on the held-out split and report F1 (~20 min)")
+    p.add_argument("--params", type=json.loads, default={}, metavar="JSON",
+                   help='tagger parameters for --train, e.g. \'{"freeze_layers": 0, "stride": 128, "device": "cuda"}\' '
+                        "(issue 13, item 6: the whole encoder fine-tuned, passages read whole, on a GPU)")
     p.add_argument("--train-json", type=Path, help="reuse the result of an earlier --train run")
     p.add_argument("--save-train-json", type=Path, help="write the --train result here")
     p.add_argument("--skip-speed", action="store_true", help="only --train/--train-json (no speed table)")
@@ -329,7 +350,7 @@ def main(argv=None) -> int:
         train.setdefault("source", "Measured by an earlier `--train` run of this script (saved with "
                                    "`--save-train-json`, read back with `--train-json`).")
     elif args.train:
-        train = run_training(codebook, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        train = run_training(codebook, progress=lambda m: print(m, file=sys.stderr, flush=True), params=args.params)
     if train and args.save_train_json:
         args.save_train_json.write_text(json.dumps(train, indent=1), encoding="utf-8")
     load = (load_start, os.getloadavg()[0])

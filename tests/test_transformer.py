@@ -177,6 +177,52 @@ def test_length_bucketing_returns_input_order(trained, passages):
         np.testing.assert_allclose(reverse[axis][::-1], one[axis], atol=1e-5, rtol=0)
 
 
+def test_sliding_windows_read_a_long_passage_whole_and_score_its_best_window(trained, passages):
+    """With ``stride``, a passage past ``max_tokens`` is read as overlapping windows (nothing truncated) and scores
+    the max over them; a short passage scores as without windows."""
+    tagger, _ = trained
+    long = max(passages, key=lambda p: len(p.text))
+    short = Passage(0, 0, 43, [], "The Mayor of Lyon met the Consul of Japan.")
+    pieces = len(tagger.tokenizer_(long.text, add_special_tokens=False, verbose=False)["input_ids"])
+    assert pieces > 3 * TINY["max_tokens"]
+    plain = tagger.passage_proba([long, short])
+    try:
+        tagger.set_params(stride=31)
+        texts, owner = tagger._windows([long.text, short.text])
+        width = TINY["max_tokens"] - 2
+        assert owner.tolist() == [0] * (len(texts) - 1) + [1] and texts[-1] == short.text
+        windows = texts[:-1]
+        assert len(windows) == 1 + -(-(pieces - width) // 31)  # one every 31 pieces, the last ending with the text
+        assert windows[0] == long.text[:len(windows[0])] and long.text.rstrip().endswith(windows[-1])
+        # none is truncated (a window cut inside a word may read its first piece as a word of its own: +2 at most)
+        assert all(len(tagger.tokenizer_(w, add_special_tokens=False, verbose=False)["input_ids"]) <= width + 2
+                   for w in windows)
+        for a, b in zip(windows, windows[1:]):  # consecutive windows overlap
+            assert a[-20:] in long.text and long.text.index(b) < long.text.index(a) + len(a)
+        windowed = tagger.passage_proba([long, short])
+        alone = tagger._split_axes(1 / (1 + np.exp(-tagger._logits(windows))))
+    finally:
+        tagger.set_params(stride=0)
+    for axis in windowed:
+        np.testing.assert_allclose(windowed[axis][0], alone[axis].max(0), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(windowed[axis][1], plain[axis][1], atol=1e-6, rtol=0)
+        assert not np.allclose(windowed[axis][0], plain[axis][0])  # the rest of the passage was read
+
+
+def test_a_fit_with_sliding_windows_trains_on_every_window(codebook, tiny_data, trained):
+    units, y, _ = tiny_data
+    messages: list[str] = []
+    params = {**TINY, "stride": 48}
+    tagger = TransformerTagger(codebook, progress=messages.append, **params).fit(units, y)
+    n_passages = sum(len(u) for u in units)
+    counts = [int(m.split(" training passages")[0].split()[-1]) for m in messages if "training passages" in m]
+    plain = [int(m.split(" training passages")[0].split()[-1]) for m in trained[1] if "training passages" in m]
+    assert counts and plain and counts[0] > plain[0]  # more examples: the windows of the long passages
+    assert tagger.get_params()["stride"] == 48 and plain[0] <= n_passages
+    proba = tagger.passage_proba([p for u in units[:3] for p in u])
+    assert all(np.isfinite(v).all() and ((v >= 0) & (v <= 1)).all() for v in proba.values())
+
+
 def test_sentence_contributions_score_each_sentence_alone(trained, passages, codebook):
     tagger, _ = trained
     sample = passages[:4]
@@ -239,7 +285,7 @@ def test_int8_and_bf16_paths_stay_close_to_fp32(trained, passages):
     dict(epochs=0), dict(epochs=1.5), dict(lr=0), dict(lr=-1e-4), dict(batch_size=0), dict(max_tokens=1000),
     dict(max_tokens=4), dict(freeze_layers=-1), dict(validation=1.0), dict(validation=-0.1), dict(dropout=1.0),
     dict(patience=-1), dict(max_pos_weight=0.5), dict(device="tpu"), dict(precision="fp16"), dict(quantize="yes"),
-    dict(seed=-1), dict(warmup=float("nan")),
+    dict(seed=-1), dict(warmup=float("nan")), dict(stride=-1), dict(max_tokens=64, stride=63),
 ])
 def test_bad_params_raise_value_error(codebook, bad):
     with pytest.raises(ValueError):

@@ -12,6 +12,11 @@ Training (:meth:`TransformerTagger.fit`; the loop is :func:`nlp.taggers.transfor
     the train/predict mismatch small. A unit's label may rest on a sentence in another of its passages (little
     noise: 1.17 passages a seed unit) or past the truncation point, which costs more: at 256 tokens, 65% of the
     1,813 seed passages are cut and 35% of their tokens are never read (in training or prediction alike).
+  * Sliding windows (``stride`` > 0; 0, the default, truncates): a passage longer than ``max_tokens`` is read as
+    overlapping windows of ``max_tokens`` pieces starting every ``stride`` pieces, each a training example with
+    its unit's labels; at prediction a passage scores the max over its windows, so nothing is left unread. It
+    costs about one more encoder pass per ``stride`` pieces past the first window: meant for a GPU (issue 13,
+    item 6), with ``freeze_layers=0``.
   * A seeded validation split of ``validation`` of the *units* (never split between their passages): for every
     label with two or more positive units, at least one positive unit stays in training. The validation units are
     scored as documents (max over passages) after each epoch: micro-F1 at thresholds tuned on them chooses the
@@ -71,7 +76,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 from ..text import Passage
-from .base import NotFittedError, Tagger, Units, register_tagger
+from .base import NotFittedError, Tagger, Units, aggregate_max, register_tagger
 from ..encoder import refuse_remote_code
 from .shared import sigmoid
 
@@ -161,12 +166,13 @@ def _make_head_module(hidden: int, n_labels: int, dropout: float):
 
 @register_tagger("transformer")
 class TransformerTagger(Tagger):
-    _param_names = ("epochs", "lr", "head_lr", "batch_size", "predict_batch_size", "max_tokens", "freeze_layers",
-                    "dropout", "weight_decay", "warmup", "validation", "patience", "max_pos_weight", "seed",
-                    "device", "precision", "quantize")
+    _param_names = ("epochs", "lr", "head_lr", "batch_size", "predict_batch_size", "max_tokens", "stride",
+                    "freeze_layers", "dropout", "weight_decay", "warmup", "validation", "patience", "max_pos_weight",
+                    "seed", "device", "precision", "quantize")
 
     def __init__(self, codebook, *, epochs: int = 4, lr: float = 1e-4, head_lr: float = 2e-3, batch_size: int = 16,
-                 predict_batch_size: int = 32, max_tokens: int = 256, freeze_layers: int = 4, dropout: float = 0.1,
+                 predict_batch_size: int = 32, max_tokens: int = 256, stride: int = 0, freeze_layers: int = 4,
+                 dropout: float = 0.1,
                  weight_decay: float = 0.01, warmup: float = 0.1, validation: float = 0.15, patience: int = 1,
                  max_pos_weight: float = 50.0, seed: int = 0, device: str = "auto", precision: str = "auto",
                  quantize: bool = False, progress: Progress | None = None):
@@ -177,6 +183,7 @@ class TransformerTagger(Tagger):
         self.batch_size = batch_size
         self.predict_batch_size = predict_batch_size
         self.max_tokens = max_tokens
+        self.stride = stride
         self.freeze_layers = freeze_layers
         self.dropout = dropout
         self.weight_decay = weight_decay
@@ -217,6 +224,7 @@ class TransformerTagger(Tagger):
         _check_int("batch_size", self.batch_size, 1)
         _check_int("predict_batch_size", self.predict_batch_size, 1)
         _check_int("max_tokens", self.max_tokens, 8, 512)
+        _check_int("stride", self.stride, 0, self.max_tokens - 2)
         _check_int("freeze_layers", self.freeze_layers, 0, 64)
         _check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         _check_float("weight_decay", self.weight_decay, 0.0, 1.0)
@@ -276,7 +284,7 @@ class TransformerTagger(Tagger):
             raise NotFittedError("transformer tagger is not fitted: call fit() or load a trained model")
 
     def _forget_inference_state(self) -> None:
-        for key in ("_inference", "_prior_cache"):
+        for key in ("_inference", "_prior_cache", "_window_tok"):
             self.__dict__.pop(key, None)
 
     def _inference_model(self):
@@ -313,6 +321,42 @@ class TransformerTagger(Tagger):
         return device, encoder, head, use_bf16
 
     # -- tokens and batches ------------------------------------------------------------------------------------
+    def _windows(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Sliding windows (``stride`` > 0): each text longer than ``max_tokens`` word pieces (with [CLS] and [SEP])
+        as windows of ``max_tokens`` - 2 pieces starting every ``stride`` pieces, the last one ending where the text
+        does, cut from the text at the pieces' character offsets; shorter texts as they are. Returns the window
+        texts and the index of the text each came from. With ``stride`` 0 the texts come back as they are (read up
+        to ``max_tokens`` pieces, the rest truncated)."""
+        texts = list(texts)
+        if not self.stride or not texts:
+            return texts, np.arange(len(texts))
+        width = self.max_tokens - 2
+        offsets = self._window_tokenizer()(texts, add_special_tokens=False, truncation=False, verbose=False,
+                                           return_offsets_mapping=True, return_attention_mask=False,
+                                           return_token_type_ids=False)["offset_mapping"]
+        out, owner = [], []
+        for i, (text, spans) in enumerate(zip(texts, offsets)):
+            if len(spans) <= width:
+                out.append(text)
+                owner.append(i)
+                continue
+            for a in [*range(0, len(spans) - width, self.stride), len(spans) - width]:
+                out.append(text[spans[a][0]:spans[a + width - 1][1]])
+                owner.append(i)
+        return out, np.asarray(owner, dtype=int)
+
+    def _window_tokenizer(self):
+        """A copy of the tagger's tokenizer for :meth:`_windows`, which reads whole texts (no truncation): a fast
+        tokenizer keeps its truncation setting in itself (see :func:`private_tokenizer`), so the copy that
+        :meth:`_tokenize` calls with ``max_tokens`` is never called otherwise, whatever another thread does."""
+        tokenizer = self.__dict__.get("_window_tok")
+        if tokenizer is None:
+            with _STATE_LOCK:
+                tokenizer = self.__dict__.get("_window_tok")
+                if tokenizer is None:
+                    tokenizer = self.__dict__["_window_tok"] = private_tokenizer(self.tokenizer_)
+        return tokenizer
+
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
@@ -352,8 +396,13 @@ class TransformerTagger(Tagger):
 
     # -- prediction --------------------------------------------------------------------------------------------
     def passage_proba(self, passages: Sequence[Passage]) -> dict[str, np.ndarray]:
+        """Scores of each passage; with ``stride``, the max over its windows (:meth:`_windows`)."""
         self._check_fitted()
-        return self._split_axes(sigmoid(self._logits([p.text for p in passages])))
+        texts, owner = self._windows([p.text for p in passages])
+        proba = sigmoid(self._logits(texts))
+        if len(texts) != len(passages):  # every passage has at least one window
+            proba = aggregate_max(proba, owner, len(passages))
+        return self._split_axes(proba)
 
     def sentence_contributions(self, passages: Sequence[Passage], axis: str) -> list[np.ndarray]:
         """Per passage, (n_sentences, n_labels): each sentence's score alone minus the score of an empty input."""

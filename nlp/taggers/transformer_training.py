@@ -59,7 +59,7 @@ def train(tagger: "TransformerTagger", units: Units, y: dict[str, np.ndarray]) -
     frozen = _freeze(encoder, tagger.freeze_layers)
 
     train_units, val_units = validation_split(Y, tagger.validation, tagger.seed)
-    train_texts, train_rows = _passage_texts(units, train_units)
+    train_texts, train_rows = _passage_texts(tagger, units, train_units)
     if not train_texts:
         raise DataError("transformer tagger: the training units have no passages")
     train_Y = Y[train_rows]
@@ -67,7 +67,7 @@ def train(tagger: "TransformerTagger", units: Units, y: dict[str, np.ndarray]) -
     pos_weight = np.clip((len(train_Y) - positives) / np.maximum(positives, 1), 1.0, tagger.max_pos_weight)
     pos_weight[positives == 0] = 1.0
     data = _dataset(tagger, train_texts, train_Y)
-    val_texts, val_rows = _passage_texts(units, val_units)
+    val_texts, val_rows = _passage_texts(tagger, units, val_units)
     val_owner = np.searchsorted(val_units, val_rows) if len(val_units) else np.zeros(0, dtype=int)
     Y_val = Y[val_units]
 
@@ -315,14 +315,19 @@ def validation_split(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.flatnonzero(~in_val), np.flatnonzero(in_val)
 
 
-def _passage_texts(units: Units, which: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """The texts of the passages of the units ``which``, and the unit each came from."""
+def _passage_texts(tagger: "TransformerTagger", units: Units, which: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The texts of the passages of the units ``which``, and the unit each came from. With the tagger's
+    ``stride``, a passage longer than ``max_tokens`` comes as its windows (:meth:`TransformerTagger._windows`),
+    each labelled with its unit's labels: the whole passage is read, in training as in prediction (where a
+    passage scores the max over its windows), at the price of windows labelled with a label whose evidence lies in
+    another window."""
     texts, rows = [], []
     for i in which.tolist():
         for p in units[i]:
             texts.append(p.text)
             rows.append(i)
-    return texts, np.asarray(rows, dtype=int)
+    texts, owner = tagger._windows(texts)
+    return texts, np.asarray(rows, dtype=int)[owner] if len(owner) else np.zeros(0, dtype=int)
 
 
 def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
