@@ -3,6 +3,9 @@
 
     .venv/bin/python benchmarks/transformer_speed.py [--passages 512] [--threads 2,1] [--repeat 2]
                                                       [--train] [--out benchmarks/RESULTS.md]
+    # on a GPU (issue 13, item 6): every layer fine-tuned, passages read whole
+    .venv/bin/python benchmarks/transformer_speed.py --train --skip-speed --save-train-json gpu.json \
+        --params '{"freeze_layers": 0, "stride": 128, "device": "cuda"}'
 
 Speed
   ``--passages`` real passages (default 512) drawn with a fixed seed from the documents of ``corpora/*.parquet``
