@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nlp.annotations import Annotation, label_matrix
-from nlp.models import save_model
+from nlp.models import load_model, save_model
 from nlp.pipeline import DocumentTagger
 from nlp.schema import Document
 from nlp.taggers import get_tagger_class
@@ -209,7 +209,7 @@ def test_sliding_windows_read_a_long_passage_whole_and_score_its_best_window(tra
         assert not np.allclose(windowed[axis][0], plain[axis][0])  # the rest of the passage was read
 
 
-def test_a_fit_with_sliding_windows_trains_on_every_window(codebook, tiny_data, trained):
+def test_a_fit_with_sliding_windows_trains_on_every_window(codebook, tiny_data, trained, tmp_path):
     units, y, _ = tiny_data
     messages: list[str] = []
     params = {**TINY, "stride": 48}
@@ -219,8 +219,15 @@ def test_a_fit_with_sliding_windows_trains_on_every_window(codebook, tiny_data, 
     plain = [int(m.split(" training passages")[0].split()[-1]) for m in trained[1] if "training passages" in m]
     assert counts and plain and counts[0] > plain[0]  # more examples: the windows of the long passages
     assert tagger.get_params()["stride"] == 48 and plain[0] <= n_passages
-    proba = tagger.passage_proba([p for u in units[:3] for p in u])
+    some = [p for u in units[:3] for p in u]
+    proba = tagger.passage_proba(some)
     assert all(np.isfinite(v).all() and ((v >= 0) & (v <= 1)).all() for v in proba.values())
+    # the model keeps reading in windows once saved and loaded from the registry
+    info = save_model(tagger, "windowed", folder=tmp_path)
+    back, _ = load_model(info.ref, codebook, folder=tmp_path)
+    assert back.get_params()["stride"] == 48
+    for axis, scores in back.passage_proba(some).items():
+        np.testing.assert_allclose(scores, proba[axis], atol=1e-5, rtol=0)
 
 
 def test_sentence_contributions_score_each_sentence_alone(trained, passages, codebook):
