@@ -265,7 +265,6 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     source dated in two decades or more (:func:`~nlp.annotations.period_folds`); the report covers those units
     only."""
     from .annotations import period_folds, source_folds, stratified_folds
-    from .metrics import calibration_table, expected_calibration_error
 
     if by not in ("document", "source", "period"):
         raise ConfigError(f"cross-validation by {by!r}: choose 'document', 'source' or 'period'")
@@ -286,13 +285,7 @@ def cross_validate(annotations: list[Annotation], codebook: Codebook, *, tagger:
     scored = np.sort(np.concatenate([test for _, test in folds]))  # every unit, but by period
     y, scores, predicted = ({axis: v[scored] for axis, v in m.items()} for m in (y, scores, predicted))
     sources, periods = [sources[i] for i in scored], [periods[i] for i in scored]
-    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources, periods)
-              for axis in codebook.axis_names}
-    for axis in report:
-        table = calibration_table(y[axis], scores[axis])
-        report[axis]["calibration"] = table
-        report[axis]["ece"] = expected_calibration_error(table)
-    return report
+    return _scored_report(codebook, y, predicted, scores, sources, periods)
 
 
 def _predict_folds(cls: type[Tagger], codebook: Codebook, params: dict[str, Any], user_params, units, y, sources,
@@ -330,10 +323,11 @@ def group_rows(r: dict[str, Any], key: str) -> list[dict[str, Any]]:
             for name, g in groups.items()]
 
 
-def _false_on_empty_sentence(r: dict[str, Any]) -> str:
+def false_on_empty_sentence(r: dict[str, Any]) -> str:
+    """The false-label rate on units without a label, in words (console and report files); "" without such units."""
     if r.get("false_on_empty") is None:
         return ""
-    return f"{r['false_on_empty']:.1%} of the {r['empty_units']} units without a label were given one."
+    return f"{r['false_on_empty']:.1%} of the {r['empty_units']} units without a label were given one"
 
 
 def report_markdown(report: dict[str, Any], title: str) -> str:
@@ -344,7 +338,8 @@ def report_markdown(report: dict[str, Any], title: str) -> str:
         lines += [f"## {axis}", "",
                   f"micro P {r['micro']['precision']:.3f} R {r['micro']['recall']:.3f} F1 {r['micro']['f1']:.3f}; "
                   f"macro F1 {r['macro_f1']:.3f}; samples F1 {r.get('samples_f1', float('nan')):.3f}; "
-                  f"{r['n_units']} units. {_false_on_empty_sentence(r)}".rstrip(), ""]
+                  f"{r['n_units']} units." + (f" {false_on_empty_sentence(r)}." if false_on_empty_sentence(r)
+                                               else ""), ""]
         for key, what in BREAKDOWNS:
             rows = group_rows(r, key)
             if rows:
@@ -376,7 +371,7 @@ def report_html(report: dict[str, Any], title: str) -> str:
     for axis, r in report.items():
         parts.append(f"<h2>{html.escape(axis)}</h2><p>micro F1 {r['micro']['f1']:.3f}, macro F1 {r['macro_f1']:.3f}, "
                      f"samples F1 {r.get('samples_f1', float('nan')):.3f}, {r['n_units']} units. "
-                     f"{html.escape(_false_on_empty_sentence(r))}</p>")
+                     f"{html.escape(false_on_empty_sentence(r))}</p>")
         for key, what in BREAKDOWNS:
             rows = group_rows(r, key)
             if rows:
@@ -392,18 +387,24 @@ def report_html(report: dict[str, Any], title: str) -> str:
 
 def evaluate(annotations: list[Annotation], tagger: Tagger, codebook: Codebook) -> dict[str, Any]:
     """A trained model on annotations: per-label P/R/F1/support, micro/macro/samples F1, score calibration."""
-    from .metrics import calibration_table, expected_calibration_error
-
     processor = TextProcessor(codebook)
     units = annotation_units(annotations, processor)
     y = label_matrix(annotations, codebook)
     proba = tagger.predict_proba(units)  # scored once: the predictions are these scores at the thresholds
-    sources, periods = [source_of(a) for a in annotations], [period_of(a) for a in annotations]
-    report = {axis: axis_report(y[axis], proba[axis] >= tagger.thresholds_[axis], codebook.labels(axis), sources,
-                                periods)
+    predicted = {axis: proba[axis] >= tagger.thresholds_[axis] for axis in proba}
+    return _scored_report(codebook, y, predicted, proba, [source_of(a) for a in annotations],
+                          [period_of(a) for a in annotations])
+
+
+def _scored_report(codebook: Codebook, y, predicted, scores, sources, periods) -> dict[str, Any]:
+    """Per axis: :func:`~nlp.metrics.axis_report` of the predictions (per source and per period) and the
+    calibration table of the scores they were cut from, with its expected calibration error."""
+    from .metrics import calibration_table, expected_calibration_error
+
+    report = {axis: axis_report(y[axis], predicted[axis], codebook.labels(axis), sources, periods)
               for axis in codebook.axis_names}
     for axis in report:
-        table = calibration_table(y[axis], proba[axis])
+        table = calibration_table(y[axis], scores[axis])
         report[axis]["calibration"] = table
         report[axis]["ece"] = expected_calibration_error(table)
     return report

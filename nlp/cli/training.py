@@ -46,7 +46,7 @@ def _seed_and_workspace_annotations(args, codebook, say):
 def cmd_evaluate(args) -> int:
     from ..annotations import read_annotations
     from ..models import active_ref, file_sha256
-    from ..training import evaluate
+    from ..training import evaluate, false_on_empty_sentence
 
     codebook = codebook_of(args)
     annotations = read_annotations(args.annotations, codebook)
@@ -96,7 +96,7 @@ def cmd_evaluate(args) -> int:
               f"F1 {r['micro']['f1']:.3f} | macro F1 {r['macro_f1']:.3f} | samples F1 {r['samples_f1']:.3f} | "
               f"ECE {r['ece']:.3f}")
         if r.get("false_on_empty") is not None:
-            print(f"  {r['false_on_empty']:.1%} of the {r['empty_units']} units without a label were given one")
+            print(f"  {false_on_empty_sentence(r)}")
         print(f"  {'label':28s} {'P':>6s} {'R':>6s} {'F1':>6s} {'support':>8s}")
         for label, m in r["labels"].items():
             print(f"  {label:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['support']:8d}")
@@ -127,8 +127,8 @@ def _print_breakdowns(r: dict[str, Any], other: dict[str, Any] | None = None) ->
 
 
 def _print_groups(r: dict[str, Any], key: str, what: str, other: dict[str, Any] | None = None) -> None:
-    sources = r.get(key) or {}
-    if len(sources) < 2:
+    groups = r.get(key) or {}
+    if len(groups) < 2:
         return
 
     def cells(s: dict[str, Any] | None) -> str:
@@ -139,10 +139,10 @@ def _print_groups(r: dict[str, Any], key: str, what: str, other: dict[str, Any] 
 
     head = f"{'micro':>7s} {'macro':>7s} {'fp-empty/n':>12s}"
     print(f"  {what:28s} {'units':>6s} {head}" + (f" | {head}" if other is not None else ""))
-    for source, s in sources.items():
-        line = f"  {source:28s} {s['n_units']:6d} {cells(s)}"
+    for group, s in groups.items():
+        line = f"  {group:28s} {s['n_units']:6d} {cells(s)}"
         if other is not None:
-            line += " | " + cells((other.get(key) or {}).get(source))
+            line += " | " + cells((other.get(key) or {}).get(group))
         print(line)
 
 
